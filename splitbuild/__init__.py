@@ -1,0 +1,50 @@
+"""splitbuild: split multi-platform container builds and the registry client behind them.
+
+The package namespace is lazy: ``import splitbuild`` is cheap, and names are imported from their
+modules on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from splitbuild._version import __version__
+
+_EXPORTS: dict[str, str] = {
+    "SplitbuildError": "splitbuild.errors",
+    "InvalidReference": "splitbuild.errors",
+    "InvalidDigest": "splitbuild.errors",
+    "InvalidManifest": "splitbuild.errors",
+    "NotFound": "splitbuild.errors",
+    "RegistryError": "splitbuild.errors",
+    "AuthError": "splitbuild.errors",
+    "VerificationError": "splitbuild.errors",
+    "Reference": "splitbuild.reference",
+    "LayoutReference": "splitbuild.reference",
+    "parse_reference": "splitbuild.reference",
+}
+
+if TYPE_CHECKING:
+    from splitbuild.errors import (
+        AuthError,
+        InvalidDigest,
+        InvalidManifest,
+        InvalidReference,
+        NotFound,
+        RegistryError,
+        SplitbuildError,
+        VerificationError,
+    )
+    from splitbuild.reference import LayoutReference, Reference, parse_reference
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'splitbuild' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

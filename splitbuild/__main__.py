@@ -1,0 +1,3 @@
+from splitbuild.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``splitbuild`` command line: thin typer commands over the library."""

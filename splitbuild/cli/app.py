@@ -1,0 +1,47 @@
+"""Assembles the root typer app from the command modules. The only place typer is configured."""
+
+from __future__ import annotations
+
+import typer
+
+from splitbuild._version import __version__
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"splitbuild {__version__}")
+        raise typer.Exit()
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer(
+        name="splitbuild",
+        help="Split multi-platform container builds: plan, generate CI, build, merge, maintain.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        add_completion=False,
+    )
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
+        """splitbuild: fast multi-platform container images."""
+
+    # Each command module exposes register(app); keep imports light (typer only at module top).
+    import importlib
+
+    from splitbuild.cli.commands import MODULES
+
+    for name in MODULES:
+        importlib.import_module(name).register(app)
+    return app
+
+
+def main() -> None:
+    app = make_app()
+    app()

@@ -1,0 +1,145 @@
+"""Errors raised by splitbuild, and the exit code the CLI maps each to.
+
+Every error the library raises on purpose derives from :class:`SplitbuildError`; anything else
+escaping is a bug. The tree::
+
+    SplitbuildError                       exit 1
+    ├── UsageError                        exit 2   bad combination of options
+    ├── InvalidInput                      exit 3   malformed reference, digest, manifest, config, rule
+    │   ├── InvalidReference (ValueError)
+    │   ├── InvalidDigest (ValueError)
+    │   ├── InvalidManifest
+    │   └── ConfigError
+    ├── NotFound                          exit 4   manifest, blob, tag or file that does not exist
+    ├── RegistryError                     exit 5   the registry or the network failed (after retries)
+    │   └── AuthError                     exit 6   credentials refused, scope denied
+    ├── VerificationError                 exit 7   digest mismatch, platform set mismatch
+    │   └── DigestMismatch
+    ├── Refused                           exit 8   a safety check refused (shrink, delete of a tagged digest)
+    └── BuildError                        exit 9   a local build failed
+
+Messages are one line, name the object at fault, and never contain a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "AuthError",
+    "BuildError",
+    "ConfigError",
+    "DigestMismatch",
+    "ErrorDetail",
+    "InvalidDigest",
+    "InvalidInput",
+    "InvalidManifest",
+    "InvalidReference",
+    "NotFound",
+    "RegistryError",
+    "Refused",
+    "SplitbuildError",
+    "UsageError",
+    "VerificationError",
+]
+
+
+class SplitbuildError(Exception):
+    """Base class. ``hint`` is an optional second line suggesting what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SplitbuildError):
+    exit_code = 2
+
+
+class InvalidInput(SplitbuildError):
+    exit_code = 3
+
+
+class InvalidReference(InvalidInput, ValueError):
+    """An image reference that does not follow the distribution/reference grammar."""
+
+
+class InvalidDigest(InvalidInput, ValueError):
+    """A digest that is not ``algorithm:hex`` with a registered algorithm and the right length."""
+
+
+class InvalidManifest(InvalidInput):
+    """Manifest bytes that are not a valid OCI/Docker manifest or index."""
+
+
+class ConfigError(InvalidInput):
+    """A config file, context file or option value that cannot be used."""
+
+
+class NotFound(SplitbuildError):
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One entry of the registry's ``errors`` list (distribution-spec error codes)."""
+
+    code: str
+    message: str = ""
+
+
+class RegistryError(SplitbuildError):
+    """A request failed. ``url`` is redacted (no query string with tokens, no userinfo)."""
+
+    exit_code = 5
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        details: Sequence[ErrorDetail] = (),
+        retryable: bool = False,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.details = tuple(details)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(d.code for d in self.details)
+
+
+class AuthError(RegistryError):
+    exit_code = 6
+
+
+class VerificationError(SplitbuildError):
+    exit_code = 7
+
+
+class DigestMismatch(VerificationError):
+    pass
+
+
+class Refused(SplitbuildError):
+    exit_code = 8
+
+
+class BuildError(SplitbuildError):
+    exit_code = 9

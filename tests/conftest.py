@@ -1,0 +1,56 @@
+"""Shared fixtures: real registries (CNCF distribution) on loopback, started and stopped here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.registry_server import RegistryServer, start_registry
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+TEST_USER = "splitbuild-user"
+TEST_PASSWORD = "s3cret-Passw0rd-not-for-output"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        raise RuntimeError(f"reference material not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RegistryServer]]:
+    """Start extra registries on demand; all are stopped at the end of the session."""
+    started: list[RegistryServer] = []
+
+    def make(**kwargs: Any) -> RegistryServer:
+        server = start_registry(tmp_path_factory.mktemp("registry"), **kwargs)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
+    """A plain-HTTP registry without auth, shared by the session (use unique repository names)."""
+    return registry_factory()
+
+
+@pytest.fixture(scope="session")
+def registry2(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
+    """A second independent registry, for cross-registry copies."""
+    return registry_factory()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
+    """A registry with htpasswd basic auth; user ``TEST_USER`` / password ``TEST_PASSWORD``."""
+    return registry_factory(htpasswd=(TEST_USER, TEST_PASSWORD))
