@@ -1,0 +1,634 @@
+"""``splitbuild.toml``: the typed config and its loader.
+
+The file has four tables: ``[image]`` (what to build and where it goes), ``[tags]``
+(docker/metadata-action rules, passed through to ``splitbuild merge``), ``[runners]`` (platform or
+prefix -> runner labels) and ``[ci]`` (triggers, pull requests, cache, provenance/SBOM, timeouts,
+registry logins, how the merge job installs splitbuild). Keys are spelled with hyphens, as in
+build-push-action. Every error names the file, the key and what is allowed, as a
+:class:`~splitbuild.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from splitbuild._version import __version__
+from splitbuild.errors import ConfigError
+from splitbuild.planner import (
+    DEFAULT_RUNNER_KEY,
+    RunnerOverride,
+    check_runner_labels,
+    normalize_arch,
+    normalize_runner_key,
+    split_platform,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "DEFAULT_TAG_RULES",
+    "DOCKER_HUB",
+    "CiConfig",
+    "Config",
+    "ImageConfig",
+    "LoginConfig",
+    "TagsConfig",
+    "image_registry",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_NAME = "splitbuild.toml"
+DOCKER_HUB = "docker.io"
+GHCR = "ghcr.io"
+# docker/metadata-action's own default rules, written out so the generated workflow says them.
+DEFAULT_TAG_RULES = ("type=schedule", "type=ref,event=branch", "type=ref,event=tag", "type=ref,event=pr")
+
+_DOCKER_HUB_ALIASES = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
+_DOMAIN_LABEL = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"
+_DOMAIN = re.compile(rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_ACTIONS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BUILD_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_PYTHON_VERSION = re.compile(r"^(?:3\.[0-9]+(?:\.[0-9]+)?|pypy3\.[0-9]+)$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _one_line(value: str, what: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"{what} must be a single line")
+    return value
+
+
+def _actions_name(value: str, what: str) -> str:
+    if not _ACTIONS_NAME.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid GitHub Actions name (letters, digits, _)")
+    if value.upper().startswith("GITHUB_") and value != "GITHUB_TOKEN":
+        raise ValueError(f"{what} {value!r}: names starting with GITHUB_ are reserved")
+    return value
+
+
+def _relative_path(value: str, what: str) -> str:
+    _one_line(value, what)
+    if not value or value.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", value):
+        raise ValueError(f"{what} {value!r} must be a relative path inside the repository")
+    return value
+
+
+def image_registry(name: str) -> str:
+    """The registry host of an image name; Docker Hub's aliases become ``docker.io``."""
+    first, sep, _ = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        host = first.lower()
+        return DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
+    return DOCKER_HUB
+
+
+def _validate_image_name(name: str) -> str:
+    if len(name) > 255:
+        raise ValueError(f"image name {name!r} is longer than 255 characters")
+    first, sep, rest = name.partition("/")
+    has_domain = bool(sep) and ("." in first or ":" in first or first == "localhost" or first.startswith("["))
+    path = rest if has_domain else name
+    if has_domain and not _DOMAIN.match(first):
+        raise ValueError(f"image name {name!r}: invalid registry host {first!r}")
+    last = path.rsplit("/", 1)[-1]
+    if "@" in path or ":" in last:
+        raise ValueError(
+            f"image name {name!r}: give the repository without a tag or digest (tags come from [tags] rules)"
+        )
+    for component in path.split("/"):
+        if not _PATH_COMPONENT.match(component):
+            raise ValueError(
+                f"image name {name!r}: invalid path component {component!r} "
+                "(lowercase letters, digits and single . _ __ or - separators)"
+            )
+    return name
+
+
+class _Table(BaseModel):
+    """A TOML table: hyphenated keys, unknown keys rejected with the list of allowed ones."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, alias_generator=_kebab, populate_by_name=True
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            allowed = [field.alias or name for name, field in cls.model_fields.items()]
+            for key in data:
+                if key not in allowed:
+                    raise ValueError(f"unknown key {key!r} (allowed: {', '.join(allowed)})")
+        elif not isinstance(data, BaseModel):
+            raise ValueError(f"must be a table, not {type(data).__name__}")
+        return data
+
+
+class ImageConfig(_Table):
+    """``[image]``: what to build, for which platforms, and every repository the index goes to."""
+
+    names: list[str] = Field(min_length=1)
+    platforms: list[str] = Field(min_length=1)
+    context: str = "."
+    dockerfile: str | None = None
+    target: str | None = None
+    build_args: dict[str, str] = Field(default_factory=dict)
+    build_contexts: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: list[str] = Field(default_factory=list)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for name in names:
+            _validate_image_name(name)
+            if name in seen:
+                raise ValueError(f"image name {name!r} is listed twice")
+            seen.add(name)
+        return names
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, platforms: list[str]) -> list[str]:
+        out: list[str] = []
+        for text in platforms:
+            try:
+                parts = split_platform(text)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+            name = str(parts)
+            if parts.os != "linux":
+                raise ValueError(f"platform {text!r}: only linux images can be built on CI runners")
+            if name in out:
+                raise ValueError(f"platform {text!r} is listed twice (as {name})")
+            out.append(name)
+        return out
+
+    @field_validator("context")
+    @classmethod
+    def _context(cls, value: str) -> str:
+        return _relative_path(value, "context")
+
+    @field_validator("dockerfile")
+    @classmethod
+    def _dockerfile(cls, value: str | None) -> str | None:
+        return None if value is None else _relative_path(value, "dockerfile")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", value):
+            raise ValueError(f"target {value!r} is not a valid build stage name")
+        return value
+
+    @field_validator("build_args")
+    @classmethod
+    def _build_args(cls, args: dict[str, str]) -> dict[str, str]:
+        for key, value in args.items():
+            if not _BUILD_ARG.match(key):
+                raise ValueError(f"build-arg name {key!r} must be letters, digits and _")
+            _one_line(value, f"build-arg {key}")
+        return args
+
+    @field_validator("build_contexts")
+    @classmethod
+    def _build_contexts(cls, contexts: dict[str, str]) -> dict[str, str]:
+        for key, value in contexts.items():
+            if not _SECRET_ID.match(key) or not value:
+                raise ValueError(f"build-context {key!r} needs a name (letters, digits, . _ -) and a value")
+            _one_line(value, f"build-context {key}")
+        return contexts
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, secrets: dict[str, str]) -> dict[str, str]:
+        for key, value in secrets.items():
+            if not _SECRET_ID.match(key):
+                raise ValueError(f"secret id {key!r} must be letters, digits, . _ or -")
+            _actions_name(value, f"secret {key}: Actions secret name")
+        return secrets
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            if not _LABEL_KEY.match(key):
+                raise ValueError(f"label key {key!r} is not valid (letters, digits, . _ / -)")
+            _one_line(value, f"label {key}")
+        return labels
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, annotations: list[str]) -> list[str]:
+        for item in annotations:
+            _one_line(item, "annotation")
+            key, sep, _ = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"annotation {item!r} must be KEY=VALUE (optionally index:KEY=VALUE)")
+        return annotations
+
+
+class TagsConfig(_Table):
+    """``[tags]``: docker/metadata-action rules, same syntax and meaning; ``splitbuild merge``
+    computes the tags in the merge job."""
+
+    rules: list[str] = Field(default_factory=lambda: list(DEFAULT_TAG_RULES))
+    flavor: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+
+    @field_validator("rules", "flavor", "labels")
+    @classmethod
+    def _lines(cls, items: list[str]) -> list[str]:
+        for item in items:
+            _one_line(item, "each rule (one per list item)")
+            if not item.strip():
+                raise ValueError("empty rule")
+        return items
+
+    # The merge job computes the tags; parsing the rules here makes a typo fail at
+    # `splitbuild generate` instead of on the first release.
+    @field_validator("rules")
+    @classmethod
+    def _tag_rules(cls, rules: list[str]) -> list[str]:
+        from splitbuild.tags import parse_rule_lines, parse_tag
+
+        try:
+            for item in rules:
+                if len(parse_rule_lines([item], name="tag rule")) != 1:
+                    raise ConfigError(f"tag rule {item!r}: one rule per list item")
+                parse_tag(item)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return rules
+
+    @field_validator("flavor")
+    @classmethod
+    def _flavor(cls, flavor: list[str]) -> list[str]:
+        from splitbuild.tags import parse_flavor, parse_rule_lines
+
+        try:
+            parse_flavor(parse_rule_lines(flavor, name="flavor"))
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return flavor
+
+
+class LoginConfig(_Table):
+    """``[ci.logins."HOST"]``: how the jobs log in to a registry (set the host to ``false`` for a
+    registry that needs no login). The user name is one of ``username`` (literal),
+    ``username-var`` (an Actions variable) or ``username-secret``; the password is an Actions secret."""
+
+    username: str | None = None
+    username_var: str | None = None
+    username_secret: str | None = None
+    password_secret: str
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        return None if value is None else _one_line(value, "username")
+
+    @field_validator("username_var", "username_secret", "password_secret")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return None if value is None else _actions_name(value, "name")
+
+    @model_validator(mode="after")
+    def _one_username(self) -> LoginConfig:
+        given = [v for v in (self.username, self.username_var, self.username_secret) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of username, username-var, username-secret")
+        return self
+
+
+def _default_install() -> str:
+    return f"splitbuild=={__version__}"
+
+
+class CiConfig(_Table):
+    """``[ci]``: triggers, pull-request behaviour, cache, attestations, timeouts, logins."""
+
+    provider: Literal["github"] = "github"
+    name: str = "splitbuild"
+    branches: list[str] = Field(default_factory=lambda: ["main"])
+    tags: list[str] = Field(default_factory=lambda: ["v*"])
+    pull_requests: bool = True
+    workflow_dispatch: bool = True
+    schedule: list[str] = Field(default_factory=list)
+    timeout_minutes: int = Field(default=60, ge=1, le=4320)
+    qemu_timeout_minutes: int = Field(default=180, ge=1, le=4320)
+    merge_timeout_minutes: int = Field(default=15, ge=1, le=4320)
+    merge_runner: str | list[str] = "ubuntu-24.04"
+    cache: Literal["gha", "registry", "none"] = "gha"
+    cache_mode: Literal["min", "max"] = "max"
+    provenance: Literal["min", "max", False] = "min"
+    sbom: bool = False
+    install: str = Field(default_factory=_default_install)
+    python_version: str = "3.12"
+    binfmt_image: str | None = None
+    logins: dict[str, LoginConfig | Literal[False]] = Field(default_factory=dict)
+
+    @field_validator("name", "install")
+    @classmethod
+    def _single_line(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return _one_line(value, "value")
+
+    @field_validator("branches", "tags")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            _one_line(pattern, "pattern")
+            if not pattern.strip():
+                raise ValueError("empty pattern")
+        return patterns
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, crons: list[str]) -> list[str]:
+        for cron in crons:
+            if len(cron.split()) != 5:
+                raise ValueError(f"schedule {cron!r} must be a cron expression with 5 fields")
+        return crons
+
+    @field_validator("merge_runner")
+    @classmethod
+    def _merge_runner(cls, value: str | list[str]) -> str | list[str]:
+        labels = [value] if isinstance(value, str) else value
+        if not labels or any(not label.strip() for label in labels):
+            raise ValueError("needs at least one non-empty runner label")
+        return value
+
+    @field_validator("python_version")
+    @classmethod
+    def _python(cls, value: str) -> str:
+        if not _PYTHON_VERSION.match(value):
+            raise ValueError(f"python-version {value!r} must look like 3.12 (3.11 or newer)")
+        if value.startswith("3.") and int(value.split(".")[1]) < 11:
+            raise ValueError(f"python-version {value!r}: splitbuild needs Python 3.11 or newer")
+        return value
+
+    @field_validator("binfmt_image")
+    @classmethod
+    def _binfmt(cls, value: str | None) -> str | None:
+        return None if value is None else _one_line(value, "binfmt-image")
+
+    @field_validator("logins", mode="before")
+    @classmethod
+    def _login_values(cls, logins: Any) -> Any:
+        if isinstance(logins, Mapping):
+            for host, login in logins.items():
+                if login is not False and not isinstance(login, Mapping | LoginConfig):
+                    raise ValueError(
+                        f"{host!r} must be a table (username or username-var or username-secret, "
+                        "and password-secret) or false"
+                    )
+        return logins
+
+    @field_validator("logins")
+    @classmethod
+    def _logins(
+        cls, logins: dict[str, LoginConfig | Literal[False]]
+    ) -> dict[str, LoginConfig | Literal[False]]:
+        out: dict[str, LoginConfig | Literal[False]] = {}
+        for host, login in logins.items():
+            if not _DOMAIN.match(host):
+                raise ValueError(f"login key {host!r} must be a registry host (e.g. docker.io, quay.io)")
+            key = DOCKER_HUB if host.lower() in _DOCKER_HUB_ALIASES else host.lower()
+            if key in out:
+                raise ValueError(f"registry {key!r} has two logins")
+            out[key] = login
+        return out
+
+    @model_validator(mode="after")
+    def _some_trigger(self) -> CiConfig:
+        if not (self.branches or self.tags or self.pull_requests or self.workflow_dispatch or self.schedule):
+            raise ValueError("no trigger: set branches, tags, pull-requests, workflow-dispatch or schedule")
+        return self
+
+    @property
+    def merge_runner_labels(self) -> tuple[str, ...]:
+        return (self.merge_runner,) if isinstance(self.merge_runner, str) else tuple(self.merge_runner)
+
+
+def _runner_override(value: Any) -> RunnerOverride:
+    if isinstance(value, RunnerOverride):
+        return value
+    arch: str | None = None
+    labels: Any = value
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"labels", "arch"})
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} (allowed: labels, arch)")
+        if "labels" not in value:
+            raise ValueError("a runner table needs labels")
+        labels = value["labels"]
+        raw_arch = value.get("arch")
+        if raw_arch is not None:
+            if not isinstance(raw_arch, str):
+                raise ValueError("arch must be a string such as amd64, arm64 or riscv64")
+            try:
+                arch = normalize_arch(raw_arch)[0]
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+    if isinstance(labels, str):
+        labels = [labels]
+    if (
+        not isinstance(labels, list)
+        or not labels
+        or not all(isinstance(x, str) and x.strip() for x in labels)
+    ):
+        raise ValueError('a runner is a label, a list of labels, or { labels = [...], arch = "..." }')
+    try:
+        check_runner_labels(labels)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+    return RunnerOverride(labels=tuple(labels), arch=arch)
+
+
+class Config(_Table):
+    """A whole ``splitbuild.toml``."""
+
+    image: ImageConfig
+    tags: TagsConfig = Field(default_factory=TagsConfig)
+    runners: dict[str, Annotated[RunnerOverride, BeforeValidator(_runner_override)]] = Field(
+        default_factory=dict
+    )
+    ci: CiConfig = Field(default_factory=CiConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_expressions(cls, data: Any) -> Any:
+        for path, value in _walk(data, ()):
+            if isinstance(value, str) and "${{" in value:
+                raise ValueError(
+                    f"{_format_loc(path)}: GitHub expressions (${{{{ ... }}}}) are not allowed in config "
+                    "values; use the *-var and *-secret keys"
+                )
+        return data
+
+    @field_validator("runners", mode="before")
+    @classmethod
+    def _runner_keys(cls, runners: Any) -> Any:
+        if not isinstance(runners, Mapping):
+            raise ValueError("must be a table of platform (or prefix, or default) = runner label(s)")
+        out: dict[str, Any] = {}
+        spelled: dict[str, str] = {}
+        for key, value in runners.items():
+            try:
+                normalized = normalize_runner_key(key)
+            except ConfigError as exc:
+                raise ValueError(f"key {key!r}: {exc.message}") from None
+            if normalized in out:
+                raise ValueError(f"keys {spelled[normalized]!r} and {key!r} both mean {normalized!r}")
+            out[normalized] = value
+            spelled[normalized] = key
+        return out
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        for key in self.runners:
+            if key != DEFAULT_RUNNER_KEY and not any(
+                f"{p}/".startswith(f"{key}/") for p in self.image.platforms
+            ):
+                raise ValueError(
+                    f"[runners] key {key!r} matches none of image.platforms "
+                    f"({', '.join(self.image.platforms)})"
+                )
+        for name in self.image.names:
+            registry = image_registry(name)
+            if registry not in (GHCR, DOCKER_HUB) and registry not in self.ci.logins:
+                raise ValueError(
+                    f"image name {name!r}: no login for registry {registry!r}; add "
+                    f'[ci.logins."{registry}"] with username and password-secret, or set it to false'
+                )
+        return self
+
+    @property
+    def registries(self) -> tuple[str, ...]:
+        """The registries of ``image.names`` in order, then the other ``[ci.logins]`` hosts."""
+        out: list[str] = []
+        for host in [image_registry(n) for n in self.image.names] + list(self.ci.logins):
+            if host not in out:
+                out.append(host)
+        return tuple(out)
+
+
+def _walk(data: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            yield (*path, str(key)), key
+            yield from _walk(value, (*path, str(key)))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _walk(value, (*path, index))
+    else:
+        yield path, data
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _BARE_KEY.match(part):
+            text += f".{part}" if text else part
+        else:
+            text += f'."{part}"' if text else f'"{part}"'
+    return text
+
+
+_TYPE_MESSAGES = {
+    "missing": "required key is missing",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a table",
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "model_type": "must be a table",
+    "dataclass_type": "must be a table",
+}
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = tuple(
+        p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal[")))
+    )
+    kind = error["type"]
+    if kind == "value_error":
+        message = str(error["msg"]).removeprefix("Value error, ")
+    elif kind in _TYPE_MESSAGES:
+        message = _TYPE_MESSAGES[kind]
+    elif kind == "literal_error":
+        message = f"must be {error['ctx']['expected']}".replace("False", "false")
+    elif kind == "too_short":
+        message = "must not be empty"
+    elif kind in ("greater_than_equal", "less_than_equal"):
+        message = str(error["msg"]).replace("Input", "value")
+    else:
+        message = str(error["msg"])
+    where = _format_loc(loc)
+    return f"{where}: {message}" if where else message
+
+
+def _union_noise(error: Mapping[str, Any]) -> bool:
+    # For `LoginConfig | false`, pydantic reports both branches; the `false` branch is noise
+    # when the value was a table.
+    return error["type"] == "literal_error" and isinstance(error.get("input"), Mapping)
+
+
+def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
+    """Parse the TOML text of a config; ``source`` names the file in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = [e for e in exc.errors(include_url=False) if not _union_noise(e)] or exc.errors(
+            include_url=False
+        )
+        first = _describe(errors[0])
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {first}{more}") from None
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_NAME) -> Config:
+    """Read and validate a config file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file}: config file not found", hint="run `splitbuild init` to write a starter config"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text") from None
+    return parse_config(text, str(file))

@@ -1,0 +1,497 @@
+"""The native-first CI planner: which runner builds each platform, natively or under QEMU, and why.
+
+Pure functions over data: no I/O, no CLI. The input is the list of platforms and the ``[runners]``
+overrides of a config; the output is a frozen :class:`Plan`, one :class:`Leg` per platform, in the
+order the platforms were configured.
+
+Platform strings are validated and normalised here as containerd does (``linux/aarch64`` ->
+``linux/arm64``, ``linux/arm64/v8`` -> ``linux/arm64``, ``linux/arm`` -> ``linux/arm/v7``), see
+:func:`normalize_platform`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from splitbuild.errors import ConfigError
+
+if TYPE_CHECKING:
+    from splitbuild.config import Config
+
+__all__ = [
+    "DEFAULT_RUNNER_KEY",
+    "Leg",
+    "Plan",
+    "PlatformParts",
+    "RunnerOverride",
+    "check_runner_labels",
+    "known_runner_arch",
+    "normalize_arch",
+    "normalize_platform",
+    "normalize_runner_key",
+    "plan",
+    "plan_platforms",
+    "split_platform",
+]
+
+DEFAULT_RUNNER_KEY = "default"
+
+_OS_ALIASES = {"macos": "darwin"}
+_KNOWN_OS = frozenset(
+    {
+        "aix",
+        "android",
+        "darwin",
+        "dragonfly",
+        "freebsd",
+        "illumos",
+        "ios",
+        "js",
+        "linux",
+        "netbsd",
+        "openbsd",
+        "plan9",
+        "solaris",
+        "wasip1",
+        "windows",
+    }
+)
+# Architecture spellings seen in the wild -> (GOARCH, implied variant or None).
+_ARCH_ALIASES: dict[str, tuple[str, str | None]] = {
+    "x86_64": ("amd64", None),
+    "x86-64": ("amd64", None),
+    "x64": ("amd64", None),
+    "i386": ("386", None),
+    "i686": ("386", None),
+    "x86": ("386", None),
+    "aarch64": ("arm64", None),
+    "armhf": ("arm", "v7"),
+    "armel": ("arm", "v6"),
+    "armv5": ("arm", "v5"),
+    "armv5l": ("arm", "v5"),
+    "armv6": ("arm", "v6"),
+    "armv6l": ("arm", "v6"),
+    "armv7": ("arm", "v7"),
+    "armv7l": ("arm", "v7"),
+    "ppc64el": ("ppc64le", None),
+}
+_KNOWN_ARCH = frozenset(
+    {
+        "386",
+        "amd64",
+        "arm",
+        "arm64",
+        "loong64",
+        "mips",
+        "mips64",
+        "mips64le",
+        "mipsle",
+        "ppc64",
+        "ppc64le",
+        "riscv64",
+        "s390x",
+        "wasm",
+    }
+)
+_ARM64_VARIANTS = frozenset({f"v8.{n}" for n in range(1, 10)} | {f"v9.{n}" for n in range(1, 6)} | {"v9"})
+_COMPONENT = re.compile(r"^[a-z0-9_.-]+$")
+
+
+class PlatformParts(NamedTuple):
+    """A parsed platform: ``os``, ``architecture`` and ``variant`` (``None`` when there is none)."""
+
+    os: str
+    architecture: str
+    variant: str | None
+
+    def __str__(self) -> str:
+        parts = [self.os, self.architecture] + ([self.variant] if self.variant else [])
+        return "/".join(parts)
+
+
+def normalize_arch(architecture: str, variant: str | None = None) -> tuple[str, str | None]:
+    """Normalise an architecture and its variant; raise :class:`ConfigError` when unknown."""
+    arch = architecture.strip().lower()
+    var = variant.strip().lower() if variant is not None else None
+    if arch in _ARCH_ALIASES:
+        arch, implied = _ARCH_ALIASES[arch]
+        if implied is not None:
+            if var not in (None, implied, implied.lstrip("v")):
+                raise ConfigError(f"architecture {architecture!r} already implies variant {implied!r}")
+            var = implied
+    if arch not in _KNOWN_ARCH:
+        allowed = ", ".join(sorted(_KNOWN_ARCH))
+        raise ConfigError(f"unknown architecture {architecture!r} (allowed: {allowed})")
+    if var is not None and var and not var.startswith("v") and var[0].isdigit():
+        var = "v" + var
+    if var == "":
+        raise ConfigError("empty platform variant")
+    return arch, _normalize_variant(arch, var)
+
+
+def _normalize_variant(arch: str, variant: str | None) -> str | None:
+    if arch == "arm":
+        if variant is None:
+            return "v7"
+        if variant in ("v5", "v6", "v7", "v8"):
+            return variant
+        raise ConfigError(f"unknown variant {variant!r} for arm (allowed: v5, v6, v7, v8)")
+    if arch == "arm64":
+        if variant in (None, "v8", "v8.0"):
+            return None
+        if variant == "v9.0":
+            return "v9"
+        if variant in _ARM64_VARIANTS:
+            return variant
+        raise ConfigError(f"unknown variant {variant!r} for arm64 (allowed: v8, v8.1-v8.9, v9, v9.1-v9.5)")
+    if arch == "amd64":
+        if variant in (None, "v1"):
+            return None
+        if variant in ("v2", "v3", "v4"):
+            return variant
+        raise ConfigError(f"unknown variant {variant!r} for amd64 (allowed: v1, v2, v3, v4)")
+    if variant is not None:
+        raise ConfigError(f"architecture {arch!r} has no variants (got {variant!r})")
+    return None
+
+
+def _normalize_os(text: str) -> str:
+    os_name = text.strip().lower()
+    os_name = _OS_ALIASES.get(os_name, os_name)
+    if os_name not in _KNOWN_OS:
+        raise ConfigError(f"unknown operating system {text!r} (allowed: {', '.join(sorted(_KNOWN_OS))})")
+    return os_name
+
+
+def _components(text: str, what: str) -> list[str]:
+    parts = text.strip().lower().split("/")
+    for part in parts:
+        if not _COMPONENT.match(part):
+            raise ConfigError(f"malformed {what} {text!r} (expected os/arch[/variant], e.g. linux/arm64)")
+    return parts
+
+
+def split_platform(text: str) -> PlatformParts:
+    """Parse and normalise ``os/arch[/variant]``; raise :class:`ConfigError` naming what is wrong."""
+    if not isinstance(text, str):
+        raise ConfigError(f"platform must be a string, not {type(text).__name__}")
+    parts = _components(text, "platform")
+    if len(parts) not in (2, 3):
+        raise ConfigError(f"malformed platform {text!r} (expected os/arch[/variant], e.g. linux/arm64)")
+    os_name = _normalize_os(parts[0])
+    arch, variant = normalize_arch(parts[1], parts[2] if len(parts) == 3 else None)
+    return PlatformParts(os_name, arch, variant)
+
+
+def normalize_platform(text: str) -> str:
+    """Validate and normalise a platform string: ``"linux/arm64/v8"`` -> ``"linux/arm64"``."""
+    return str(split_platform(text))
+
+
+def normalize_runner_key(text: str) -> str:
+    """Normalise a ``[runners]`` key: ``default``, an OS (``linux``), an OS/arch prefix
+    (``linux/arm`` matches every arm variant) or a full platform."""
+    if text.strip().lower() == DEFAULT_RUNNER_KEY:
+        return DEFAULT_RUNNER_KEY
+    parts = _components(text, "runner key")
+    if len(parts) == 1:
+        return _normalize_os(parts[0])
+    if len(parts) == 2:
+        arch = parts[1]
+        if arch in _ARCH_ALIASES and _ARCH_ALIASES[arch][1] is not None:
+            # armhf, armv7 ... name one variant: a full platform, not a prefix.
+            return normalize_platform(text)
+        arch = _ARCH_ALIASES.get(arch, (arch, None))[0]
+        normalize_arch(arch)  # validates
+        return f"{_normalize_os(parts[0])}/{arch}"
+    if len(parts) == 3:
+        return normalize_platform(text)
+    raise ConfigError(f"malformed runner key {text!r} (expected default, os, os/arch or os/arch/variant)")
+
+
+# --- runners ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunnerOverride:
+    """A ``[runners]`` entry: the ``runs-on`` labels and, when known, the runner's CPU architecture."""
+
+    labels: tuple[str, ...]
+    arch: str | None = None
+
+
+@dataclass(frozen=True)
+class _Runner:
+    arch: str
+    kind: str
+
+
+# GitHub-hosted Linux runners and the third-party native runners that appear as self-hosted.
+_KNOWN_RUNNERS: dict[str, _Runner] = {
+    "ubuntu-latest": _Runner("amd64", "GitHub-hosted"),
+    "ubuntu-22.04": _Runner("amd64", "GitHub-hosted"),
+    "ubuntu-24.04": _Runner("amd64", "GitHub-hosted"),
+    "ubuntu-26.04": _Runner("amd64", "GitHub-hosted"),
+    "ubuntu-22.04-arm": _Runner("arm64", "GitHub-hosted"),
+    "ubuntu-24.04-arm": _Runner("arm64", "GitHub-hosted"),
+    "ubuntu-26.04-arm": _Runner("arm64", "GitHub-hosted"),
+    "ubuntu-24.04-ppc64le": _Runner("ppc64le", "IBM actionspz GitHub App"),
+    "ubuntu-24.04-s390x": _Runner("s390x", "IBM actionspz GitHub App"),
+    "ubuntu-24.04-riscv": _Runner("riscv64", "RISE RISC-V GitHub App"),
+    "ubuntu-26.04-riscv": _Runner("riscv64", "RISE RISC-V GitHub App"),
+}
+# Self-hosted runners get these architecture labels by default.
+_SELF_HOSTED_ARCH_LABELS = {"x64": "amd64", "arm64": "arm64", "arm": "arm"}
+_NO_DOCKER_PREFIXES = ("macos-", "windows-", "xcode-")
+_NO_DOCKER_LABELS = frozenset({"ubuntu-slim", "macos-latest", "windows-latest"})
+
+_DEFAULT_X64 = "ubuntu-24.04"
+_DEFAULT_ARM64 = "ubuntu-24.04-arm"
+# Which platform architectures a runner architecture executes without emulation.
+_RUNS_NATIVELY: dict[str, frozenset[str]] = {
+    "amd64": frozenset({"amd64", "386"}),
+    "arm64": frozenset({"arm64", "arm"}),
+}
+_NATIVE_OPTIONS: dict[str, str] = {
+    "ppc64le": 'IBM\'s native runners: [runners] "linux/ppc64le" = "ubuntu-24.04-ppc64le" '
+    "(install the IBM actionspz GitHub App; each project is approved)",
+    "s390x": 'IBM\'s native runners: [runners] "linux/s390x" = "ubuntu-24.04-s390x" '
+    "(install the IBM actionspz GitHub App; each project is approved)",
+    "riscv64": 'RISE native runners: [runners] "linux/riscv64" = "ubuntu-24.04-riscv" '
+    "(install the RISE RISC-V GitHub App)",
+}
+QEMU_SLOWDOWN = (
+    "QEMU emulation is typically 5-15x slower than native on compile-heavy steps (about 1.5x on "
+    "download-bound ones)"
+)
+
+
+def known_runner_arch(label: str) -> str | None:
+    """The CPU architecture of a known runner label (GitHub-hosted or a partner's), else ``None``."""
+    known = _KNOWN_RUNNERS.get(label.lower())
+    return known.arch if known else None
+
+
+def check_runner_labels(labels: Sequence[str]) -> None:
+    """Reject runner labels that cannot build Linux images (macOS, Windows, ubuntu-slim)."""
+    for label in labels:
+        lowered = label.lower()
+        if lowered in _NO_DOCKER_LABELS or lowered.startswith(_NO_DOCKER_PREFIXES):
+            raise ConfigError(
+                f"runner {label!r} cannot build Linux container images "
+                "(no Docker engine on macOS, Windows or ubuntu-slim runners); use a Linux runner"
+            )
+
+
+def _labels_arch(labels: Sequence[str]) -> tuple[str | None, str | None]:
+    """(architecture, kind) inferred from runner labels; (None, None) when unknown or ambiguous."""
+    found: set[tuple[str, str]] = set()
+    for label in labels:
+        lowered = label.lower()
+        if lowered in _KNOWN_RUNNERS:
+            known = _KNOWN_RUNNERS[lowered]
+            found.add((known.arch, known.kind))
+        elif lowered in _SELF_HOSTED_ARCH_LABELS:
+            found.add((_SELF_HOSTED_ARCH_LABELS[lowered], "self-hosted"))
+    arches = {arch for arch, _ in found}
+    if len(arches) != 1:
+        return None, None
+    arch = arches.pop()
+    kinds = sorted(kind for a, kind in found if a == arch)
+    return arch, kinds[0]
+
+
+def _runs_natively(runner_arch: str, platform_arch: str) -> bool:
+    return platform_arch in _RUNS_NATIVELY.get(runner_arch, frozenset({runner_arch}))
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+class Leg(BaseModel):
+    """One build leg: a platform, the runner labels it runs on, and whether QEMU is needed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: str
+    runner: tuple[str, ...]
+    runner_arch: str | None
+    mode: Literal["native", "qemu"]
+    reason: str
+    notes: tuple[str, ...] = ()
+    override: str | None = None
+
+    @property
+    def pair(self) -> str:
+        """The platform with ``/`` replaced by ``-`` (``linux-arm-v7``), for cache scopes."""
+        return self.platform.replace("/", "-")
+
+    @property
+    def output_key(self) -> str:
+        """The job output that carries this leg's digest (``digest_linux_arm_v7``)."""
+        return "digest_" + re.sub(r"[^a-z0-9]", "_", self.platform)
+
+    @property
+    def qemu_arch(self) -> str | None:
+        """The binfmt name to register for this leg (``arm``, ``ppc64le``), or ``None`` if native."""
+        return split_platform(self.platform).architecture if self.mode == "qemu" else None
+
+
+class Plan(BaseModel):
+    """The legs of a split build, in configured platform order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: Literal["github"] = "github"
+    legs: tuple[Leg, ...]
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return tuple(leg.platform for leg in self.legs)
+
+    @property
+    def emulated(self) -> tuple[Leg, ...]:
+        return tuple(leg for leg in self.legs if leg.mode == "qemu")
+
+    def leg(self, platform: str) -> Leg:
+        wanted = normalize_platform(platform)
+        for leg in self.legs:
+            if leg.platform == wanted:
+                return leg
+        raise ConfigError(f"platform {platform!r} is not in the plan ({', '.join(self.platforms)})")
+
+
+def _key_matches(key: str, platform: PlatformParts) -> int:
+    """How specifically ``key`` matches ``platform``: -1 no match, 0 default, else the key's depth."""
+    if key == DEFAULT_RUNNER_KEY:
+        return 0
+    key_parts = key.split("/")
+    plat_parts = [platform.os, platform.architecture] + ([platform.variant] if platform.variant else [])
+    if key_parts == plat_parts[: len(key_parts)]:
+        return len(key_parts)
+    return -1
+
+
+def _best_override(
+    platform: PlatformParts, overrides: Mapping[str, RunnerOverride]
+) -> tuple[str, RunnerOverride] | None:
+    best: tuple[int, str, RunnerOverride] | None = None
+    for key, override in overrides.items():
+        depth = _key_matches(key, platform)
+        if depth >= 0 and (best is None or depth > best[0]):
+            best = (depth, key, override)
+    return (best[1], best[2]) if best else None
+
+
+def _default_leg(platform: PlatformParts) -> Leg:
+    text = str(platform)
+    arch = platform.architecture
+    if arch in ("amd64", "386"):
+        notes: tuple[str, ...] = ()
+        if platform.variant == "v4":
+            notes = ("x86-64-v4 needs AVX-512, which not every hosted runner's CPU has",)
+        return Leg(
+            platform=text,
+            runner=(_DEFAULT_X64,),
+            runner_arch="amd64",
+            mode="native",
+            reason=f"x64 GitHub-hosted runner runs {arch} natively",
+            notes=notes,
+        )
+    if arch in ("arm64", "arm"):
+        notes = ()
+        reason = "arm64 GitHub-hosted runner (free for public repositories)"
+        if arch == "arm":
+            reason = "arm64 GitHub-hosted runner; its Neoverse CPUs also execute 32-bit Arm code natively"
+            notes = (
+                "32-bit Arm runs natively only on arm64 CPUs with AArch32 support (GitHub's do; "
+                "Apple silicon and some server CPUs do not)",
+            )
+        return Leg(
+            platform=text,
+            runner=(_DEFAULT_ARM64,),
+            runner_arch="arm64",
+            mode="native",
+            reason=reason,
+            notes=notes,
+        )
+    option = _NATIVE_OPTIONS.get(arch, f'a self-hosted {arch} runner: [runners] "{text}" = "<label>"')
+    return Leg(
+        platform=text,
+        runner=(_DEFAULT_X64,),
+        runner_arch="amd64",
+        mode="qemu",
+        reason=f"no GitHub-hosted {arch} runner: emulated with QEMU on x64",
+        notes=(QEMU_SLOWDOWN, f"for a native build, opt into {option}"),
+    )
+
+
+def _override_leg(platform: PlatformParts, key: str, override: RunnerOverride) -> Leg:
+    text = str(platform)
+    where = f'[runners] "{key}"'
+    try:
+        check_runner_labels(override.labels)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
+    runner_arch, kind = (override.arch, "declared") if override.arch else _labels_arch(override.labels)
+    shown = ", ".join(override.labels)
+    if runner_arch is None:
+        return Leg(
+            platform=text,
+            runner=override.labels,
+            runner_arch=None,
+            mode="native",
+            reason=f"{where} chose runner {shown}; assumed native",
+            notes=(f"if runner {shown} is not {platform.architecture}, set arch in {where}",),
+            override=key,
+        )
+    if _runs_natively(runner_arch, platform.architecture):
+        return Leg(
+            platform=text,
+            runner=override.labels,
+            runner_arch=runner_arch,
+            mode="native",
+            reason=f"{where} chose runner {shown} ({kind}, {runner_arch}): native",
+            override=key,
+        )
+    return Leg(
+        platform=text,
+        runner=override.labels,
+        runner_arch=runner_arch,
+        mode="qemu",
+        reason=f"{where} chose runner {shown} ({kind}, {runner_arch}): {platform.architecture} under QEMU",
+        notes=(QEMU_SLOWDOWN,),
+        override=key,
+    )
+
+
+def plan_platforms(platforms: Sequence[str], overrides: Mapping[str, RunnerOverride] | None = None) -> Plan:
+    """Map each platform to a runner: ``[runners]`` overrides win (most specific key first), then
+    the GitHub-hosted defaults (x64 for amd64/386, arm64 for arm64 and 32-bit arm, QEMU on x64 for
+    the rest). Raises :class:`ConfigError` for malformed, unknown, non-Linux or duplicate platforms."""
+    if not platforms:
+        raise ConfigError("no platforms to plan")
+    normalized_overrides = {normalize_runner_key(k): v for k, v in (overrides or {}).items()}
+    seen: dict[str, str] = {}
+    legs: list[Leg] = []
+    for text in platforms:
+        parts = split_platform(text)
+        name = str(parts)
+        if name in seen:
+            raise ConfigError(f"platform {text!r} is listed twice (same as {seen[name]!r})")
+        seen[name] = text
+        if parts.os != "linux":
+            raise ConfigError(f"platform {text!r}: only linux images can be built on CI runners")
+        chosen = _best_override(parts, normalized_overrides)
+        legs.append(_override_leg(parts, *chosen) if chosen else _default_leg(parts))
+    return Plan(legs=tuple(legs))
+
+
+def plan(config: Config) -> Plan:
+    """The plan for a loaded config."""
+    return plan_platforms(config.image.platforms, config.runners)

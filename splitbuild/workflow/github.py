@@ -1,0 +1,316 @@
+"""The GitHub Actions writer: config + plan -> :class:`~splitbuild.workflow.model.Workflow` -> YAML.
+
+The workflow has two jobs. ``build`` is a matrix with one leg per planned platform: it checks out
+the repository (no persisted credentials), sets up QEMU only on emulated legs and only for their
+platform, builds with buildx and pushes by digest (not on pull requests), and exposes its digest as
+a job output named after the platform. ``merge`` (skipped on pull requests) logs in, installs
+splitbuild and runs ``splitbuild merge`` with every digest, image and tag rule. Values reach
+``run:`` scripts through ``env:`` only; every action is pinned to a commit SHA.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+from splitbuild._version import __version__
+from splitbuild.config import DEFAULT_CONFIG_NAME, DOCKER_HUB, GHCR, Config, LoginConfig, image_registry
+from splitbuild.planner import Leg, Plan
+from splitbuild.workflow.merge_step import merge_command
+from splitbuild.workflow.model import (
+    Concurrency,
+    Grant,
+    Job,
+    Matrix,
+    PullRequestTrigger,
+    PushTrigger,
+    ScheduleTrigger,
+    Step,
+    Strategy,
+    Triggers,
+    Workflow,
+)
+from splitbuild.workflow.pins import pin
+from splitbuild.workflow.yaml_dump import dump_yaml
+
+__all__ = ["DEFAULT_OUTPUT", "build_workflow", "header", "regenerate_command", "render_workflow"]
+
+DEFAULT_OUTPUT = ".github/workflows/splitbuild.yml"
+NOT_PR = "github.event_name != 'pull_request'"
+_CACHE_SCOPE = "splitbuild-${{ matrix.pair }}"
+_DIGEST_SCRIPT = """\
+if [[ ! "$DIGEST" =~ ^sha256:[0-9a-f]{64}$ ]]; then
+  echo "::error::build-push-action gave no image digest for $PLATFORM"
+  exit 1
+fi
+echo "$OUTPUT_KEY=$DIGEST" >> "$GITHUB_OUTPUT"
+"""
+_INSTALL_SCRIPT = 'python -m pip install --disable-pip-version-check --no-input "$SPLITBUILD_INSTALL"\n'
+
+
+def _lines(items: Sequence[str]) -> str:
+    return "\n".join(items) + "\n"
+
+
+def _runs_on(labels: Sequence[str]) -> str | list[str]:
+    return labels[0] if len(labels) == 1 else list(labels)
+
+
+# --- logins -------------------------------------------------------------------------------------
+
+
+def _uses_github_token(config: Config, registry: str) -> bool:
+    return registry == GHCR and GHCR not in config.ci.logins
+
+
+def _login_step(config: Config, registry: str, condition: str | None) -> Step | None:
+    login = config.ci.logins.get(registry)
+    if login is False:
+        return None
+    with_: dict[str, str] = {}
+    if registry != DOCKER_HUB:
+        with_["registry"] = registry
+    if isinstance(login, LoginConfig):
+        if login.username is not None:
+            with_["username"] = login.username
+        elif login.username_var is not None:
+            with_["username"] = f"${{{{ vars.{login.username_var} }}}}"
+        else:
+            with_["username"] = f"${{{{ secrets.{login.username_secret} }}}}"
+        with_["password"] = f"${{{{ secrets.{login.password_secret} }}}}"
+    elif registry == GHCR:
+        with_["username"] = "${{ github.actor }}"
+        with_["password"] = "${{ secrets.GITHUB_TOKEN }}"
+    else:  # Docker Hub without a [ci.logins] entry: docker's documented names
+        with_["username"] = "${{ vars.DOCKERHUB_USERNAME }}"
+        with_["password"] = "${{ secrets.DOCKERHUB_TOKEN }}"
+    return Step(name=f"Log in to {registry}", if_=condition, uses=pin("docker/login-action"), with_=with_)
+
+
+def _login_steps(config: Config, condition: str | None) -> list[Step]:
+    steps = [_login_step(config, registry, condition) for registry in config.registries]
+    return [step for step in steps if step is not None]
+
+
+def _permissions(config: Config, *, checkout: bool) -> dict[str, Grant]:
+    permissions: dict[str, Grant] = {}
+    if checkout:
+        permissions["contents"] = Grant(level="read", why="check out the repository")
+    if any(_uses_github_token(config, image_registry(name)) for name in config.image.names):
+        permissions["packages"] = Grant(level="write", why="push to ghcr.io with GITHUB_TOKEN")
+    return permissions
+
+
+# --- build job ----------------------------------------------------------------------------------
+
+
+def _matrix_entry(config: Config, leg: Leg, *, qemu: bool) -> dict[str, str | int | bool | list[str]]:
+    timeout = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
+    entry: dict[str, str | int | bool | list[str]] = {
+        "platform": leg.platform,
+        "runner": _runs_on(leg.runner),
+    }
+    if qemu:
+        entry["qemu"] = leg.qemu_arch or ""
+    entry.update(timeout=timeout, pair=leg.pair, output=leg.output_key)
+    return entry
+
+
+def _cache_inputs(config: Config) -> dict[str, str]:
+    mode = config.ci.cache_mode
+    if config.ci.cache == "gha":
+        return {
+            "cache-from": f"type=gha,scope={_CACHE_SCOPE}",
+            "cache-to": f"type=gha,scope={_CACHE_SCOPE},mode={mode},ignore-error=true",
+        }
+    if config.ci.cache == "registry":
+        ref = config.image.names[0]
+        return {
+            "cache-from": f"type=registry,ref={ref}:buildcache-${{{{ matrix.pair }}}}",
+            "cache-to": (
+                f"${{{{ {NOT_PR} && format('type=registry,ref={ref}:buildcache-{{0}},mode={mode},"
+                "ignore-error=true', matrix.pair) || '' }}"
+            ),
+        }
+    return {}
+
+
+def _build_inputs(config: Config) -> dict[str, str]:
+    image = config.image
+    with_: dict[str, str] = {"context": image.context}
+    if image.dockerfile is not None:
+        with_["file"] = image.dockerfile
+    if image.target is not None:
+        with_["target"] = image.target
+    with_["platforms"] = "${{ matrix.platform }}"
+    if image.build_args:
+        with_["build-args"] = _lines([f"{k}={v}" for k, v in image.build_args.items()])
+    if image.build_contexts:
+        with_["build-contexts"] = _lines([f"{k}={v}" for k, v in image.build_contexts.items()])
+    if image.secrets:
+        with_["secret-envs"] = _lines([f"{k}={v}" for k, v in image.secrets.items()])
+    labels = {
+        "org.opencontainers.image.source": "${{ github.server_url }}/${{ github.repository }}",
+        "org.opencontainers.image.revision": "${{ github.sha }}",
+        **image.labels,
+    }
+    with_["labels"] = _lines([f"{k}={v}" for k, v in labels.items()])
+    provenance = config.ci.provenance
+    with_["provenance"] = "false" if provenance is False else f"mode={provenance}"
+    if config.ci.sbom:
+        with_["sbom"] = "true"
+    with_.update(_cache_inputs(config))
+    names = ",".join(image.names)
+    with_["outputs"] = (
+        f'type=image,"name={names}",push-by-digest=true,name-canonical=true,push=${{{{ {NOT_PR} }}}}'
+    )
+    return with_
+
+
+def _build_job(config: Config, plan: Plan) -> Job:
+    qemu_with = {"platforms": "${{ matrix.qemu }}"}
+    if config.ci.binfmt_image is not None:
+        qemu_with["image"] = config.ci.binfmt_image
+    build_env = {name: f"${{{{ secrets.{name} }}}}" for name in dict.fromkeys(config.image.secrets.values())}
+    qemu = bool(plan.emulated)
+    qemu_steps = [
+        Step(
+            name="Set up QEMU for ${{ matrix.qemu }}",
+            if_="matrix.qemu != ''",
+            uses=pin("docker/setup-qemu-action"),
+            with_=qemu_with,
+        )
+    ]
+    steps = [
+        Step(name="Check out", uses=pin("actions/checkout"), with_={"persist-credentials": "false"}),
+        *(qemu_steps if qemu else []),
+        Step(name="Set up Buildx", uses=pin("docker/setup-buildx-action")),
+        *_login_steps(config, NOT_PR),
+        Step(
+            name="Build and push by digest",
+            id="build",
+            uses=pin("docker/build-push-action"),
+            with_=_build_inputs(config),
+            env=build_env or None,
+        ),
+        Step(
+            name="Export digest",
+            id="digest",
+            env={
+                "DIGEST": "${{ steps.build.outputs.digest }}",
+                "PLATFORM": "${{ matrix.platform }}",
+                "OUTPUT_KEY": "${{ matrix.output }}",
+            },
+            shell="bash",
+            run=_DIGEST_SCRIPT,
+        ),
+    ]
+    return Job(
+        name="build ${{ matrix.platform }}",
+        runs_on="${{ matrix.runner }}",
+        timeout_minutes="${{ matrix.timeout }}",
+        permissions=_permissions(config, checkout=True),
+        strategy=Strategy(
+            fail_fast=False,
+            matrix=Matrix(include=[_matrix_entry(config, leg, qemu=qemu) for leg in plan.legs]),
+        ),
+        outputs={leg.output_key: f"${{{{ steps.digest.outputs.{leg.output_key} }}}}" for leg in plan.legs},
+        steps=steps,
+    )
+
+
+# --- merge job ----------------------------------------------------------------------------------
+
+
+def _merge_job(config: Config, plan: Plan) -> Job:
+    command = merge_command(config, plan)
+    env = dict(command.env)
+    by_platform = {leg.platform: leg for leg in plan.legs}
+    for platform, name in command.digest_env.items():
+        env[name] = f"${{{{ needs.build.outputs.{by_platform[platform].output_key} }}}}"
+    steps = [
+        *_login_steps(config, None),
+        Step(
+            name="Set up Python",
+            uses=pin("actions/setup-python"),
+            with_={"python-version": config.ci.python_version},
+        ),
+        Step(
+            name="Install splitbuild",
+            env={"SPLITBUILD_INSTALL": config.ci.install},
+            shell="bash",
+            run=_INSTALL_SCRIPT,
+        ),
+        Step(name="Merge the platform images", id="merge", env=env, shell="bash", run=command.script()),
+    ]
+    return Job(
+        name="merge",
+        needs=["build"],
+        if_=NOT_PR,
+        runs_on=_runs_on(config.ci.merge_runner_labels),
+        timeout_minutes=config.ci.merge_timeout_minutes,
+        permissions=_permissions(config, checkout=False),
+        outputs={"digest": "${{ steps.merge.outputs.digest }}"},
+        steps=steps,
+    )
+
+
+# --- workflow -----------------------------------------------------------------------------------
+
+
+def _triggers(config: Config) -> Triggers:
+    ci = config.ci
+    push = None
+    if ci.branches or ci.tags:
+        push = PushTrigger(branches=list(ci.branches) or None, tags=list(ci.tags) or None)
+    return Triggers(
+        push=push,
+        pull_request=PullRequestTrigger(branches=list(ci.branches) or None) if ci.pull_requests else None,
+        workflow_dispatch={} if ci.workflow_dispatch else None,
+        schedule=[ScheduleTrigger(cron=cron) for cron in ci.schedule] or None,
+    )
+
+
+def build_workflow(config: Config, plan: Plan) -> Workflow:
+    """The workflow model for ``config`` and its ``plan``."""
+    return Workflow(
+        name=config.ci.name,
+        on=_triggers(config),
+        permissions={},
+        concurrency=Concurrency(
+            group="${{ github.workflow }}-${{ github.ref }}",
+            cancel_in_progress="${{ github.event_name == 'pull_request' }}"
+            if config.ci.pull_requests
+            else False,
+        ),
+        jobs={"build": _build_job(config, plan), "merge": _merge_job(config, plan)},
+    )
+
+
+def header(plan: Plan, regenerate: str, source: str) -> str:
+    """The comment block at the top: provenance of the file and the plan, one line per leg."""
+    width = max(len(leg.platform) for leg in plan.legs)
+    lines = [
+        f"Generated by splitbuild {__version__} from {source}; do not edit by hand.",
+        f"To change it, edit the config and run: {regenerate}",
+        "Plan:",
+        *(f"  {leg.platform:<{width}}  {leg.mode:<6}  on {', '.join(leg.runner)}" for leg in plan.legs),
+    ]
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def render_workflow(config: Config, plan: Plan, *, config_path: str, output_path: str) -> str:
+    """The workflow file's text: the header (naming ``config_path`` and the command that
+    regenerates ``output_path``), then the YAML. Paths are shown as given, with ``/``."""
+    regenerate = regenerate_command(config_path, output_path)
+    return header(plan, regenerate, config_path) + dump_yaml(build_workflow(config, plan).to_data())
+
+
+def regenerate_command(config_path: str, output_path: str) -> str:
+    """The ``splitbuild generate`` command line that rewrites ``output_path`` from ``config_path``."""
+    words = ["splitbuild", "generate"]
+    if config_path != DEFAULT_CONFIG_NAME:
+        words += ["--config", config_path]
+    if output_path != DEFAULT_OUTPUT:
+        words += ["--output", output_path]
+    return shlex.join(words)

@@ -1,0 +1,118 @@
+"""The ``splitbuild merge`` command the generated merge job runs, as data.
+
+Every value reaches the script through an environment variable (``"$NAME"`` in the script, the
+value in the step's ``env:``), so nothing from the config or from other jobs is ever expanded
+inside the script text. :meth:`MergeCommand.argv` gives the exact argument vector the step runs for
+given digests, for tests and for trying the command locally with ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from splitbuild.config import Config
+from splitbuild.errors import ConfigError
+from splitbuild.planner import Plan, normalize_platform
+from splitbuild.planner import plan as make_plan
+
+__all__ = ["EnvRef", "MergeCommand", "merge_argv", "merge_command"]
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """An argument whose value comes from the environment variable ``name``."""
+
+    name: str
+
+
+Arg = str | EnvRef
+
+
+@dataclass(frozen=True)
+class MergeCommand:
+    """``splitbuild merge ...``: the arguments, the static values behind them, and which
+    environment variable carries each platform's digest."""
+
+    args: tuple[Arg, ...]
+    env: Mapping[str, str]
+    digest_env: Mapping[str, str]
+
+    def script(self) -> str:
+        """The bash script of the merge step: a check per digest, then the command."""
+        lines = [
+            f': "${{{name}:?the {platform} build job produced no digest}}"'
+            for platform, name in self.digest_env.items()
+        ]
+        words = [f'"${a.name}"' if isinstance(a, EnvRef) else shlex.quote(a) for a in self.args]
+        groups: list[str] = []
+        index = 1
+        while index < len(words):
+            if words[index].startswith("--"):  # every option here takes one value
+                groups.append(f"{words[index]} {words[index + 1]}")
+                index += 2
+            else:
+                groups.append(words[index])
+                index += 1
+        command = f"splitbuild {words[0]}" + "".join(f" \\\n  {group}" for group in groups)
+        lines.append(command)
+        return "\n".join(lines) + "\n"
+
+    def argv(self, digests: Mapping[str, str]) -> list[str]:
+        """The argument vector (``splitbuild`` first) for the given ``platform -> digest`` map."""
+        by_platform = {normalize_platform(p): d for p, d in digests.items()}
+        missing = sorted(set(self.digest_env) - set(by_platform))
+        extra = sorted(set(by_platform) - set(self.digest_env))
+        if missing or extra:
+            raise ConfigError(
+                f"digests must cover exactly the planned platforms (missing: {', '.join(missing) or '-'}; "
+                f"not planned: {', '.join(extra) or '-'})"
+            )
+        values = dict(self.env)
+        for platform, name in self.digest_env.items():
+            digest = by_platform[platform]
+            if not _DIGEST.match(digest):
+                raise ConfigError(f"digest for {platform} is not sha256:<64 hex>: {digest!r}")
+            values[name] = digest
+        return ["splitbuild", *(values[a.name] if isinstance(a, EnvRef) else a for a in self.args)]
+
+
+def _digest_env_name(platform: str) -> str:
+    return "DIGEST_" + re.sub(r"[^A-Z0-9]", "_", platform.upper())
+
+
+def merge_command(config: Config, plan: Plan | None = None) -> MergeCommand:
+    """The merge command for ``config``: every image, the tag/flavor/label rules, the annotations,
+    the exact platform set, then one bare digest per platform (resolved in the first image)."""
+    the_plan = plan if plan is not None else make_plan(config)
+    env: dict[str, str] = {}
+    args: list[Arg] = ["merge"]
+    for index, name in enumerate(config.image.names, start=1):
+        env[f"IMAGE_{index}"] = name
+        args += ["--image", EnvRef(f"IMAGE_{index}")]
+    for option, var, rules in (
+        ("--tags", "TAG_RULES", config.tags.rules),
+        ("--flavor", "FLAVOR_RULES", config.tags.flavor),
+        ("--labels", "LABEL_RULES", config.tags.labels),
+    ):
+        if rules:
+            env[var] = "\n".join(rules)
+            args += [option, EnvRef(var)]
+    for index, annotation in enumerate(config.image.annotations, start=1):
+        env[f"ANNOTATION_{index}"] = annotation
+        args += ["--annotation", EnvRef(f"ANNOTATION_{index}")]
+    env["PLATFORMS"] = ",".join(the_plan.platforms)
+    args += ["--platform", EnvRef("PLATFORMS")]
+    digest_env = {leg.platform: _digest_env_name(leg.platform) for leg in the_plan.legs}
+    args += [EnvRef(name) for name in digest_env.values()]
+    return MergeCommand(args=tuple(args), env=env, digest_env=digest_env)
+
+
+def merge_argv(config: Config, digests: Mapping[str, str], plan: Plan | None = None) -> list[str]:
+    """The argv the generated merge step runs when the build jobs produced ``digests``
+    (``{"linux/amd64": "sha256:..."}``), ``splitbuild`` first."""
+    return merge_command(config, plan).argv(digests)

@@ -1,0 +1,525 @@
+"""Structural tests of the generated GitHub Actions workflow: parse the YAML and check the matrix,
+runners, QEMU legs, output wiring, permissions, pins, credentials and the merge command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from splitbuild._version import __version__
+from splitbuild.config import Config, image_registry, parse_config
+from splitbuild.planner import Plan, plan
+from splitbuild.workflow.github import build_workflow, regenerate_command, render_workflow
+from splitbuild.workflow.merge_step import merge_argv, merge_command
+from splitbuild.workflow.pins import all_pins
+
+# Configs that between them use every generator feature; the validator tests run the linters on
+# each of them too.
+VARIANTS: dict[str, str] = {
+    "minimal-ghcr": """
+[image]
+names = ["ghcr.io/acme/one"]
+platforms = ["linux/amd64"]
+""",
+    "dockerhub-qemu": """
+[image]
+names = ["acme/app"]
+platforms = ["linux/amd64", "linux/s390x", "linux/riscv64"]
+[ci]
+binfmt-image = "tonistiigi/binfmt:qemu-v10.0.4"
+qemu-timeout-minutes = 240
+""",
+    "quay-registry-cache": """
+[image]
+names = ["quay.io/acme/app", "ghcr.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+context = "app"
+dockerfile = "app/Containerfile"
+target = "release"
+[image.build-args]
+GO_VERSION = "1.24"
+COMMIT_NOTE = "quotes ' and \\" and $dollar"
+[image.build-contexts]
+base = "docker-image://alpine:3.20"
+[image.secrets]
+npm = "NPM_TOKEN"
+"pip.conf" = "PIP_CONF"
+[image.labels]
+"org.opencontainers.image.title" = "App"
+[tags]
+rules = ["type=raw,value=edge"]
+[ci]
+pull-requests = false
+cache = "registry"
+cache-mode = "min"
+provenance = false
+sbom = true
+install = "splitbuild @ git+https://example.invalid/acme/splitbuild@main"
+python-version = "3.13"
+[ci.logins."quay.io"]
+username = "acme+ci"
+password-secret = "QUAY_TOKEN"
+""",
+    "self-hosted-default": """
+[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64"]
+[runners]
+default = ["self-hosted", "linux", "X64"]
+"linux/arm" = { labels = ["self-hosted", "pi-farm"], arch = "arm64" }
+"linux/arm64" = ["self-hosted", "linux", "ARM64"]
+[ci]
+cache = "none"
+merge-runner = ["self-hosted", "linux", "x64"]
+timeout-minutes = 30
+""",
+    "schedule-only": """
+[image]
+names = ["ghcr.io/acme/nightly"]
+platforms = ["linux/amd64", "linux/arm64"]
+[ci]
+branches = []
+tags = []
+pull-requests = false
+workflow-dispatch = false
+schedule = ["17 3 * * *", "0 12 * * 6"]
+""",
+    "ghcr-pat-local": """
+[image]
+names = ["ghcr.io/acme/app", "localhost:5000/acme/app"]
+platforms = ["linux/amd64"]
+annotations = ["index:org.opencontainers.image.url=https://example.invalid", "manifest-descriptor:x=y"]
+[ci.logins]
+"localhost:5000" = false
+[ci.logins."ghcr.io"]
+username-var = "GHCR_USER"
+password-secret = "GHCR_PAT"
+""",
+    "amd64-emulated-on-arm": """
+[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+[runners]
+"linux/amd64" = "ubuntu-24.04-arm"
+""",
+}
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = ("ghcr-two-platforms", "five-platforms", "self-hosted")
+DIGESTS = [f"sha256:{c * 64}" for c in "0123456789abcdef"]
+
+
+def load_variant(name: str) -> Config:
+    if name in VARIANTS:
+        return parse_config(VARIANTS[name], f"{name}.toml")
+    return parse_config((REPO / "examples" / name / "splitbuild.toml").read_text(), name)
+
+
+ALL = [*VARIANTS, *EXAMPLES]
+
+
+def render(config: Config) -> str:
+    return render_workflow(config, plan(config), config_path="splitbuild.toml", output_path="out.yml")
+
+
+def parsed(config: Config) -> dict[Any, Any]:
+    data = yaml.safe_load(render(config))
+    assert isinstance(data, dict)
+    return data
+
+
+def steps_named(job: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if s["name"].startswith(prefix)]
+
+
+def one_step(job: dict[str, Any], prefix: str) -> dict[str, Any]:
+    found = steps_named(job, prefix)
+    assert len(found) == 1, [s["name"] for s in job["steps"]]
+    return found[0]
+
+
+@pytest.fixture(params=ALL)
+def case(request: pytest.FixtureRequest) -> tuple[Config, Plan, dict[Any, Any]]:
+    config = load_variant(request.param)
+    return config, plan(config), parsed(config)
+
+
+def test_matrix_has_one_leg_per_platform_with_planned_runner(
+    case: tuple[Config, Plan, dict[Any, Any]],
+) -> None:
+    config, the_plan, wf = case
+    build = wf["jobs"]["build"]
+    assert build["strategy"]["fail-fast"] is False
+    include = build["strategy"]["matrix"]["include"]
+    assert [e["platform"] for e in include] == config.image.platforms
+    for entry, leg in zip(include, the_plan.legs, strict=True):
+        runner = entry["runner"]
+        assert (runner if isinstance(runner, list) else [runner]) == list(leg.runner)
+        expected_timeout = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
+        assert entry["timeout"] == expected_timeout
+        assert entry["output"] == leg.output_key
+        assert entry["pair"] == leg.platform.replace("/", "-")
+    assert build["runs-on"] == "${{ matrix.runner }}"
+    assert build["timeout-minutes"] == "${{ matrix.timeout }}"
+    assert len({e["pair"] for e in include}) == len(include)
+
+
+def test_qemu_only_on_emulated_legs_and_only_their_platform(
+    case: tuple[Config, Plan, dict[Any, Any]],
+) -> None:
+    config, the_plan, wf = case
+    build = wf["jobs"]["build"]
+    include = build["strategy"]["matrix"]["include"]
+    qemu_steps = steps_named(build, "Set up QEMU")
+    if not the_plan.emulated:
+        assert qemu_steps == []
+        assert all("qemu" not in e for e in include)
+        return
+    (step,) = qemu_steps
+    assert step["if"] == "matrix.qemu != ''"
+    assert step["with"]["platforms"] == "${{ matrix.qemu }}"
+    for entry, leg in zip(include, the_plan.legs, strict=True):
+        if leg.mode == "qemu":
+            assert entry["qemu"] == leg.platform.split("/")[1]
+        else:
+            assert entry["qemu"] == ""
+    if config.ci.binfmt_image:
+        assert step["with"]["image"] == config.ci.binfmt_image
+    names = [s["name"] for s in build["steps"]]
+    assert names.index(step["name"]) < names.index("Set up Buildx")
+
+
+def test_digest_outputs_are_wired_from_legs_to_merge(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    _, the_plan, wf = case
+    build, merge = wf["jobs"]["build"], wf["jobs"]["merge"]
+    keys = [leg.output_key for leg in the_plan.legs]
+    assert list(build["outputs"]) == keys
+    for key in keys:
+        assert build["outputs"][key] == f"${{{{ steps.digest.outputs.{key} }}}}"
+    export = one_step(build, "Export digest")
+    assert export["id"] == "digest"
+    assert export["env"]["OUTPUT_KEY"] == "${{ matrix.output }}"
+    assert export["env"]["DIGEST"] == "${{ steps.build.outputs.digest }}"
+    assert one_step(build, "Build and push")["id"] == "build"
+    assert merge["needs"] == ["build"]
+    env = one_step(merge, "Merge")["env"]
+    wired = sorted(v for v in env.values() if "needs.build.outputs" in v)
+    assert wired == sorted(f"${{{{ needs.build.outputs.{key} }}}}" for key in keys)
+
+
+def test_least_permissions(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    assert wf["permissions"] == {}
+    token_to_ghcr = any(image_registry(n) == "ghcr.io" for n in config.image.names) and (
+        "ghcr.io" not in config.ci.logins
+    )
+    packages = {"packages": "write"} if token_to_ghcr else {}
+    assert wf["jobs"]["build"]["permissions"] == {"contents": "read", **packages}
+    assert wf["jobs"]["merge"]["permissions"] == packages
+
+
+def test_permissions_carry_a_reason() -> None:
+    text = render(load_variant("minimal-ghcr"))
+    assert "contents: read # check out the repository" in text
+    assert text.count("packages: write # push to ghcr.io with GITHUB_TOKEN") == 2
+
+
+def test_every_action_is_pinned_to_a_listed_sha_with_its_tag(
+    case: tuple[Config, Plan, dict[Any, Any]],
+) -> None:
+    config, _, _ = case
+    text = render(config)
+    pins = all_pins()
+    uses_lines = [line.strip() for line in text.splitlines() if re.match(r"^\s*(- )?uses:", line)]
+    assert uses_lines
+    for line in uses_lines:
+        match = re.fullmatch(r"(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)", line)
+        assert match, line
+        action, sha, tag = match.groups()
+        assert pins[action].sha == sha
+        assert pins[action].tag == tag
+
+
+def test_checkout_does_not_persist_credentials(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    _, _, wf = case
+    for job in wf["jobs"].values():
+        for step in job["steps"]:
+            if "uses" in step and step["uses"].startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] == "false"
+
+
+def test_run_scripts_take_values_only_from_env(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    _, _, wf = case
+    runner_vars = {"GITHUB_OUTPUT"}
+    for job in wf["jobs"].values():
+        for step in job["steps"]:
+            if "run" not in step:
+                continue
+            assert "${{" not in step["run"]
+            assert step["shell"] == "bash"
+            used = set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", step["run"]))
+            assert used <= set(step.get("env", {})) | runner_vars, step["name"]
+
+
+def test_pull_requests_build_but_neither_log_in_nor_push(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    not_pr = "github.event_name != 'pull_request'"
+    assert ("pull_request" in wf["on"]) == config.ci.pull_requests
+    build, merge = wf["jobs"]["build"], wf["jobs"]["merge"]
+    for login in steps_named(build, "Log in"):
+        assert login["if"] == not_pr
+    outputs = one_step(build, "Build and push")["with"]["outputs"]
+    assert outputs.endswith(f"push-by-digest=true,name-canonical=true,push=${{{{ {not_pr} }}}}")
+    assert merge["if"] == not_pr
+    assert all("if" not in step for step in merge["steps"])
+
+
+def test_logins_cover_every_registry_that_needs_one(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    wanted = [r for r in config.registries if config.ci.logins.get(r) is not False]
+    for job in wf["jobs"].values():
+        logins = steps_named(job, "Log in to ")
+        assert [s["name"].removeprefix("Log in to ") for s in logins] == wanted
+        for step in logins:
+            registry = step["name"].removeprefix("Log in to ")
+            assert step["with"].get("registry") == (None if registry == "docker.io" else registry)
+            assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_][A-Z0-9_]* \}\}", step["with"]["password"])
+
+
+def test_build_inputs_follow_the_config(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    with_ = one_step(wf["jobs"]["build"], "Build and push")["with"]
+    image = config.image
+    assert with_["context"] == image.context
+    assert with_.get("file") == image.dockerfile
+    assert with_.get("target") == image.target
+    assert with_["platforms"] == "${{ matrix.platform }}"
+    names = ",".join(image.names)
+    assert with_["outputs"].startswith(f'type=image,"name={names}",')
+    assert with_.get("build-args", "").splitlines() == [f"{k}={v}" for k, v in image.build_args.items()]
+    assert with_.get("secret-envs", "").splitlines() == [f"{k}={v}" for k, v in image.secrets.items()]
+    provenance = config.ci.provenance
+    assert with_["provenance"] == ("false" if provenance is False else f"mode={provenance}")
+    assert ("sbom" in with_) == config.ci.sbom
+    env = one_step(wf["jobs"]["build"], "Build and push").get("env", {})
+    assert env == {v: f"${{{{ secrets.{v} }}}}" for v in image.secrets.values()}
+
+
+def test_labels_are_identical_on_every_platform(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    labels = one_step(wf["jobs"]["build"], "Build and push")["with"]["labels"]
+    assert "matrix." not in labels
+    assert "created" not in labels
+    lines = labels.splitlines()
+    assert "org.opencontainers.image.revision=${{ github.sha }}" in lines
+    for key, value in config.image.labels.items():
+        assert f"{key}={value}" in lines
+
+
+def test_cache_scope_per_platform(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    with_ = one_step(wf["jobs"]["build"], "Build and push")["with"]
+    if config.ci.cache == "none":
+        assert "cache-from" not in with_
+        assert "cache-to" not in with_
+        return
+    assert "matrix.pair" in with_["cache-from"]
+    assert "matrix.pair" in with_["cache-to"]
+    assert f"mode={config.ci.cache_mode}" in with_["cache-to"]
+    if config.ci.cache == "gha":
+        assert with_["cache-from"] == "type=gha,scope=splitbuild-${{ matrix.pair }}"
+    else:
+        assert "github.event_name != 'pull_request'" in with_["cache-to"]
+
+
+def test_merge_job_installs_the_configured_splitbuild(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    merge = wf["jobs"]["merge"]
+    install = one_step(merge, "Install splitbuild")
+    assert install["env"] == {"SPLITBUILD_INSTALL": config.ci.install}
+    assert one_step(merge, "Set up Python")["with"] == {"python-version": config.ci.python_version}
+    runs_on = merge["runs-on"]
+    assert (runs_on if isinstance(runs_on, list) else [runs_on]) == list(config.ci.merge_runner_labels)
+    assert merge["timeout-minutes"] == config.ci.merge_timeout_minutes
+
+
+def test_default_install_is_this_release() -> None:
+    wf = parsed(load_variant("minimal-ghcr"))
+    install = one_step(wf["jobs"]["merge"], "Install splitbuild")
+    assert install["env"]["SPLITBUILD_INSTALL"] == f"splitbuild=={__version__}"
+
+
+def test_triggers_and_concurrency(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    on = wf["on"]
+    ci = config.ci
+    if ci.branches or ci.tags:
+        assert on["push"].get("branches", []) == ci.branches
+        assert on["push"].get("tags", []) == ci.tags
+    else:
+        assert "push" not in on
+    assert ("workflow_dispatch" in on) == ci.workflow_dispatch
+    assert [s["cron"] for s in on.get("schedule", [])] == ci.schedule
+    assert wf["concurrency"]["group"] == "${{ github.workflow }}-${{ github.ref }}"
+    assert "pull_request_target" not in on
+    assert "workflow_run" not in on
+
+
+def _run_bash(script: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        env={"PATH": f"{tmp_path}:{os.environ['PATH']}", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def _stub_splitbuild(tmp_path: Path) -> Path:
+    """A fake ``splitbuild`` on PATH that records its argv as JSON."""
+    record = tmp_path / "argv.json"
+    stub = tmp_path / "splitbuild"
+    stub.write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    stub.chmod(0o755)
+    return record
+
+
+def test_merge_script_runs_exactly_merge_argv(
+    case: tuple[Config, Plan, dict[Any, Any]], tmp_path: Path
+) -> None:
+    config, the_plan, wf = case
+    step = one_step(wf["jobs"]["merge"], "Merge")
+    digests = dict(zip(the_plan.platforms, DIGESTS, strict=False))
+    command = merge_command(config)
+    env = {k: v for k, v in step["env"].items() if "${{" not in v}
+    env.update({command.digest_env[p]: d for p, d in digests.items()})
+    record = _stub_splitbuild(tmp_path)
+    result = _run_bash(step["run"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert ["splitbuild", *json.loads(record.read_text())] == merge_argv(config, digests)
+
+
+def test_merge_argv_shape() -> None:
+    config = load_variant("five-platforms")
+    digests = dict(zip(plan(config).platforms, DIGESTS, strict=False))
+    argv = merge_argv(config, digests)
+    assert argv[:2] == ["splitbuild", "merge"]
+    assert argv[argv.index("--image") + 1] == "ghcr.io/acme/app"
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--image"] == config.image.names
+    assert argv[argv.index("--tags") + 1] == "\n".join(config.tags.rules)
+    assert argv[argv.index("--flavor") + 1] == "latest=auto"
+    assert argv[argv.index("--labels") + 1] == "org.opencontainers.image.vendor=Acme"
+    assert argv[argv.index("--annotation") + 1] == config.image.annotations[0]
+    assert argv[argv.index("--platform") + 1] == ",".join(config.image.platforms)
+    assert argv[-5:] == list(digests.values())
+
+
+def test_merge_argv_rejects_wrong_digests() -> None:
+    from splitbuild.errors import ConfigError
+
+    config = load_variant("ghcr-two-platforms")
+    with pytest.raises(ConfigError, match="missing: linux/arm64"):
+        merge_argv(config, {"linux/amd64": DIGESTS[0]})
+    with pytest.raises(ConfigError, match="not sha256"):
+        merge_argv(config, {"linux/amd64": DIGESTS[0], "linux/arm64": "sha256:abc"})
+    argv = merge_argv(config, {"linux/amd64": DIGESTS[0], "linux/arm64/v8": DIGESTS[1]})
+    assert argv[-1] == DIGESTS[1]
+
+
+def test_merge_script_stops_when_a_leg_gave_no_digest(tmp_path: Path) -> None:
+    config = load_variant("ghcr-two-platforms")
+    step = one_step(parsed(config)["jobs"]["merge"], "Merge")
+    env = {k: v for k, v in step["env"].items() if "${{" not in v}
+    env["DIGEST_LINUX_AMD64"] = DIGESTS[0]
+    env["DIGEST_LINUX_ARM64"] = ""
+    record = _stub_splitbuild(tmp_path)
+    result = _run_bash(step["run"], env, tmp_path)
+    assert result.returncode != 0
+    assert "the linux/arm64 build job produced no digest" in result.stderr
+    assert not record.exists()
+
+
+@pytest.mark.parametrize(
+    ("digest", "ok"),
+    [(DIGESTS[3], True), ("", False), ("sha256:1234", False), ("sha512:" + "a" * 128, False)],
+)
+def test_export_digest_script(digest: str, ok: bool, tmp_path: Path) -> None:
+    step = one_step(parsed(load_variant("minimal-ghcr"))["jobs"]["build"], "Export digest")
+    output = tmp_path / "github_output"
+    output.write_text("")
+    env = {
+        "DIGEST": digest,
+        "PLATFORM": "linux/amd64",
+        "OUTPUT_KEY": "digest_linux_amd64",
+        "GITHUB_OUTPUT": str(output),
+    }
+    result = _run_bash(step["run"], env, tmp_path)
+    assert (result.returncode == 0) == ok
+    if ok:
+        assert output.read_text() == f"digest_linux_amd64={digest}\n"
+    else:
+        assert output.read_text() == ""
+        assert "::error::build-push-action gave no image digest for linux/amd64" in result.stdout
+
+
+def test_output_is_deterministic_and_has_a_header() -> None:
+    config = load_variant("five-platforms")
+    first = render_workflow(config, plan(config), config_path="a/splitbuild.toml", output_path="w.yml")
+    second = render_workflow(config, plan(config), config_path="a/splitbuild.toml", output_path="w.yml")
+    assert first == second
+    lines = first.splitlines()
+    assert lines[0] == f"# Generated by splitbuild {__version__} from a/splitbuild.toml; do not edit by hand."
+    assert lines[1].endswith("splitbuild generate --config a/splitbuild.toml --output w.yml")
+    assert "#   linux/ppc64le  qemu    on ubuntu-24.04" in lines
+
+
+def test_regenerate_command_omits_defaults_and_quotes() -> None:
+    assert regenerate_command("splitbuild.toml", ".github/workflows/splitbuild.yml") == "splitbuild generate"
+    assert (
+        regenerate_command("my dir/x.toml", "out.yml")
+        == "splitbuild generate --config 'my dir/x.toml' --output out.yml"
+    )
+
+
+def test_workflow_pins_lists_actions_in_use() -> None:
+    native = load_variant("ghcr-two-platforms")
+    emulated = load_variant("five-platforms")
+    native_actions = [p.action for p in build_workflow(native, plan(native)).pins()]
+    assert "docker/setup-qemu-action" not in native_actions
+    assert native_actions == [
+        "actions/checkout",
+        "docker/setup-buildx-action",
+        "docker/login-action",
+        "docker/build-push-action",
+        "actions/setup-python",
+    ]
+    assert "docker/setup-qemu-action" in [p.action for p in build_workflow(emulated, plan(emulated)).pins()]
+
+
+def test_config_strings_cannot_break_out_of_yaml_or_shell(tmp_path: Path) -> None:
+    config = load_variant("quay-registry-cache")
+    wf = parsed(config)
+    build_args = one_step(wf["jobs"]["build"], "Build and push")["with"]["build-args"]
+    assert build_args.splitlines()[1] == "COMMIT_NOTE=quotes ' and \" and $dollar"
+    install = one_step(wf["jobs"]["merge"], "Install splitbuild")
+    assert shlex.split(install["run"].replace('"$SPLITBUILD_INSTALL"', "SPEC")) == [
+        "python",
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "SPEC",
+    ]
