@@ -26,17 +26,17 @@ _EXPORTS: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from splitbuild.errors import (
-        AuthError,
-        InvalidDigest,
-        InvalidManifest,
-        InvalidReference,
-        NotFound,
-        RegistryError,
-        SplitbuildError,
-        VerificationError,
-    )
-    from splitbuild.reference import LayoutReference, Reference, parse_reference
+    from splitbuild.errors import AuthError as AuthError
+    from splitbuild.errors import InvalidDigest as InvalidDigest
+    from splitbuild.errors import InvalidManifest as InvalidManifest
+    from splitbuild.errors import InvalidReference as InvalidReference
+    from splitbuild.errors import NotFound as NotFound
+    from splitbuild.errors import RegistryError as RegistryError
+    from splitbuild.errors import SplitbuildError as SplitbuildError
+    from splitbuild.errors import VerificationError as VerificationError
+    from splitbuild.reference import LayoutReference as LayoutReference
+    from splitbuild.reference import Reference as Reference
+    from splitbuild.reference import parse_reference as parse_reference
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -54,3 +54,8 @@ def registry2(registry_factory: Callable[..., RegistryServer]) -> RegistryServer
 def auth_registry(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
     """A registry with htpasswd basic auth; user ``TEST_USER`` / password ``TEST_PASSWORD``."""
     return registry_factory(htpasswd=(TEST_USER, TEST_PASSWORD))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

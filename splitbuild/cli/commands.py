@@ -4,4 +4,7 @@ and imports only typer (and ``splitbuild.cli._common``) at module level."""
 from __future__ import annotations
 
 MODULES: list[str] = [
+    "splitbuild.cli.merge",
+    "splitbuild.cli.generate",
+    "splitbuild.cli.tags",
 ]

@@ -1,0 +1,128 @@
+"""``splitbuild merge``: the final job of a split build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from splitbuild.cli._common import handle_errors, print_json, run_async
+
+TargetOpt = Annotated[
+    list[str] | None,
+    typer.Option("-t", "--tag", help="Target REF:TAG or oci:PATH:TAG; repeat for every tag and registry."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("merge", no_args_is_help=True)(merge_command)
+
+
+def merge_command(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="repo@sha256:..., repo:tag, oci:PATH@sha256:..., or a bare sha256:... (first target's repo)."
+        ),
+    ] = None,
+    tag: TargetOpt = None,
+    digests_dir: Annotated[
+        Path | None, typer.Option("--digests-dir", help="Directory of digest files (one source each).")
+    ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", help="Exact platform set the index must hold, comma-separated."),
+    ] = None,
+    annotation: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--annotation", help="[index:|manifest-descriptor[PLATFORM]:]KEY=VALUE (forces an OCI index)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Resolve and check; print the index and the planned writes.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    allow_shrink: Annotated[
+        bool, typer.Option("--allow-shrink", help="Allow a tag to move to an index with fewer platforms.")
+    ] = False,
+    insecure_registry: Annotated[
+        list[str] | None, typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host.")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra CA bundle for TLS.")] = None,
+) -> None:
+    """Assemble the multi-arch index from per-platform digests and push it under every tag."""
+    with handle_errors():
+        from splitbuild.cli.output import merge_report
+
+        result = run_async(
+            lambda: _merge(
+                sources or [],
+                tag or [],
+                digests_dir,
+                platform,
+                annotation or [],
+                dry_run,
+                allow_shrink,
+                insecure_registry or [],
+                ca_file,
+            )
+        )
+        data = result.to_dict()
+        _github_report(data)
+        if json_output:
+            print_json(data)
+        else:
+            merge_report(result)
+
+
+async def _merge(
+    sources: list[str],
+    targets: list[str],
+    digests_dir: Path | None,
+    platform: str | None,
+    annotations: list[str],
+    dry_run: bool,
+    allow_shrink: bool,
+    insecure: list[str],
+    ca_file: Path | None,
+) -> Any:
+    from splitbuild.client import Client
+    from splitbuild.index import Annotations, parse_annotation
+    from splitbuild.merge import MergeOptions, merge, parse_sources, parse_targets, read_digests_dir
+
+    target_refs = parse_targets(targets)
+    texts = list(sources)
+    if digests_dir is not None:
+        texts.extend(read_digests_dir(digests_dir))
+    parsed_annotations = Annotations()
+    for text in annotations:
+        parse_annotation(text, parsed_annotations)
+    platforms = [p.strip() for p in platform.split(",") if p.strip()] if platform else None
+    options = MergeOptions(
+        targets=target_refs,
+        sources=parse_sources(texts, target_refs[0]),
+        platforms=platforms,
+        annotations=parsed_annotations,
+        allow_shrink=allow_shrink,
+    )
+    async with Client(insecure=insecure, ca_file=ca_file) as client:
+        return await merge(client, options, dry_run=dry_run)
+
+
+def _github_report(data: dict[str, Any]) -> None:
+    import os
+
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    from splitbuild.report import github_merge_summary
+
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:
+            handle.write(github_merge_summary(data))
+    output_path = os.environ.get("GITHUB_OUTPUT")
+    if output_path and not data.get("dryRun"):
+        with open(output_path, "a", encoding="utf-8") as handle:
+            handle.write(f"digest={data['digest']}\n")

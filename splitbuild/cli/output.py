@@ -1,0 +1,38 @@
+"""Human-readable output of the commands (rich tables on a terminal, plain lines otherwise)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from splitbuild.merge import MergeResult
+
+
+def merge_report(result: MergeResult) -> None:
+    plan = result.plan
+    index = plan.index
+    out = sys.stdout.write
+    if result.dry_run:
+        out(json.dumps(json.loads(index.raw), indent=2) + "\n")
+    out(f"index {index.digest} ({index.media_type}, {index.size} bytes)\n")
+    for child in plan.children:
+        desc = child.descriptor
+        if desc.is_attestation:
+            out(f"  attestation    {desc.digest}  (for {str(desc.attests)[:19]})\n")
+        else:
+            out(f"  {desc.platform!s:<14} {desc.digest}\n")
+    if result.dry_run:
+        out("planned writes:\n")
+        for line in plan.planned_writes():
+            out(f"  {line}\n")
+        for ref in result.unchanged:
+            out(f"  (unchanged) {ref}\n")
+        out(f"dry run: nothing pushed ({result.requests} HTTP requests)\n")
+        return
+    for ref in result.pushed:
+        out(f"pushed    {ref}\n")
+    for ref in result.unchanged:
+        out(f"unchanged {ref}\n")
+    out(f"{result.requests} HTTP requests\n")

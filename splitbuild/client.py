@@ -1,0 +1,64 @@
+"""The entry point for scripts: one :class:`Client` per run, repositories opened by reference.
+
+>>> async with Client() as client:                                   # doctest: +SKIP
+...     repo = client.repository(parse_reference("ghcr.io/acme/app"))
+...     manifest = await repo.get_manifest("1.2.3")
+
+Registry references are served by :class:`~splitbuild.store.registry.RegistryClient`, ``oci:PATH``
+references by :class:`~splitbuild.store.layout.LayoutRepository`; both implement
+:class:`~splitbuild.store.base.Repository`.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from splitbuild.reference import AnyReference, LayoutReference
+from splitbuild.store.base import Repository
+
+if TYPE_CHECKING:
+    from splitbuild.store.registry import RegistryClient
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Opens repositories for references; keyword arguments go to :class:`RegistryClient`."""
+
+    def __init__(self, **registry_options: Any) -> None:
+        self._options = registry_options
+        self._registry: RegistryClient | None = None
+
+    @property
+    def registry(self) -> RegistryClient:
+        """The registry client, created on first use (a run on OCI layouts never builds one)."""
+        if self._registry is None:
+            from splitbuild.store.registry import RegistryClient
+
+            self._registry = RegistryClient(**self._options)
+        return self._registry
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests made so far (token requests included)."""
+        return self._registry.requests if self._registry is not None else 0
+
+    def repository(self, ref: AnyReference) -> Repository:
+        if isinstance(ref, LayoutReference):
+            from splitbuild.store.layout import LayoutRepository
+
+            return LayoutRepository(ref.path)
+        return self.registry.repository(ref)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._registry is not None:
+            await self._registry.aclose()

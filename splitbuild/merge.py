@@ -1,0 +1,380 @@
+"""Merge: assemble the multi-arch index from per-platform sources and publish it under every tag.
+
+``plan_merge`` reads (sources, their platforms, what each target tag points at now) and checks
+everything; ``execute`` writes, in the only safe order: children by digest into every target
+repository, then the index by digest, then the tags. A failure before the tags leaves every tag
+untouched; a failure among the tags is reported tag by tag, and a re-run completes the rest
+(a tag already pointing at the index is not pushed again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from splitbuild._tasks import task_group
+from splitbuild.client import Client
+from splitbuild.digest import parse_digest
+from splitbuild.errors import InvalidInput, NotFound, Refused, RegistryError, SplitbuildError, UsageError
+from splitbuild.index import Annotations, Entry, assemble, platform_set, select
+from splitbuild.models import Descriptor, ImageConfig, Manifest, Platform
+from splitbuild.reference import AnyReference, parse_reference
+from splitbuild.store.base import Repository
+from splitbuild.transfer import Transfer
+
+__all__ = [
+    "MergeOptions",
+    "MergePlan",
+    "MergeResult",
+    "TagFailure",
+    "TagsFailed",
+    "TargetState",
+    "execute",
+    "merge",
+    "parse_sources",
+    "parse_targets",
+    "plan_merge",
+    "read_digests_dir",
+]
+
+
+@dataclass(frozen=True)
+class Source:
+    text: str
+    ref: AnyReference
+
+
+@dataclass
+class MergeOptions:
+    targets: list[AnyReference]
+    sources: list[Source]
+    platforms: list[str] | None = None
+    annotations: Annotations = field(default_factory=Annotations)
+    allow_shrink: bool = False
+
+    def __post_init__(self) -> None:
+        if self.platforms is not None:
+            self.platforms = [Platform.parse(p).key for p in self.platforms]
+
+
+@dataclass(frozen=True)
+class TargetState:
+    ref: AnyReference
+    current: Descriptor | None
+    """What the tag points at before the merge (None: the tag does not exist)."""
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    index: Manifest
+    children: list[Entry]
+    sources: list[Source]
+    targets: list[TargetState]
+
+    @property
+    def tags_to_push(self) -> list[TargetState]:
+        return [t for t in self.targets if t.current is None or t.current.digest != self.index.digest]
+
+    @property
+    def tags_unchanged(self) -> list[TargetState]:
+        return [t for t in self.targets if t.current is not None and t.current.digest == self.index.digest]
+
+    def planned_writes(self) -> list[str]:
+        writes = []
+        repos = _unique_repos(self.targets)
+        for name, target in repos.items():
+            foreign = sorted(
+                {self.sources[c.source].ref.repo().name for c in self.children} - {target.ref.repo().name}
+            )
+            for src in foreign:
+                writes.append(f"copy children from {src} to {name} (missing ones only)")
+        writes.extend(f"PUT {name}@{self.index.digest}" for name in repos)
+        writes.extend(f"PUT {t.ref}" for t in self.tags_to_push)
+        return writes
+
+
+@dataclass(frozen=True)
+class TagFailure:
+    ref: str
+    error: str
+
+
+@dataclass
+class MergeResult:
+    plan: MergePlan
+    pushed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[TagFailure] = field(default_factory=list)
+    requests: int = 0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        index = self.plan.index
+        platforms = []
+        attestations = []
+        for child in self.plan.children:
+            if child.descriptor.is_attestation:
+                attestations.append({"digest": child.digest, "attests": child.descriptor.attests})
+            else:
+                platforms.append({"platform": str(child.descriptor.platform), "digest": child.digest})
+        return {
+            "digest": index.digest,
+            "mediaType": index.media_type,
+            "size": index.size,
+            "platforms": platforms,
+            "attestations": attestations,
+            "tags": self.pushed,
+            "unchanged": self.unchanged,
+            "failed": [{"tag": f.ref, "error": f.error} for f in self.failed],
+            "requests": self.requests,
+            "dryRun": self.dry_run,
+        }
+
+
+# -- parsing the command line --------------------------------------------------------------------
+
+
+def parse_targets(texts: Sequence[str]) -> list[AnyReference]:
+    targets: list[AnyReference] = []
+    for text in texts:
+        ref = parse_reference(text)
+        if ref.tag is None or ref.digest is not None:
+            raise UsageError(
+                f"target {text!r} must name a tag (e.g. ghcr.io/acme/app:1.2.3), without a digest"
+            )
+        if str(ref) not in {str(t) for t in targets}:
+            targets.append(ref)
+    if not targets:
+        raise UsageError("no target: give at least one -t/--tag (or --image with tag rules)")
+    return targets
+
+
+def parse_sources(texts: Sequence[str], first_target: AnyReference) -> list[Source]:
+    """Parse sources: ``repo@sha256:…``, ``repo:tag``, ``oci:PATH@sha256:…``, or a bare digest.
+
+    A bare digest names a manifest in the first target's repository.
+    """
+    sources = []
+    for text in texts:
+        text = text.strip()
+        if text.startswith(("sha256:", "sha512:")):
+            parse_digest(text)
+            ref: AnyReference = first_target.repo().with_digest(text)
+        else:
+            ref = parse_reference(text)
+            if ref.identifier is None:
+                raise UsageError(f"source {text!r} needs a tag or a digest")
+        sources.append(Source(text=text, ref=ref))
+    return sources
+
+
+def read_digests_dir(path: str | Path) -> list[str]:
+    """Digests from a directory: empty files named by the hex digest, or files holding ``sha256:…``."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise InvalidInput(f"--digests-dir {directory}: not a directory")
+    digests = []
+    for entry in sorted(directory.iterdir()):
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        content = entry.read_text(errors="replace").strip()
+        if content:
+            text = content
+        elif entry.name.startswith("sha256:"):
+            text = entry.name
+        else:
+            text = f"sha256:{entry.name}"
+        try:
+            parse_digest(text)
+        except InvalidInput:
+            raise InvalidInput(
+                f"--digests-dir {directory}: file {entry.name!r} is neither named by a sha256 hex digest "
+                "nor holds a sha256:<hex> digest"
+            ) from None
+        digests.append(text)
+    if not digests:
+        raise InvalidInput(f"--digests-dir {directory}: no digest files")
+    return digests
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+
+def _unique_repos(targets: Sequence[TargetState]) -> dict[str, TargetState]:
+    repos: dict[str, TargetState] = {}
+    for t in targets:
+        repos.setdefault(t.ref.repo().name, t)
+    return repos
+
+
+async def _platform_of(repo: Repository, manifest: Manifest, origin: str) -> Platform:
+    config_desc = manifest.image().config
+    raw = await repo.read_blob(config_desc)
+    try:
+        config = ImageConfig.model_validate_json(raw)
+    except ValueError:
+        raise InvalidInput(f"{origin}: config blob {config_desc.digest} is not an image config") from None
+    platform = config.platform()
+    if platform is None:
+        raise InvalidInput(f"{origin}: image config has no os/architecture; not a platform image")
+    return platform
+
+
+async def _resolve_source(client: Client, index: int, source: Source) -> list[Entry]:
+    repo = client.repository(source.ref)
+    identifier = source.ref.identifier
+    assert identifier is not None
+    try:
+        manifest = await repo.get_manifest(identifier)
+    except NotFound:
+        raise NotFound(f"source {source.text}: manifest not found in {repo.name}") from None
+    if not manifest.is_index:
+        platform = await _platform_of(repo, manifest, source.text)
+        return [Entry(manifest.descriptor(platform=platform), source.text, index, manifest)]
+    entries = []
+    for child in manifest.children():
+        if child.platform is None and not child.is_attestation:
+            child_manifest = await repo.get_manifest(child.digest)
+            if child_manifest.is_index:
+                raise InvalidInput(f"{source.text}: nested index {child.digest} is not supported")
+            platform = await _platform_of(repo, child_manifest, source.text)
+            child = child.model_copy(update={"platform": platform})
+            entries.append(Entry(child, source.text, index, child_manifest))
+        else:
+            entries.append(Entry(child, source.text, index))
+    return entries
+
+
+async def _target_state(client: Client, ref: AnyReference) -> TargetState:
+    assert ref.tag is not None
+    try:
+        current = await client.repository(ref).head_manifest(ref.tag)
+    except NotFound:
+        current = None
+    return TargetState(ref=ref, current=current)
+
+
+async def _check_shrink(client: Client, target: TargetState, new: set[str]) -> None:
+    assert target.current is not None
+    repo = client.repository(target.ref)
+    old_manifest = await repo.get_manifest(target.current.digest)
+    if old_manifest.is_index:
+        old = platform_set(old_manifest)
+    else:
+        old = {(await _platform_of(repo, old_manifest, str(target.ref))).key}
+    lost = sorted(old - new)
+    if lost:
+        raise Refused(
+            f"{target.ref} points at an index with {len(old)} platforms; the new one lacks {', '.join(lost)}",
+            hint="pass --allow-shrink to publish fewer platforms under this tag",
+        )
+
+
+async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
+    """Read and check everything; write nothing."""
+    if not options.sources:
+        raise UsageError("no sources: give SOURCE arguments or --digests-dir")
+    resolved: list[list[Entry]] = [[] for _ in options.sources]
+    states: list[TargetState | None] = [None] * len(options.targets)
+
+    async def resolve(i: int) -> None:
+        resolved[i] = await _resolve_source(client, i, options.sources[i])
+
+    async def state(i: int) -> None:
+        states[i] = await _target_state(client, options.targets[i])
+
+    async with task_group() as tg:
+        for i in range(len(options.sources)):
+            tg.start_soon(resolve, i)
+        for i in range(len(options.targets)):
+            tg.start_soon(state, i)
+    children = select([e for group in resolved for e in group], options.platforms)
+    index = assemble(children, options.annotations)
+    targets = [s for s in states if s is not None]
+    plan = MergePlan(index=index, children=children, sources=list(options.sources), targets=targets)
+    if not options.allow_shrink:
+        new = platform_set(index)
+        async with task_group() as tg:
+            for target in plan.tags_to_push:
+                if target.current is not None:
+                    tg.start_soon(_check_shrink, client, target, new)
+    return plan
+
+
+# -- execution -----------------------------------------------------------------------------------
+
+
+async def execute(client: Client, plan: MergePlan) -> MergeResult:
+    """Children, then the index by digest, then the tags (the tags only if everything before succeeded)."""
+    start = client.requests
+    result = MergeResult(plan=plan)
+    repos = {name: client.repository(t.ref) for name, t in _unique_repos(plan.targets).items()}
+
+    async def copy_children(target: Repository) -> None:
+        by_source: dict[int, list[Entry]] = {}
+        for child in plan.children:
+            by_source.setdefault(child.source, []).append(child)
+        async with task_group() as tg:
+            for source_index, entries in by_source.items():
+                source_repo = client.repository(plan.sources[source_index].ref)
+                transfer = Transfer(source_repo, target)
+                for entry in entries:
+                    tg.start_soon(_copy_entry, transfer, entry)
+
+    async with task_group() as tg:
+        for target in repos.values():
+            tg.start_soon(copy_children, target)
+    async with task_group() as tg:
+        for target in repos.values():
+            tg.start_soon(target.put_manifest, plan.index)
+
+    result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
+
+    async def put_tag(target: TargetState) -> None:
+        assert target.ref.tag is not None
+        try:
+            await repos[target.ref.repo().name].put_manifest(plan.index, target.ref.tag)
+        except SplitbuildError as exc:
+            result.failed.append(TagFailure(str(target.ref), exc.message))
+        else:
+            result.pushed.append(str(target.ref))
+
+    async with task_group() as tg:
+        for state in plan.tags_to_push:
+            tg.start_soon(put_tag, state)
+    order = {str(t.ref): i for i, t in enumerate(plan.targets)}
+    result.pushed.sort(key=order.__getitem__)
+    result.failed.sort(key=lambda f: order[f.ref])
+    result.requests = client.requests - start
+    return result
+
+
+async def _copy_entry(transfer: Transfer, entry: Entry) -> None:
+    await transfer.manifest(entry.descriptor, entry.manifest)
+
+
+async def merge(client: Client, options: MergeOptions, *, dry_run: bool = False) -> MergeResult:
+    start = client.requests
+    plan = await plan_merge(client, options)
+    if dry_run:
+        result = MergeResult(plan=plan, dry_run=True, requests=client.requests - start)
+        result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
+        return result
+    result = await execute(client, plan)
+    result.requests = client.requests - start
+    if result.failed:
+        done = ", ".join(result.pushed) or "none"
+        failed = "; ".join(f"{f.ref}: {f.error}" for f in result.failed)
+        raise TagsFailed(
+            f"index {plan.index.digest} pushed, but tags failed: {failed} (updated: {done})", result
+        )
+    return result
+
+
+class TagsFailed(RegistryError):
+    """Some tags were not updated; the others were. Re-running the merge completes the rest."""
+
+    def __init__(self, message: str, result: MergeResult) -> None:
+        super().__init__(message, hint="re-run the same merge: tags already updated are skipped")
+        self.result = result

@@ -1,0 +1,312 @@
+"""OCI and Docker data types: media types, platforms, descriptors, manifests and indexes.
+
+No I/O. Parsed models keep unknown fields (``extra="allow"``) so that a model dumped back says
+what it read; but digests are always of the exact bytes (:class:`Manifest.raw`), never of a
+re-serialisation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from splitbuild.digest import compute, parse_digest, verify_bytes
+from splitbuild.errors import InvalidInput, InvalidManifest
+
+__all__ = [
+    "ANNOTATION_REF_NAME",
+    "ATTESTATION_MANIFEST",
+    "DOCKER_CONFIG",
+    "DOCKER_LAYER",
+    "DOCKER_LIST",
+    "DOCKER_MANIFEST",
+    "INDEX_TYPES",
+    "MANIFEST_ACCEPT",
+    "MANIFEST_TYPES",
+    "MAX_MANIFEST_SIZE",
+    "OCI_CONFIG",
+    "OCI_INDEX",
+    "OCI_LAYER",
+    "OCI_MANIFEST",
+    "REFERENCE_DIGEST",
+    "REFERENCE_TYPE",
+    "Descriptor",
+    "ImageConfig",
+    "ImageIndex",
+    "ImageManifest",
+    "Manifest",
+    "Platform",
+]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+MANIFEST_TYPES = INDEX_TYPES | IMAGE_TYPES
+MANIFEST_ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+
+# BuildKit marks attestation manifests in an index with these descriptor annotations.
+REFERENCE_TYPE = "vnd.docker.reference.type"
+REFERENCE_DIGEST = "vnd.docker.reference.digest"
+ATTESTATION_MANIFEST = "attestation-manifest"
+# The tag of a manifest in an OCI image layout's index.json.
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+
+_PLATFORM_PART = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+# Defaults the OCI image-index spec and containerd's platforms package apply.
+_DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
+_ARCH_ALIASES = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "i386": "386", "armhf": "arm"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Platform(_Model):
+    """An OCI platform (``os``/``architecture``[/``variant``])."""
+
+    architecture: str
+    os: str
+    os_version: str | None = Field(default=None, alias="os.version")
+    os_features: list[str] | None = Field(default=None, alias="os.features")
+    variant: str | None = None
+    features: list[str] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """Parse ``os/arch[/variant]`` (e.g. ``linux/arm/v7``); raises :class:`InvalidInput`."""
+        parts = text.strip().split("/")
+        if not 2 <= len(parts) <= 3 or not all(_PLATFORM_PART.match(p) for p in parts):
+            raise InvalidInput(f"invalid platform {text!r}: expected os/arch[/variant], e.g. linux/arm64")
+        variant = parts[2] if len(parts) == 3 else None
+        return cls(os=parts[0], architecture=parts[1], variant=variant)
+
+    def normalized(self) -> Platform:
+        """Apply the usual aliases and defaults, so that ``linux/arm64/v8`` equals ``linux/arm64``."""
+        arch = _ARCH_ALIASES.get(self.architecture, self.architecture)
+        variant = self.variant
+        if arch == "arm64" and variant in (None, "v8", "8"):
+            variant = None
+        elif arch == "arm" and variant in (None, "7", "v7"):
+            variant = "v7"
+        elif variant is not None and variant.isdigit():
+            variant = f"v{variant}"
+        elif arch == "amd64" and variant == "v1":
+            variant = None
+        return self.model_copy(update={"architecture": arch, "variant": variant})
+
+    @property
+    def key(self) -> str:
+        """The normalized ``os/arch[/variant]`` string used to compare platforms."""
+        p = self.normalized()
+        return "/".join(x for x in (p.os, p.architecture, p.variant) if x)
+
+    @property
+    def is_unknown(self) -> bool:
+        return self.os == "unknown" and self.architecture == "unknown"
+
+    def __str__(self) -> str:
+        return "/".join(x for x in (self.os, self.architecture, self.variant) if x)
+
+
+class Descriptor(_Model):
+    media_type: str = Field(alias="mediaType")
+    digest: str
+    size: int = Field(ge=0)
+    urls: list[str] | None = None
+    annotations: dict[str, str] | None = None
+    platform: Platform | None = None
+    artifact_type: str | None = Field(default=None, alias="artifactType")
+    data: str | None = None
+
+    @property
+    def is_attestation(self) -> bool:
+        return (self.annotations or {}).get(REFERENCE_TYPE) == ATTESTATION_MANIFEST
+
+    @property
+    def attests(self) -> str | None:
+        """For an attestation manifest, the digest of the image it describes."""
+        return (self.annotations or {}).get(REFERENCE_DIGEST) if self.is_attestation else None
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+class ImageManifest(_Model):
+    schema_version: int = Field(alias="schemaVersion")
+    media_type: str | None = Field(default=None, alias="mediaType")
+    artifact_type: str | None = Field(default=None, alias="artifactType")
+    config: Descriptor
+    layers: list[Descriptor] = Field(default_factory=list)
+    subject: Descriptor | None = None
+    annotations: dict[str, str] | None = None
+
+
+class ImageIndex(_Model):
+    schema_version: int = Field(alias="schemaVersion")
+    media_type: str | None = Field(default=None, alias="mediaType")
+    artifact_type: str | None = Field(default=None, alias="artifactType")
+    manifests: list[Descriptor] = Field(default_factory=list)
+    subject: Descriptor | None = None
+    annotations: dict[str, str] | None = None
+
+
+class ImageConfig(_Model):
+    """The parts of an image config blob splitbuild reads (platform and labels)."""
+
+    architecture: str | None = None
+    os: str | None = None
+    variant: str | None = None
+    os_version: str | None = Field(default=None, alias="os.version")
+    os_features: list[str] | None = Field(default=None, alias="os.features")
+    config: dict[str, Any] | None = None
+    created: str | None = None
+
+    def platform(self) -> Platform | None:
+        if not self.architecture or not self.os:
+            return None
+        return Platform(
+            architecture=self.architecture,
+            os=self.os,
+            variant=self.variant,
+            os_version=self.os_version,
+            os_features=self.os_features,
+        )
+
+    @property
+    def labels(self) -> dict[str, str]:
+        labels = (self.config or {}).get("Labels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
+
+
+def _detect_media_type(doc: dict[str, Any], declared: str | None) -> str:
+    field_type = doc.get("mediaType")
+    if isinstance(field_type, str) and field_type in MANIFEST_TYPES:
+        return field_type
+    if declared in MANIFEST_TYPES:
+        return declared
+    # OCI allows mediaType to be absent: infer from the shape.
+    if "manifests" in doc:
+        return OCI_INDEX
+    if "config" in doc and "layers" in doc:
+        return OCI_MANIFEST
+    if doc.get("schemaVersion") == 1:
+        raise InvalidManifest("Docker schema 1 manifests are not supported")
+    raise InvalidManifest(f"unsupported manifest media type {field_type or declared!r}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest or index as exact bytes, with its media type and digest.
+
+    Build one with :meth:`from_bytes` (which checks the digest when one is expected) or
+    :meth:`from_model` (which serialises a model once; those bytes are then the manifest).
+    """
+
+    raw: bytes
+    media_type: str
+    digest: str
+    parsed: ImageManifest | ImageIndex = field(repr=False, compare=False)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        raw: bytes,
+        *,
+        media_type: str | None = None,
+        digest: str | None = None,
+        source: str = "manifest",
+    ) -> Manifest:
+        """Parse ``raw``; ``media_type`` is the declared Content-Type, ``digest`` the expected digest."""
+        if len(raw) > MAX_MANIFEST_SIZE:
+            raise InvalidManifest(f"{source}: manifest of {len(raw)} bytes exceeds the 4 MiB limit")
+        if digest is not None:
+            verify_bytes(raw, digest, what=source)
+            algorithm, _ = parse_digest(digest)
+        else:
+            algorithm = "sha256"
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidManifest(f"{source}: not valid JSON ({exc.__class__.__name__})") from None
+        if not isinstance(doc, dict):
+            raise InvalidManifest(f"{source}: manifest must be a JSON object")
+        declared = media_type.split(";")[0].strip() if media_type else None
+        mt = _detect_media_type(doc, declared)
+        try:
+            parsed: ImageManifest | ImageIndex
+            parsed = (
+                ImageIndex.model_validate(doc) if mt in INDEX_TYPES else ImageManifest.model_validate(doc)
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "document"
+            raise InvalidManifest(f"{source}: invalid {mt}: {where}: {first['msg']}") from None
+        return cls(raw=raw, media_type=mt, digest=digest or compute(raw, algorithm), parsed=parsed)
+
+    @classmethod
+    def from_model(cls, model: ImageManifest | ImageIndex, *, indent: int | None = 2) -> Manifest:
+        doc = model.to_dict()
+        raw = json.dumps(doc, indent=indent, ensure_ascii=False).encode()
+        return cls.from_bytes(raw)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+    @cached_property
+    def doc(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.raw)
+        return value
+
+    def index(self) -> ImageIndex:
+        if not isinstance(self.parsed, ImageIndex):
+            raise InvalidManifest(f"{self.digest} is an image manifest, not an index")
+        return self.parsed
+
+    def image(self) -> ImageManifest:
+        if not isinstance(self.parsed, ImageManifest):
+            raise InvalidManifest(f"{self.digest} is an index, not an image manifest")
+        return self.parsed
+
+    def descriptor(self, **extra: Any) -> Descriptor:
+        data: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        artifact_type = getattr(self.parsed, "artifact_type", None)
+        if artifact_type:
+            data["artifactType"] = artifact_type
+        data.update({k: v for k, v in extra.items() if v is not None})
+        return Descriptor.model_validate(data)
+
+    def blobs(self) -> list[Descriptor]:
+        """The blobs an image manifest references (config first, then layers); empty for an index."""
+        if isinstance(self.parsed, ImageManifest):
+            return [self.parsed.config, *self.parsed.layers]
+        return []
+
+    def children(self) -> list[Descriptor]:
+        if isinstance(self.parsed, ImageIndex):
+            return list(self.parsed.manifests)
+        return []

@@ -1,0 +1,85 @@
+"""The interface every storage backend implements: a handle on one repository.
+
+A :class:`Repository` is one registry repository (``ghcr.io/acme/app``) or one OCI image layout
+directory (``oci:./build/oci``). Merge, copy and the maintenance commands are written against this
+protocol only, so everything that works on a registry works on a layout directory too.
+
+Identifiers (``ref`` arguments) are a tag or a digest, already validated by
+:mod:`splitbuild.reference`. Every read is verified against its digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, runtime_checkable
+
+from splitbuild.models import Descriptor, Manifest
+
+__all__ = ["BlobOpener", "BlobSource", "Mounter", "Repository"]
+
+BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
+"""Opens a (re-openable) stream of a blob's bytes; called again when an upload is retried."""
+
+BlobSource = bytes | BlobOpener
+
+
+@runtime_checkable
+class Repository(Protocol):
+    """One repository: manifests by tag or digest, blobs by digest, and its tag list."""
+
+    @property
+    def name(self) -> str:
+        """Display name: ``registry/repository`` or ``oci:PATH``."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Identifies the storage the repository lives in (registry host or layout path).
+
+        Two repositories with the same location can share blobs by mounting.
+        """
+        ...
+
+    async def head_manifest(self, ref: str) -> Descriptor | None:
+        """The descriptor of the manifest ``ref`` points at, or None when it does not exist."""
+        ...
+
+    async def get_manifest(self, ref: str) -> Manifest:
+        """The manifest's exact bytes, verified; raises NotFound when absent."""
+        ...
+
+    async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+        """Store the manifest by digest, or under ``tag`` when given."""
+        ...
+
+    async def delete_manifest(self, ref: str) -> None:
+        """Delete a manifest by digest, or a tag."""
+        ...
+
+    async def list_tags(self) -> list[str]:
+        """Every tag, in the registry's (lexical) order."""
+        ...
+
+    async def has_blob(self, digest: str) -> bool: ...
+
+    def open_blob(self, desc: Descriptor) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream a blob; the stream raises DigestMismatch at its end if the bytes do not verify."""
+        ...
+
+    async def read_blob(self, desc: Descriptor) -> bytes:
+        """A whole (small) blob, verified."""
+        ...
+
+    async def put_blob(self, desc: Descriptor, source: BlobSource) -> None:
+        """Upload a blob from bytes or a re-openable stream."""
+        ...
+
+
+@runtime_checkable
+class Mounter(Protocol):
+    """Optional ability: make a blob of another repository in the same location available."""
+
+    async def mount_blob(self, desc: Descriptor, source: Repository) -> bool:
+        """True when mounted; False when the backend fell back and the blob must be uploaded."""
+        ...

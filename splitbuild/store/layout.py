@@ -1,0 +1,284 @@
+"""OCI image layout backend: an ``oci-layout`` directory as a repository.
+
+Follows the OCI image-layout spec: ``oci-layout`` (``{"imageLayoutVersion": "1.0.0"}``),
+``index.json`` (an OCI index whose entries carry their tag in the
+``org.opencontainers.image.ref.name`` annotation, as skopeo and buildah write them) and
+``blobs/<alg>/<hex>``. Manifests pushed by digest only are stored as blobs (reachable from
+the index that references them). Writes are atomic (temp file + rename) and ``index.json``
+updates are serialised, within the process and across processes (``flock``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from splitbuild.digest import Verifier, parse_digest, verify_bytes
+from splitbuild.errors import InvalidInput, NotFound
+from splitbuild.models import ANNOTATION_REF_NAME, INDEX_TYPES, OCI_INDEX, Descriptor, Manifest
+from splitbuild.store.base import BlobSource
+
+__all__ = ["LayoutRepository"]
+
+LAYOUT_FILE = "oci-layout"
+LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+CHUNK = 1024 * 1024
+
+_locks: dict[str, anyio.Lock] = {}
+
+
+def _lock_for(path: Path) -> anyio.Lock:
+    key = str(path.resolve())
+    lock = _locks.get(key)
+    if lock is None:
+        lock = _locks[key] = anyio.Lock()
+    return lock
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path / ".splitbuild.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class LayoutRepository:
+    """An OCI image layout directory. Implements :class:`splitbuild.store.base.Repository`.
+
+    The directory is created on the first write; reading one that is not a layout raises
+    :class:`NotFound`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"LayoutRepository({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return f"oci:{self.path}"
+
+    @property
+    def location(self) -> str:
+        return f"oci:{self.path.resolve()}"
+
+    # -- layout files ----------------------------------------------------------------------
+
+    def _blob_path(self, digest: str) -> Path:
+        algorithm, hexpart = parse_digest(digest)
+        return self.path / "blobs" / algorithm / hexpart
+
+    def _read_index(self) -> dict[str, Any]:
+        index_path = self.path / "index.json"
+        if not index_path.exists():
+            if (self.path / LAYOUT_FILE).exists():
+                return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+            raise NotFound(f"{self.name}: not an OCI image layout (no index.json)")
+        try:
+            doc = json.loads(index_path.read_bytes())
+        except ValueError:
+            raise InvalidInput(f"{self.name}: index.json is not valid JSON") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
+            raise InvalidInput(f"{self.name}: index.json is not an OCI image index")
+        return doc
+
+    def _ensure_layout(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        marker = self.path / LAYOUT_FILE
+        if not marker.exists():
+            _atomic_write(marker, json.dumps(LAYOUT_VERSION).encode())
+        if not (self.path / "index.json").exists():
+            empty = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+            _atomic_write(self.path / "index.json", json.dumps(empty, indent=2).encode())
+
+    def _entries(self) -> list[dict[str, Any]]:
+        return [m for m in self._read_index().get("manifests", []) if isinstance(m, dict)]
+
+    def _find_tag(self, tag: str) -> dict[str, Any] | None:
+        for entry in self._entries():
+            if (entry.get("annotations") or {}).get(ANNOTATION_REF_NAME) == tag:
+                return entry
+        return None
+
+    def _write_blob(self, digest: str, data: bytes) -> None:
+        path = self._blob_path(digest)
+        if not path.exists():
+            _atomic_write(path, data)
+
+    async def _update_index(self, change: Any) -> None:
+        """Apply ``change(entries) -> entries`` to index.json under both locks."""
+        async with _lock_for(self.path):
+
+            def update() -> None:
+                self._ensure_layout()
+                with _file_lock(self.path):
+                    doc = self._read_index()
+                    doc["manifests"] = change(list(doc.get("manifests", [])))
+                    doc.setdefault("schemaVersion", 2)
+                    doc.setdefault("mediaType", OCI_INDEX)
+                    _atomic_write(self.path / "index.json", json.dumps(doc, indent=2).encode())
+
+            await anyio.to_thread.run_sync(update)
+
+    # -- manifests -------------------------------------------------------------------------
+
+    async def head_manifest(self, ref: str) -> Descriptor | None:
+        if ":" in ref:
+            path = self._blob_path(ref)
+            if not path.exists():
+                return None
+            manifest = await self.get_manifest(ref)
+            return manifest.descriptor()
+        if not (self.path / "index.json").exists() and not (self.path / LAYOUT_FILE).exists():
+            return None
+        entry = self._find_tag(ref)
+        if entry is None:
+            return None
+        clean = {k: v for k, v in entry.items() if k != "annotations"}
+        return Descriptor.model_validate(clean)
+
+    async def get_manifest(self, ref: str) -> Manifest:
+        what = f"{self.name}@{ref}" if ":" in ref else f"{self.name}:{ref}"
+        if ":" in ref:
+            digest, media_type = ref, None
+        else:
+            entry = self._find_tag(ref)
+            if entry is None:
+                raise NotFound(f"{what}: tag not found")
+            digest, media_type = str(entry.get("digest")), entry.get("mediaType")
+        path = self._blob_path(digest)
+        try:
+            raw = await anyio.Path(path).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{what}: manifest not found") from None
+        return Manifest.from_bytes(raw, media_type=media_type, digest=digest, source=what)
+
+    async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+        await anyio.to_thread.run_sync(self._ensure_layout)
+        await anyio.to_thread.run_sync(self._write_blob, manifest.digest, manifest.raw)
+        if tag is None:
+            return
+        entry = manifest.descriptor(annotations={ANNOTATION_REF_NAME: tag}).to_dict()
+        if manifest.is_index or manifest.media_type in INDEX_TYPES:
+            entry.pop("platform", None)
+
+        def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            kept = [e for e in entries if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) != tag]
+            return [*kept, entry]
+
+        await self._update_index(change)
+
+    async def delete_manifest(self, ref: str) -> None:
+        if ":" not in ref:
+            if self._find_tag(ref) is None:
+                raise NotFound(f"{self.name}:{ref}: tag not found")
+
+            def untag(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return [e for e in entries if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) != ref]
+
+            await self._update_index(untag)
+            return
+        path = self._blob_path(ref)
+        if not path.exists():
+            raise NotFound(f"{self.name}@{ref}: manifest not found")
+
+        def drop(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [e for e in entries if e.get("digest") != ref]
+
+        await self._update_index(drop)
+        path.unlink()
+
+    async def list_tags(self) -> list[str]:
+        tags = {
+            str((e.get("annotations") or {}).get(ANNOTATION_REF_NAME))
+            for e in self._entries()
+            if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME)
+        }
+        return sorted(tags)
+
+    # -- blobs -----------------------------------------------------------------------------
+
+    async def has_blob(self, digest: str) -> bool:
+        return self._blob_path(digest).exists()
+
+    def open_blob(self, desc: Descriptor) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return self._open_blob(desc)
+
+    @asynccontextmanager
+    async def _open_blob(self, desc: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+        what = f"{self.name}@{desc.digest}"
+        try:
+            handle = await anyio.open_file(self._blob_path(desc.digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"{what}: blob not found") from None
+
+        async def stream() -> AsyncIterator[bytes]:
+            verifier = Verifier(desc.digest, desc.size, what=what)
+            while chunk := await handle.read(CHUNK):
+                verifier.update(chunk)
+                yield chunk
+            verifier.verify()
+
+        try:
+            yield stream()
+        finally:
+            await handle.aclose()
+
+    async def read_blob(self, desc: Descriptor) -> bytes:
+        try:
+            data = await anyio.Path(self._blob_path(desc.digest)).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{self.name}@{desc.digest}: blob not found") from None
+        verify_bytes(data, desc.digest, what=f"{self.name}@{desc.digest}")
+        return data
+
+    async def put_blob(self, desc: Descriptor, source: BlobSource) -> None:
+        target = self._blob_path(desc.digest)
+        if target.exists():
+            return
+        await anyio.to_thread.run_sync(self._ensure_layout)
+        if isinstance(source, bytes):
+            verify_bytes(source, desc.digest, what=f"{self.name}@{desc.digest}")
+            await anyio.to_thread.run_sync(self._write_blob, desc.digest, source)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            verifier = Verifier(desc.digest, desc.size, what=f"{self.name}@{desc.digest}")
+            async with await anyio.open_file(tmp, "wb") as out, source() as stream:
+                async for chunk in stream:
+                    verifier.update(chunk)
+                    await out.write(chunk)
+            verifier.verify()
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise

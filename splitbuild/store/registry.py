@@ -1,0 +1,585 @@
+"""Registry backend: the OCI distribution API over one shared ``httpx.AsyncClient``.
+
+:class:`RegistryClient` owns the connection pool, the auth session, the retry policy, per-host
+concurrency limits and a request counter; :meth:`RegistryClient.repository` hands out
+:class:`RegistryRepository` handles implementing :class:`splitbuild.store.base.Repository`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+
+import anyio
+import httpx
+
+from splitbuild._version import __version__
+from splitbuild.digest import Verifier, verify_bytes
+from splitbuild.errors import AuthError, ErrorDetail, InvalidManifest, NotFound, RegistryError
+from splitbuild.models import MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Descriptor, Manifest
+from splitbuild.retry import RetryPolicy
+from splitbuild.store.base import BlobSource
+
+if TYPE_CHECKING:
+    from splitbuild.auth import AuthSession, Keychain
+    from splitbuild.reference import Reference
+
+__all__ = ["INSECURE_ENV", "RegistryClient", "RegistryRepository"]
+
+T = TypeVar("T")
+
+INSECURE_ENV = "SPLITBUILD_INSECURE_REGISTRIES"
+"""Comma-separated registry hosts (``host[:port]``) that may be reached over plain HTTP."""
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
+STREAM_CHUNK = 1024 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` and ``::1``, with or without a port (docker's insecure defaults)."""
+    if host.startswith("["):
+        name = host[1 : host.index("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """A URL without userinfo or query string (upload locations carry state tokens)."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        import datetime as dt
+
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _error_details(response: httpx.Response) -> list[ErrorDetail]:
+    try:
+        body = json.loads(response.content or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [
+        ErrorDetail(code=str(e.get("code", "")), message=str(e.get("message", "")))
+        for e in errors
+        if isinstance(e, dict)
+    ]
+
+
+def error_from_response(response: httpx.Response, what: str) -> RegistryError | NotFound:
+    """Turn an unexpected response into the matching error; ``what`` names the object at fault."""
+    request = response.request
+    status = response.status_code
+    details = _error_details(response)
+    codes = ", ".join(d.code for d in details if d.code)
+    detail = f" {codes}" if codes else ""
+    message = f"{what}: {request.method} {redact_url(request.url)}: {status}{detail}"
+    first = next((d.message for d in details if d.message), "")
+    if first:
+        message += f" ({first[:200]})"
+    if status == 404:
+        return NotFound(message)
+    if status in (401, 403):
+        return AuthError(
+            message, status=status, method=request.method, url=redact_url(request.url), details=details
+        )
+    hint = None
+    if status == 405 and request.method == "DELETE":
+        hint = "this registry does not allow deletion through the registry API"
+    return RegistryError(
+        message,
+        status=status,
+        method=request.method,
+        url=redact_url(request.url),
+        details=details,
+        retryable=status in RETRYABLE_STATUS,
+        retry_after=_retry_after(response) if status in (429, 503) else None,
+        hint=hint,
+    )
+
+
+class RegistryClient:
+    """Shared state for talking to registries during one run.
+
+    Keyword-only settings (defaults): ``keychain`` (credentials from the environment, docker and
+    podman config), ``insecure`` (hosts allowed over plain HTTP besides loopback; also read from
+    ``SPLITBUILD_INSECURE_REGISTRIES``), ``ca_file`` (extra CA bundle for TLS), ``timeout`` (30 s per
+    request phase), ``retry`` (:class:`RetryPolicy`: 5 attempts, 120 s budget), ``per_host`` (8
+    concurrent requests per registry), ``chunk_size`` (uploads larger than this go in chunks of this
+    size; 64 MiB), ``page_size`` (tags per page when listing; 1000, ECR's maximum), ``transport``
+    (for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        keychain: Keychain | None = None,
+        insecure: Iterable[str] = (),
+        ca_file: str | Path | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        per_host: int = 8,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        page_size: int = 1000,
+        transport: httpx.AsyncBaseTransport | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        from splitbuild.auth import AuthSession, default_keychain
+
+        environ = os.environ if env is None else env
+        self.insecure = {h.strip() for h in insecure if h.strip()}
+        self.insecure |= {h.strip() for h in environ.get(INSECURE_ENV, "").split(",") if h.strip()}
+        self.retry = retry or RetryPolicy.from_env(environ)
+        self.chunk_size = chunk_size
+        self.page_size = page_size
+        self.per_host = per_host
+        self.requests = 0
+        self.auth: AuthSession = AuthSession(
+            keychain if keychain is not None else default_keychain(environ), token_timeout=timeout
+        )
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(ca_file))
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            verify=verify,
+            transport=transport,
+            follow_redirects=True,
+            headers={"User-Agent": f"splitbuild/{__version__}"},
+            event_hooks={"request": [self._count]},
+        )
+        self._limiters: dict[str, anyio.CapacityLimiter] = {}
+
+    async def _count(self, request: httpx.Request) -> None:
+        self.requests += 1
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def repository(self, ref: Reference) -> RegistryRepository:
+        return RegistryRepository(self, ref)
+
+    def base_url(self, ref: Reference) -> str:
+        host = ref.endpoint
+        plain = is_loopback(host) or host in self.insecure or ref.registry in self.insecure
+        return f"{'http' if plain else 'https'}://{host}"
+
+    def limiter(self, host: str) -> anyio.CapacityLimiter:
+        limiter = self._limiters.get(host)
+        if limiter is None:
+            limiter = self._limiters[host] = anyio.CapacityLimiter(self.per_host)
+        return limiter
+
+    async def send(
+        self,
+        request: httpx.Request,
+        *,
+        registry: str,
+        scopes: Sequence[str],
+        what: str,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send one request with auth, translating transport failures into ``RegistryError``."""
+        async with self.limiter(request.url.host):
+            try:
+                return await self._http.send(
+                    request, auth=self.auth.auth_for(registry, scopes), stream=stream
+                )
+            except httpx.TimeoutException as exc:
+                raise RegistryError(
+                    f"{what}: {request.method} {redact_url(request.url)}: timed out ({type(exc).__name__})",
+                    method=request.method,
+                    url=redact_url(request.url),
+                    retryable=True,
+                ) from None
+            except httpx.TransportError as exc:
+                reason = str(exc) or type(exc).__name__
+                raise RegistryError(
+                    f"{what}: {request.method} {redact_url(request.url)}: {reason}",
+                    method=request.method,
+                    url=redact_url(request.url),
+                    retryable=True,
+                ) from None
+
+    def build(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
+        return self._http.build_request(method, url, **kwargs)
+
+    async def retrying(self, fn: Callable[[], Awaitable[T]]) -> T:
+        return await self.retry.call(fn)
+
+
+class RegistryRepository:
+    """One repository on a registry. Implements :class:`splitbuild.store.base.Repository` and ``Mounter``."""
+
+    def __init__(self, client: RegistryClient, ref: Reference) -> None:
+        self.client = client
+        self.ref = ref.repo()
+        self._base = f"{client.base_url(ref)}/v2/{self.ref.repository}"
+        self._pull = (ref.scope("pull"),)
+        self._push = (ref.scope("pull", "push"),)
+        self._pending_upload: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"RegistryRepository({self.name!r})"
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def location(self) -> str:
+        return f"registry:{self.ref.registry}"
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        scopes: Sequence[str] | None = None,
+        ok: Iterable[int] = (200,),
+        headers: dict[str, str] | None = None,
+        content: bytes | AsyncIterator[bytes] | None = None,
+        missing_ok: bool = False,
+    ) -> httpx.Response | None:
+        """One request (retried when transient); None for a 404 when ``missing_ok``."""
+        expected = set(ok)
+
+        async def attempt() -> httpx.Response | None:
+            request = self.client.build(method, url, headers=headers, content=content)
+            response = await self.client.send(
+                request, registry=self.ref.registry, scopes=scopes or self._pull, what=what
+            )
+            if response.status_code in expected:
+                return response
+            if response.status_code == 404 and missing_ok:
+                return None
+            raise error_from_response(response, what)
+
+        return await self.client.retrying(attempt)
+
+    # -- manifests -------------------------------------------------------------------------
+
+    async def head_manifest(self, ref: str) -> Descriptor | None:
+        what = f"{self.name}:{ref}" if ":" not in ref else f"{self.name}@{ref}"
+        response = await self._call(
+            "HEAD",
+            f"{self._base}/manifests/{ref}",
+            what=what,
+            headers={"Accept": MANIFEST_ACCEPT},
+            missing_ok=True,
+        )
+        if response is None:
+            return None
+        digest = response.headers.get("Docker-Content-Digest")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        length = response.headers.get("Content-Length")
+        if not digest or not media_type or length is None:
+            # Some registries omit headers on HEAD: fall back to a GET.
+            manifest = await self.get_manifest(ref)
+            return manifest.descriptor()
+        if ref.startswith("sha") and ":" in ref and digest != ref:
+            raise RegistryError(f"{what}: registry answered with digest {digest}")
+        return Descriptor.model_validate({"mediaType": media_type, "digest": digest, "size": int(length)})
+
+    async def get_manifest(self, ref: str) -> Manifest:
+        by_digest = ":" in ref
+        what = f"{self.name}@{ref}" if by_digest else f"{self.name}:{ref}"
+        response = await self._call(
+            "GET", f"{self._base}/manifests/{ref}", what=what, headers={"Accept": MANIFEST_ACCEPT}
+        )
+        assert response is not None
+        raw = response.content
+        if len(raw) > MAX_MANIFEST_SIZE:
+            raise InvalidManifest(f"{what}: manifest of {len(raw)} bytes exceeds the 4 MiB limit")
+        header_digest = response.headers.get("Docker-Content-Digest")
+        expected = ref if by_digest else header_digest
+        if by_digest and header_digest and header_digest != ref:
+            # The body is what is verified; a differing header (other algorithm) is informative only.
+            verify_bytes(raw, ref, what=what)
+        return Manifest.from_bytes(
+            raw, media_type=response.headers.get("Content-Type"), digest=expected, source=what
+        )
+
+    async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+        ref = tag or manifest.digest
+        what = f"{self.name}:{tag}" if tag else f"{self.name}@{manifest.digest}"
+        response = await self._call(
+            "PUT",
+            f"{self._base}/manifests/{ref}",
+            what=what,
+            scopes=self._push,
+            ok=(200, 201, 202),
+            headers={"Content-Type": manifest.media_type},
+            content=manifest.raw,
+        )
+        assert response is not None
+        got = response.headers.get("Docker-Content-Digest")
+        if (
+            got
+            and got.startswith("sha256:")
+            and manifest.digest.startswith("sha256:")
+            and got != manifest.digest
+        ):
+            raise RegistryError(f"{what}: registry stored digest {got}, expected {manifest.digest}")
+
+    async def delete_manifest(self, ref: str) -> None:
+        what = f"{self.name}@{ref}" if ":" in ref else f"{self.name}:{ref}"
+        scopes = (self.ref.scope("pull", "push", "delete"),)
+        await self._call(
+            "DELETE", f"{self._base}/manifests/{ref}", what=what, scopes=scopes, ok=(200, 202, 204)
+        )
+
+    async def list_tags(self) -> list[str]:
+        tags: list[str] = []
+        url: str | None = f"{self._base}/tags/list?{urlencode({'n': self.client.page_size})}"
+        while url is not None:
+            response = await self._call("GET", url, what=f"{self.name} tags")
+            assert response is not None
+            try:
+                body = response.json()
+            except ValueError:
+                raise RegistryError(f"{self.name} tags: the registry returned invalid JSON") from None
+            page = body.get("tags") if isinstance(body, dict) else None
+            tags.extend(str(t) for t in (page or []))
+            link = response.links.get("next", {}).get("url")
+            url = urljoin(str(response.url), link) if link else None
+        return tags
+
+    # -- blobs -----------------------------------------------------------------------------
+
+    async def has_blob(self, digest: str) -> bool:
+        response = await self._call(
+            "HEAD", f"{self._base}/blobs/{digest}", what=f"{self.name}@{digest}", missing_ok=True
+        )
+        return response is not None
+
+    def open_blob(self, desc: Descriptor) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return self._open_blob(desc)
+
+    @asynccontextmanager
+    async def _open_blob(self, desc: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+        what = f"{self.name}@{desc.digest}"
+        url = f"{self._base}/blobs/{desc.digest}"
+
+        async def attempt() -> httpx.Response:
+            request = self.client.build("GET", url)
+            response = await self.client.send(
+                request, registry=self.ref.registry, scopes=self._pull, what=what, stream=True
+            )
+            if response.status_code != 200:
+                await response.aread()
+                await response.aclose()
+                raise error_from_response(response, what)
+            return response
+
+        response = await self.client.retrying(attempt)
+        try:
+            yield _verified_stream(response, desc, what)
+        finally:
+            await response.aclose()
+
+    async def read_blob(self, desc: Descriptor) -> bytes:
+        async def attempt() -> bytes:
+            chunks = []
+            async with self.open_blob(desc) as stream:
+                async for chunk in stream:
+                    chunks.append(chunk)
+            return b"".join(chunks)
+
+        return await self.client.retrying(attempt)
+
+    async def mount_blob(self, desc: Descriptor, source: Any) -> bool:
+        """Cross-repository mount (``POST ?mount=&from=``); same registry only.
+
+        On 202 the registry opened an upload session instead; it is kept for the upload that follows.
+        Refusals (401/403/404) fall back to an upload, as Harbor and others answer those to mounts.
+        """
+        if not isinstance(source, RegistryRepository) or source.ref.registry != self.ref.registry:
+            return False
+        query = urlencode({"mount": desc.digest, "from": source.ref.repository})
+        scopes = (*self._push, source.ref.scope("pull"))
+        what = f"mount {desc.digest} from {source.name} into {self.name}"
+        try:
+            response = await self._call(
+                "POST", f"{self._base}/blobs/uploads/?{query}", what=what, scopes=scopes, ok=(201, 202)
+            )
+        except (AuthError, NotFound):
+            return False
+        assert response is not None
+        if response.status_code == 201:
+            return True
+        location = response.headers.get("Location")
+        if location:
+            self._pending_upload[desc.digest] = urljoin(str(response.url), location)
+        return False
+
+    async def put_blob(self, desc: Descriptor, source: BlobSource) -> None:
+        what = f"upload {desc.digest} to {self.name}"
+
+        async def attempt() -> None:
+            location = self._pending_upload.pop(desc.digest, None)
+            if location is None:
+                location = await self._start_upload(what)
+            if desc.size > self.client.chunk_size:
+                await self._upload_chunked(location, desc, source, what)
+            else:
+                await self._upload_monolithic(location, desc, source, what)
+
+        await self.client.retrying(attempt)
+
+    async def _start_upload(self, what: str) -> str:
+        request = self.client.build("POST", f"{self._base}/blobs/uploads/")
+        response = await self.client.send(request, registry=self.ref.registry, scopes=self._push, what=what)
+        if response.status_code != 202:
+            raise error_from_response(response, what)
+        location: str | None = response.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{what}: the registry returned no upload location")
+        return urljoin(str(response.url), location)
+
+    async def _finish(self, location: str, desc: Descriptor, what: str, **kwargs: Any) -> None:
+        request = self.client.build("PUT", _with_query(location, digest=desc.digest), **kwargs)
+        response = await self.client.send(request, registry=self.ref.registry, scopes=self._push, what=what)
+        if response.status_code not in (201, 204):
+            raise error_from_response(response, what)
+
+    async def _upload_monolithic(
+        self, location: str, desc: Descriptor, source: BlobSource, what: str
+    ) -> None:
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)}
+        if isinstance(source, bytes):
+            verify_bytes(source, desc.digest, what=what)
+            await self._finish(location, desc, what, headers=headers, content=source)
+            return
+        async with source() as stream:
+            await self._finish(location, desc, what, headers=headers, content=stream)
+
+    async def _upload_chunked(self, location: str, desc: Descriptor, source: BlobSource, what: str) -> None:
+        """PATCH the blob in ``chunk_size`` pieces, then PUT ``?digest=``.
+
+        Each PATCH body is streamed from the source, so at most one read piece is in memory (httpx
+        keeps finished requests alive until the garbage collector runs: their bodies must not be
+        the chunks themselves).
+        """
+        async with _open_source(source, desc, what) as stream:
+            pieces = aiter(stream)
+            pending = b""
+            offset = 0
+            while offset < desc.size:
+                length = min(self.client.chunk_size, desc.size - offset)
+
+                async def body(length: int = length) -> AsyncIterator[bytes]:
+                    nonlocal pending
+                    remaining = length
+                    while remaining:
+                        if not pending:
+                            try:
+                                pending = await anext(pieces)
+                            except StopAsyncIteration:
+                                raise RegistryError(
+                                    f"{what}: source ended before {desc.size} bytes"
+                                ) from None
+                        piece, pending = pending[:remaining], pending[remaining:]
+                        remaining -= len(piece)
+                        yield piece
+
+                headers = {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(length),
+                    "Content-Range": f"{offset}-{offset + length - 1}",
+                }
+                request = self.client.build("PATCH", location, headers=headers, content=body())
+                response = await self.client.send(
+                    request, registry=self.ref.registry, scopes=self._push, what=what
+                )
+                if response.status_code != 202:
+                    raise error_from_response(response, what)
+                new_location = response.headers.get("Location")
+                if new_location:
+                    location = urljoin(str(response.url), new_location)
+                offset += length
+            # Drain the source: its end is where a stream verifies the digest.
+            if pending or [piece async for piece in pieces if piece]:
+                raise RegistryError(f"{what}: source produced more than {desc.size} bytes")
+        await self._finish(location, desc, what, headers={"Content-Length": "0"})
+
+
+@asynccontextmanager
+async def _open_source(
+    source: BlobSource, desc: Descriptor, what: str
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    if not isinstance(source, bytes):
+        async with source() as stream:
+            yield stream
+        return
+    verify_bytes(source, desc.digest, what=what)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        view = memoryview(source)
+        for i in range(0, len(view), STREAM_CHUNK):
+            yield bytes(view[i : i + STREAM_CHUNK])
+
+    yield pieces()
+
+
+async def _verified_stream(response: httpx.Response, desc: Descriptor, what: str) -> AsyncIterator[bytes]:
+    verifier = Verifier(desc.digest, desc.size, what=what)
+    try:
+        async for chunk in response.aiter_bytes(STREAM_CHUNK):
+            verifier.update(chunk)
+            yield chunk
+    except httpx.TransportError as exc:
+        raise RegistryError(
+            f"{what}: connection lost while reading ({type(exc).__name__})", retryable=True
+        ) from None
+    verifier.verify()
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = parts.query + ("&" if parts.query else "") + urlencode(params)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
