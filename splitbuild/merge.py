@@ -9,7 +9,8 @@ untouched; a failure among the tags is reported tag by tag, and a re-run complet
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ __all__ = [
     "TargetState",
     "execute",
     "merge",
+    "metadata_targets",
     "parse_sources",
     "parse_targets",
     "plan_merge",
@@ -148,6 +150,41 @@ def parse_targets(texts: Sequence[str]) -> list[AnyReference]:
     if not targets:
         raise UsageError("no target: give at least one -t/--tag (or --image with tag rules)")
     return targets
+
+
+def metadata_targets(
+    images: Sequence[str],
+    tag_rules: Sequence[str],
+    *,
+    flavor: Sequence[str] = (),
+    labels: Sequence[str] = (),
+    context_file: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    label_annotations: bool = False,
+    annotations: Annotations | None = None,
+) -> list[str]:
+    """Targets computed from metadata-action rules (``--image`` with ``--tags``/``--flavor``).
+
+    The event context comes from ``context_file`` or the CI environment (GitHub Actions, GitLab
+    CI). With ``label_annotations`` the computed ``org.opencontainers.image.*`` labels are added to
+    ``annotations`` as index annotations.
+    """
+    from splitbuild.tags import Context, Inputs, compute_metadata, parse_rule_lines
+
+    context = Context.from_file(context_file) if context_file else Context.from_environment(env or os.environ)
+    inputs = Inputs(
+        images=parse_rule_lines(images, name="image"),
+        tags=parse_rule_lines(tag_rules, name="tags") if tag_rules else [],
+        flavor=parse_rule_lines(flavor, name="flavor"),
+        labels=parse_rule_lines(labels, name="labels"),
+    )
+    metadata = compute_metadata(inputs, context)
+    if not metadata.tags:
+        raise UsageError(f"the tag rules give no tag for this {context.event_name} event; nothing to publish")
+    if label_annotations and annotations is not None:
+        for key, value in metadata.labels.items():
+            annotations.index.setdefault(key, value)
+    return list(metadata.tags)
 
 
 def parse_sources(texts: Sequence[str], first_target: AnyReference) -> list[Source]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from splitbuild._version import __version__
@@ -42,6 +44,18 @@ def make_app() -> typer.Typer:
     return app
 
 
+def _skip_unused_imports() -> None:
+    """Start-up time is part of the merge job's speed: keep optional imports of our dependencies out.
+
+    httpcore imports trio when it is installed, and httpx imports its own command line (click,
+    rich, pygments); the splitbuild CLI runs on asyncio and never uses either. Marking them absent
+    makes those optional imports fail fast (about 70 ms on a 2-core runner).
+    """
+    for name in ("trio", "httpx._main"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def main() -> None:
+    _skip_unused_imports()
     app = make_app()
     app()

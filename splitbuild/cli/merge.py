@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,6 +48,29 @@ def merge_command(
     allow_shrink: Annotated[
         bool, typer.Option("--allow-shrink", help="Allow a tag to move to an index with fewer platforms.")
     ] = False,
+    image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image", help="Repository to publish to, with tags computed from --tags rules (repeatable)."
+        ),
+    ] = None,
+    tag_rules: Annotated[
+        list[str] | None,
+        typer.Option("--tags", help="docker/metadata-action tag rules (newline-separated; repeatable)."),
+    ] = None,
+    flavor: Annotated[
+        list[str] | None, typer.Option("--flavor", help="metadata-action flavor lines.")
+    ] = None,
+    labels: Annotated[
+        list[str] | None, typer.Option("--labels", help="metadata-action extra labels.")
+    ] = None,
+    context: Annotated[
+        Path | None, typer.Option("--context", help="JSON event context file (default: the CI environment).")
+    ] = None,
+    label_annotations: Annotated[
+        bool,
+        typer.Option("--label-annotations", help="Put the computed OCI labels on the index as annotations."),
+    ] = False,
     insecure_registry: Annotated[
         list[str] | None, typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host.")
     ] = None,
@@ -56,10 +80,12 @@ def merge_command(
     with handle_errors():
         from splitbuild.cli.output import merge_report
 
+        rules = _Rules(image or [], tag_rules or [], flavor or [], labels or [], context, label_annotations)
         result = run_async(
             lambda: _merge(
                 sources or [],
                 tag or [],
+                rules,
                 digests_dir,
                 platform,
                 annotation or [],
@@ -77,9 +103,20 @@ def merge_command(
             merge_report(result)
 
 
+@dataclass(frozen=True)
+class _Rules:
+    images: list[str]
+    tags: list[str]
+    flavor: list[str]
+    labels: list[str]
+    context: Path | None
+    label_annotations: bool
+
+
 async def _merge(
     sources: list[str],
     targets: list[str],
+    rules: _Rules,
     digests_dir: Path | None,
     platform: str | None,
     annotations: list[str],
@@ -89,16 +126,36 @@ async def _merge(
     ca_file: Path | None,
 ) -> Any:
     from splitbuild.client import Client
+    from splitbuild.errors import UsageError
     from splitbuild.index import Annotations, parse_annotation
-    from splitbuild.merge import MergeOptions, merge, parse_sources, parse_targets, read_digests_dir
+    from splitbuild.merge import (
+        MergeOptions,
+        merge,
+        metadata_targets,
+        parse_sources,
+        parse_targets,
+        read_digests_dir,
+    )
 
+    parsed_annotations = Annotations()
+    for text in annotations:
+        parse_annotation(text, parsed_annotations)
+    if rules.images:
+        targets = targets + metadata_targets(
+            rules.images,
+            rules.tags,
+            flavor=rules.flavor,
+            labels=rules.labels,
+            context_file=rules.context,
+            label_annotations=rules.label_annotations,
+            annotations=parsed_annotations,
+        )
+    elif rules.tags:
+        raise UsageError("--tags rules need at least one --image")
     target_refs = parse_targets(targets)
     texts = list(sources)
     if digests_dir is not None:
         texts.extend(read_digests_dir(digests_dir))
-    parsed_annotations = Annotations()
-    for text in annotations:
-        parse_annotation(text, parsed_annotations)
     platforms = [p.strip() for p in platform.split(",") if p.strip()] if platform else None
     options = MergeOptions(
         targets=target_refs,
