@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from splitbuild.cli.app import make_app
 from splitbuild.client import Client
-from splitbuild.errors import InvalidInput, NotFound, Refused, VerificationError
+from splitbuild.errors import InvalidInput, NotFound, Refused, RegistryError, VerificationError
 from splitbuild.index import Annotations, parse_annotation
-from splitbuild.merge import MergeOptions, merge, parse_sources, parse_targets
+from splitbuild.merge import MergeOptions, execute, merge, parse_sources, parse_targets, plan_merge
 from splitbuild.models import DOCKER_LIST, OCI_INDEX
 from splitbuild.reference import Reference
 from splitbuild.retry import FAST_RETRY
@@ -308,3 +308,25 @@ def test_cli_shrink_exit_code(registry: RegistryServer) -> None:
     code, _, err = cli("merge", "-t", f"{repo}:v1", digests[0])
     assert code == 8
     assert "--allow-shrink" in err
+
+
+async def test_failure_before_tags_changes_no_tag(
+    registry: RegistryServer, registry_factory: Callable[..., RegistryServer]
+) -> None:
+    doomed = registry_factory()
+    repo = f"{registry.host}/{name('atomic')}"
+    other = f"{doomed.host}/{name('atomic')}"
+    async with Client(retry=FAST_RETRY, env={}) as client:
+        digests = await seed(client, repo, [make_image(p, seed="atomic") for p in PLATFORMS])
+        old = await merge(client, options([f"{repo}:v1"], digests, platforms=PLATFORMS))
+        new_sources = [make_image(p, seed="atomic-2") for p in PLATFORMS]
+        new_digests = await seed(client, repo, new_sources)
+        plan = await plan_merge(client, options([f"{repo}:v1", f"{other}:v1"], new_digests))
+        doomed.stop()  # the second registry goes away after planning, before any write
+        with pytest.raises(RegistryError, match=doomed.host):
+            await execute(client, plan)
+        # the first registry's tag still points at the old index: tags move only after every
+        # target repository holds the children and the index
+        current = await client.repository(Reference.parse(repo)).head_manifest("v1")
+        assert current is not None
+        assert current.digest == old.plan.index.digest
