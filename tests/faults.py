@@ -1,0 +1,224 @@
+"""A fault-injecting HTTP/1.1 proxy on loopback, in front of a real registry.
+
+Each request is read whole (head and body), then a seeded schedule decides its fate:
+
+* ``ok``: forwarded, the response relayed;
+* ``reset-before``: the connection is aborted before forwarding (the registry never sees it);
+* ``reset-after``: forwarded, then the connection is aborted instead of answering (the registry
+  applied the request, the client does not know);
+* ``500``/``502``/``503``: answered with that status without forwarding;
+* ``429``: answered ``429 Too Many Requests`` with ``Retry-After``;
+* ``stall``: nothing is answered for ``stall`` seconds (past the client's read timeout), then the
+  connection is closed;
+* ``truncate``: forwarded; the response head and half its body are relayed, then the connection
+  is closed.
+
+Runs its own asyncio loop in a thread, like :class:`tests.proxy.LatencyProxy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+FAULTS = ("reset-before", "reset-after", "500", "502", "503", "429", "stall", "truncate")
+
+
+@dataclass
+class Schedule:
+    """Which fault each request gets: with probability ``rate`` one of ``faults``, seeded."""
+
+    seed: int = 0
+    rate: float = 0.2
+    faults: tuple[str, ...] = FAULTS
+    methods: tuple[str, ...] | None = None
+    """Only requests with these methods get faults (None: every request)."""
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def pick(self, method: str, target: str) -> str:
+        if self.methods is not None and method not in self.methods:
+            return "ok"
+        if self.rng.random() >= self.rate:
+            return "ok"
+        return self.rng.choice(self.faults)
+
+
+class _Closed(Exception):
+    pass
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
+        raise _Closed from exc
+
+
+def _headers(head: bytes) -> tuple[str, dict[str, str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return lines[0], headers
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, headers: dict[str, str], *, no_body: bool = False
+) -> bytes:
+    if no_body:
+        return b""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        out = bytearray()
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";")[0].strip(), 16)
+            chunk = await reader.readexactly(size + 2)
+            out += size_line + chunk
+            if size == 0:
+                return bytes(out)
+    length = int(headers.get("content-length", "0") or 0)
+    return await reader.readexactly(length) if length else b""
+
+
+class FaultProxy:
+    def __init__(self, upstream_port: int, schedule: Schedule, *, stall: float = 2.0) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.schedule = schedule
+        self.stall = stall
+        self.port = 0
+        self.counts: Counter[str] = Counter()
+        self.enabled = True
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> FaultProxy:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fault proxy did not start")
+        return self
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await _read_head(reader)
+                request_line, headers = _headers(head)
+                body = await _read_body(reader, headers)
+                method, target = request_line.split(" ")[:2]
+                fault = self.schedule.pick(method, target) if self.enabled else "ok"
+                self.counts[fault] += 1
+                if not await self._serve(fault, method, head, body, writer):
+                    return
+        except (_Closed, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _serve(
+        self, fault: str, method: str, head: bytes, body: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Answer one request; False when the connection must end."""
+        if fault == "reset-before":
+            writer.transport.abort()
+            return False
+        if fault in ("500", "502", "503", "429"):
+            extra = "Retry-After: 1\r\n" if fault == "429" else ""
+            text = {"500": "Internal Server Error", "502": "Bad Gateway", "503": "Service Unavailable"}.get(
+                fault, "Too Many Requests"
+            )
+            payload = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
+            writer.write(
+                f"HTTP/1.1 {fault} {text}\r\nContent-Type: application/json\r\n{extra}"
+                f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                + payload
+            )
+            await writer.drain()
+            return True
+        if fault == "stall":
+            await asyncio.sleep(self.stall)
+            writer.transport.abort()
+            return False
+        response_head, response_body = await self._forward(method, head, body)
+        if fault == "reset-after":
+            writer.transport.abort()
+            return False
+        if fault == "truncate" and len(response_body) > 1:
+            writer.write(response_head + response_body[: len(response_body) // 2])
+            await writer.drain()
+            writer.transport.abort()
+            return False
+        writer.write(response_head + response_body)
+        await writer.drain()
+        return True
+
+    async def _forward(self, method: str, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        try:
+            # one request per upstream connection: ask the registry to close after answering
+            lines = head.decode("latin-1").split("\r\n")
+            kept = [line for line in lines[1:] if line and not line.lower().startswith("connection:")]
+            request = "\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode("latin-1")
+            up_writer.write(request + body)
+            await up_writer.drain()
+            response_head = await up_reader.readuntil(b"\r\n\r\n")
+            status_line, headers = _headers(response_head)
+            status = int(status_line.split(" ")[1])
+            no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+            if not no_body and "content-length" not in headers and "transfer-encoding" not in headers:
+                response_body = await up_reader.read()
+            else:
+                response_body = await _read_body(up_reader, headers, no_body=no_body)
+            # the client keeps its connection: drop the registry's "Connection: close"
+            lines = response_head.decode("latin-1").split("\r\n")
+            kept = [line for line in lines[1:] if line and not line.lower().startswith("connection:")]
+            if "content-length" not in headers and "transfer-encoding" not in headers and not no_body:
+                kept.append(f"Content-Length: {len(response_body)}")
+            return "\r\n".join([lines[0], *kept, "", ""]).encode("latin-1"), response_body
+        finally:
+            up_writer.close()
