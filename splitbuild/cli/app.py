@@ -15,6 +15,17 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+def _enable_logging() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    for name in ("splitbuild", "httpx"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+
+
 def make_app() -> typer.Typer:
     app = typer.Typer(
         name="splitbuild",
@@ -31,8 +42,13 @@ def make_app() -> typer.Typer:
         version: bool = typer.Option(
             False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
         ),
+        verbose: bool = typer.Option(
+            False, "-v", "--verbose", help="Log every HTTP request and auth decision on stderr (no secrets)."
+        ),
     ) -> None:
         """splitbuild: fast multi-platform container images."""
+        if verbose:
+            _enable_logging()
 
     # Each command module exposes register(app); keep imports light (typer only at module top).
     import importlib
