@@ -2,8 +2,10 @@
 
 The file has four tables: ``[image]`` (what to build and where it goes), ``[tags]``
 (docker/metadata-action rules, passed through to ``splitbuild merge``), ``[runners]`` (platform or
-prefix -> runner labels) and ``[ci]`` (triggers, pull requests, cache, provenance/SBOM, timeouts,
-registry logins, how the merge job installs splitbuild). Keys are spelled with hyphens, as in
+prefix -> runner labels) and ``[ci]`` (the CI provider, triggers, pull requests, cache,
+provenance/SBOM, timeouts, registry logins, how the merge job installs splitbuild), with
+``[ci.gitlab]`` and ``[ci.forgejo]`` for what only those providers need (their own runner tables
+among it, so one file can serve every CI system). Keys are spelled with hyphens, as in
 build-push-action. Every error names the file, the key and what is allowed, as a
 :class:`~splitbuild.errors.ConfigError`.
 """
@@ -36,16 +38,22 @@ from splitbuild.planner import (
     normalize_runner_key,
     split_platform,
 )
+from splitbuild.runners import PROVIDERS, Provider, catalog
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
     "DEFAULT_TAG_RULES",
     "DOCKER_HUB",
+    "GHCR",
     "CiConfig",
     "Config",
+    "ForgejoConfig",
+    "GitLabConfig",
     "ImageConfig",
     "LoginConfig",
+    "RunnerTable",
     "TagsConfig",
+    "declared_provider",
     "image_registry",
     "load_config",
     "parse_config",
@@ -69,6 +77,8 @@ _SECRET_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _PYTHON_VERSION = re.compile(r"^(?:3\.[0-9]+(?:\.[0-9]+)?|pypy3\.[0-9]+)$")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_STAGE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9 _.-]*$")
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~%/-]*)?$")
 
 
 def _kebab(name: str) -> str:
@@ -330,10 +340,160 @@ def _default_install() -> str:
     return f"splitbuild=={__version__}"
 
 
-class CiConfig(_Table):
-    """``[ci]``: triggers, pull-request behaviour, cache, attestations, timeouts, logins."""
+def _runner_override(value: Any) -> RunnerOverride:
+    if isinstance(value, RunnerOverride):
+        return value
+    arch: str | None = None
+    labels: Any = value
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"labels", "arch"})
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} (allowed: labels, arch)")
+        if "labels" not in value:
+            raise ValueError("a runner table needs labels")
+        labels = value["labels"]
+        raw_arch = value.get("arch")
+        if raw_arch is not None:
+            if not isinstance(raw_arch, str):
+                raise ValueError("arch must be a string such as amd64, arm64 or riscv64")
+            try:
+                arch = normalize_arch(raw_arch)[0]
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+    if isinstance(labels, str):
+        labels = [labels]
+    if (
+        not isinstance(labels, list)
+        or not labels
+        or not all(isinstance(x, str) and x.strip() for x in labels)
+    ):
+        raise ValueError('a runner is a label, a list of labels, or { labels = [...], arch = "..." }')
+    try:
+        check_runner_labels(labels)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+    return RunnerOverride(labels=tuple(labels), arch=arch)
 
-    provider: Literal["github"] = "github"
+
+def _runner_keys(runners: Any) -> Any:
+    if not isinstance(runners, Mapping):
+        raise ValueError("must be a table of platform (or prefix, or default) = runner label(s)")
+    out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for key, value in runners.items():
+        try:
+            normalized = normalize_runner_key(key)
+        except ConfigError as exc:
+            raise ValueError(f"key {key!r}: {exc.message}") from None
+        if normalized in out:
+            raise ValueError(f"keys {spelled[normalized]!r} and {key!r} both mean {normalized!r}")
+        out[normalized] = value
+        spelled[normalized] = key
+    return out
+
+
+# A runners table: platform (or prefix, or default) -> runner, keys normalised.
+RunnerTable = Annotated[
+    dict[str, Annotated[RunnerOverride, BeforeValidator(_runner_override)]], BeforeValidator(_runner_keys)
+]
+
+
+def _runner_labels(value: str | list[str] | None) -> str | list[str] | None:
+    labels = [value] if isinstance(value, str) else value
+    if labels is not None and (not labels or any(not label.strip() for label in labels)):
+        raise ValueError("needs at least one non-empty runner label")
+    return value
+
+
+def _labels_tuple(value: str | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _container_image(value: str, what: str) -> str:
+    _one_line(value, what)
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"{what} {value!r} must be an image reference without spaces")
+    return value
+
+
+class GitLabConfig(_Table):
+    """``[ci.gitlab]``: what only GitLab CI needs (used when the provider is ``gitlab``)."""
+
+    runners: RunnerTable | None = None
+    merge_runner: str | list[str] | None = None
+    builder: Literal["buildx", "buildah"] = "buildx"
+    docker_image: str = "docker:29-cli"
+    dind_image: str = "docker:29-dind"
+    dind_mtu: int = Field(default=1360, ge=0, le=65535)
+    buildah_image: str = "quay.io/buildah/stable:v1.43"
+    python_image: str | None = None
+    ci_registry: str = "registry.gitlab.com"
+    build_stage: str = "build"
+    merge_stage: str = "deploy"
+
+    @field_validator("merge_runner")
+    @classmethod
+    def _merge_runner(cls, value: str | list[str] | None) -> str | list[str] | None:
+        return _runner_labels(value)
+
+    @field_validator("docker_image", "dind_image", "buildah_image", "python_image")
+    @classmethod
+    def _images(cls, value: str | None) -> str | None:
+        return None if value is None else _container_image(value, "image")
+
+    @field_validator("dind_mtu")
+    @classmethod
+    def _mtu(cls, value: int) -> int:
+        if 0 < value < 576:
+            raise ValueError(f"dind-mtu {value} is below 576 (0 keeps Docker's default)")
+        return value
+
+    @field_validator("ci_registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        if not _DOMAIN.match(value):
+            raise ValueError(f"ci-registry {value!r} must be a registry host (e.g. registry.gitlab.com)")
+        return value.lower()
+
+    @field_validator("build_stage", "merge_stage")
+    @classmethod
+    def _stage(cls, value: str) -> str:
+        if not _STAGE.match(value):
+            raise ValueError(f"stage {value!r} must be letters, digits, spaces and . _ - (not a leading .)")
+        return value
+
+
+class ForgejoConfig(_Table):
+    """``[ci.forgejo]``: what only Forgejo/Gitea Actions needs (used when the provider is ``forgejo``)."""
+
+    runners: RunnerTable | None = None
+    merge_runner: str | list[str] | None = None
+    actions_url: str = "https://github.com"
+
+    @field_validator("merge_runner")
+    @classmethod
+    def _merge_runner(cls, value: str | list[str] | None) -> str | list[str] | None:
+        return _runner_labels(value)
+
+    @field_validator("actions_url")
+    @classmethod
+    def _actions_url(cls, value: str) -> str:
+        if not _URL.match(value):
+            raise ValueError(f"actions-url {value!r} must be an http(s) URL such as https://github.com")
+        return value.rstrip("/")
+
+
+def _builder(gitlab: Any) -> Any:
+    if isinstance(gitlab, GitLabConfig):
+        return gitlab.builder
+    return gitlab.get("builder", "buildx") if isinstance(gitlab, Mapping) else "buildx"
+
+
+class CiConfig(_Table):
+    """``[ci]``: the CI provider, triggers, pull-request behaviour, cache, attestations, timeouts,
+    logins; ``[ci.gitlab]`` and ``[ci.forgejo]`` hold what only those providers need."""
+
+    provider: Provider = "github"
     name: str = "splitbuild"
     branches: list[str] = Field(default_factory=lambda: ["main"])
     tags: list[str] = Field(default_factory=lambda: ["v*"])
@@ -343,7 +503,7 @@ class CiConfig(_Table):
     timeout_minutes: int = Field(default=60, ge=1, le=4320)
     qemu_timeout_minutes: int = Field(default=180, ge=1, le=4320)
     merge_timeout_minutes: int = Field(default=15, ge=1, le=4320)
-    merge_runner: str | list[str] = "ubuntu-24.04"
+    merge_runner: str | list[str] | None = None
     cache: Literal["gha", "registry", "none"] = "gha"
     cache_mode: Literal["min", "max"] = "max"
     provenance: Literal["min", "max", False] = "min"
@@ -352,6 +512,29 @@ class CiConfig(_Table):
     python_version: str = "3.12"
     binfmt_image: str | None = None
     logins: dict[str, LoginConfig | Literal[False]] = Field(default_factory=dict)
+    gitlab: GitLabConfig = Field(default_factory=GitLabConfig)
+    forgejo: ForgejoConfig = Field(default_factory=ForgejoConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_defaults(cls, data: Any) -> Any:
+        """Defaults that depend on the provider: the cache (GitHub's cache service only on
+        GitHub), and no provenance with buildah (which writes none)."""
+        if not isinstance(data, Mapping) or data.get("provider", "github") not in PROVIDERS:
+            return data
+        provider = data.get("provider", "github")
+        out = dict(data)
+        out.setdefault("cache", "gha" if provider == "github" else "registry")
+        if provider == "gitlab" and _builder(data.get("gitlab")) == "buildah":
+            if data.get("provenance", False) is not False:
+                raise ValueError(
+                    f"provenance {data['provenance']!r} needs [ci.gitlab] builder = 'buildx' "
+                    "(buildah writes no provenance attestations); set provenance = false"
+                )
+            if data.get("sbom") is True:
+                raise ValueError("sbom = true needs [ci.gitlab] builder = 'buildx' (buildah writes no SBOM)")
+            out["provenance"] = False
+        return out
 
     @field_validator("name", "install")
     @classmethod
@@ -379,11 +562,8 @@ class CiConfig(_Table):
 
     @field_validator("merge_runner")
     @classmethod
-    def _merge_runner(cls, value: str | list[str]) -> str | list[str]:
-        labels = [value] if isinstance(value, str) else value
-        if not labels or any(not label.strip() for label in labels):
-            raise ValueError("needs at least one non-empty runner label")
-        return value
+    def _merge_runner(cls, value: str | list[str] | None) -> str | list[str] | None:
+        return _runner_labels(value)
 
     @field_validator("python_version")
     @classmethod
@@ -430,46 +610,39 @@ class CiConfig(_Table):
     def _some_trigger(self) -> CiConfig:
         if not (self.branches or self.tags or self.pull_requests or self.workflow_dispatch or self.schedule):
             raise ValueError("no trigger: set branches, tags, pull-requests, workflow-dispatch or schedule")
+        if self.provider == "gitlab" and self.cache == "gha":
+            raise ValueError("cache 'gha' is GitHub's cache service; with GitLab use 'registry' or 'none'")
         return self
 
     @property
     def merge_runner_labels(self) -> tuple[str, ...]:
-        return (self.merge_runner,) if isinstance(self.merge_runner, str) else tuple(self.merge_runner)
+        """Where the merge job runs: ``[ci.<provider>] merge-runner``, else ``[ci] merge-runner``,
+        else the provider's default."""
+        by_provider = {"gitlab": self.gitlab.merge_runner, "forgejo": self.forgejo.merge_runner}
+        specific = by_provider.get(self.provider)
+        value = specific if specific is not None else self.merge_runner
+        return (catalog(self.provider).merge_runner,) if value is None else _labels_tuple(value)
 
+    @property
+    def default_logins(self) -> frozenset[str]:
+        """Registries the provider can log in to without a ``[ci.logins]`` entry: ``ghcr.io``
+        (``GITHUB_TOKEN``) on GitHub, the GitLab registry (``CI_REGISTRY_USER``/``_PASSWORD``) on
+        GitLab, and Docker Hub (``DOCKERHUB_USERNAME``/``DOCKERHUB_TOKEN``) everywhere."""
+        if self.provider == "github":
+            return frozenset({GHCR, DOCKER_HUB})
+        if self.provider == "gitlab":
+            return frozenset({self.gitlab.ci_registry, DOCKER_HUB})
+        return frozenset({DOCKER_HUB})
 
-def _runner_override(value: Any) -> RunnerOverride:
-    if isinstance(value, RunnerOverride):
-        return value
-    arch: str | None = None
-    labels: Any = value
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - {"labels", "arch"})
-        if unknown:
-            raise ValueError(f"unknown key {unknown[0]!r} (allowed: labels, arch)")
-        if "labels" not in value:
-            raise ValueError("a runner table needs labels")
-        labels = value["labels"]
-        raw_arch = value.get("arch")
-        if raw_arch is not None:
-            if not isinstance(raw_arch, str):
-                raise ValueError("arch must be a string such as amd64, arm64 or riscv64")
-            try:
-                arch = normalize_arch(raw_arch)[0]
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-    if isinstance(labels, str):
-        labels = [labels]
-    if (
-        not isinstance(labels, list)
-        or not labels
-        or not all(isinstance(x, str) and x.strip() for x in labels)
-    ):
-        raise ValueError('a runner is a label, a list of labels, or { labels = [...], arch = "..." }')
-    try:
-        check_runner_labels(labels)
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
-    return RunnerOverride(labels=tuple(labels), arch=arch)
+    @property
+    def gitlab_python_image(self) -> str:
+        """The merge job's image on GitLab: ``[ci.gitlab] python-image``, else the official
+        Python (or PyPy) image for ``python-version``."""
+        if self.gitlab.python_image is not None:
+            return self.gitlab.python_image
+        if self.python_version.startswith("pypy"):
+            return f"pypy:{self.python_version.removeprefix('pypy')}-slim"
+        return f"python:{self.python_version}-slim"
 
 
 class Config(_Table):
@@ -477,9 +650,7 @@ class Config(_Table):
 
     image: ImageConfig
     tags: TagsConfig = Field(default_factory=TagsConfig)
-    runners: dict[str, Annotated[RunnerOverride, BeforeValidator(_runner_override)]] = Field(
-        default_factory=dict
-    )
+    runners: RunnerTable = Field(default_factory=dict)
     ci: CiConfig = Field(default_factory=CiConfig)
 
     @model_validator(mode="before")
@@ -493,42 +664,39 @@ class Config(_Table):
                 )
         return data
 
-    @field_validator("runners", mode="before")
-    @classmethod
-    def _runner_keys(cls, runners: Any) -> Any:
-        if not isinstance(runners, Mapping):
-            raise ValueError("must be a table of platform (or prefix, or default) = runner label(s)")
-        out: dict[str, Any] = {}
-        spelled: dict[str, str] = {}
-        for key, value in runners.items():
-            try:
-                normalized = normalize_runner_key(key)
-            except ConfigError as exc:
-                raise ValueError(f"key {key!r}: {exc.message}") from None
-            if normalized in out:
-                raise ValueError(f"keys {spelled[normalized]!r} and {key!r} both mean {normalized!r}")
-            out[normalized] = value
-            spelled[normalized] = key
-        return out
-
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
-        for key in self.runners:
-            if key != DEFAULT_RUNNER_KEY and not any(
-                f"{p}/".startswith(f"{key}/") for p in self.image.platforms
-            ):
-                raise ValueError(
-                    f"[runners] key {key!r} matches none of image.platforms "
-                    f"({', '.join(self.image.platforms)})"
-                )
+        tables = [("[runners]", self.runners)]
+        tables += [(f"[ci.{p}.runners]", t) for p, t in self._provider_tables().items() if t is not None]
+        for table, runners in tables:
+            for key in runners:
+                if key != DEFAULT_RUNNER_KEY and not any(
+                    f"{p}/".startswith(f"{key}/") for p in self.image.platforms
+                ):
+                    raise ValueError(
+                        f"{table} key {key!r} matches none of image.platforms "
+                        f"({', '.join(self.image.platforms)})"
+                    )
         for name in self.image.names:
             registry = image_registry(name)
-            if registry not in (GHCR, DOCKER_HUB) and registry not in self.ci.logins:
+            if registry not in self.ci.default_logins and registry not in self.ci.logins:
                 raise ValueError(
                     f"image name {name!r}: no login for registry {registry!r}; add "
                     f'[ci.logins."{registry}"] with username and password-secret, or set it to false'
                 )
         return self
+
+    def _provider_tables(self) -> dict[str, dict[str, RunnerOverride] | None]:
+        return {"gitlab": self.ci.gitlab.runners, "forgejo": self.ci.forgejo.runners}
+
+    @property
+    def runner_overrides(self) -> tuple[str, dict[str, RunnerOverride]]:
+        """The runner overrides for the configured provider and the table they come from:
+        ``[ci.gitlab.runners]`` / ``[ci.forgejo.runners]`` when present, else ``[runners]``."""
+        specific = self._provider_tables().get(self.ci.provider)
+        if specific is not None:
+            return f"[ci.{self.ci.provider}.runners]", specific
+        return "[runners]", self.runners
 
     @property
     def registries(self) -> tuple[str, ...]:
@@ -603,14 +771,23 @@ def _union_noise(error: Mapping[str, Any]) -> bool:
     return error["type"] == "literal_error" and isinstance(error.get("input"), Mapping)
 
 
-def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
-    """Parse the TOML text of a config; ``source`` names the file in error messages."""
+def _with_provider(data: Any, provider: str | None) -> Any:
+    if provider is None or not isinstance(data, dict):
+        return data
+    ci = data.get("ci", {})
+    return {**data, "ci": {**ci, "provider": provider}} if isinstance(ci, dict) else data
+
+
+def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME, *, provider: str | None = None) -> Config:
+    """Parse the TOML text of a config; ``source`` names the file in error messages. ``provider``
+    replaces ``[ci] provider`` (``splitbuild generate --ci``) before validation, so the
+    provider's defaults and checks apply."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(_with_provider(data, provider))
     except ValidationError as exc:
         errors = [e for e in exc.errors(include_url=False) if not _union_noise(e)] or exc.errors(
             include_url=False
@@ -620,15 +797,31 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME) -> Config:
         raise ConfigError(f"{source}: {first}{more}") from None
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG_NAME) -> Config:
-    """Read and validate a config file."""
+def _read(path: str | Path) -> tuple[Path, str]:
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        return file, file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"{file}: config file not found", hint="run `splitbuild init` to write a starter config"
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{file}: not UTF-8 text") from None
-    return parse_config(text, str(file))
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_NAME, *, provider: str | None = None) -> Config:
+    """Read and validate a config file (for ``provider`` instead of its ``[ci] provider``, if given)."""
+    file, text = _read(path)
+    return parse_config(text, str(file), provider=provider)
+
+
+def declared_provider(path: str | Path = DEFAULT_CONFIG_NAME) -> str:
+    """The ``[ci] provider`` a config file names (``github`` when it names none); the file is
+    validated only by :func:`load_config`."""
+    file, text = _read(path)
+    try:
+        ci = tomllib.loads(text).get("ci", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    provider = ci.get("provider", "github") if isinstance(ci, dict) else "github"
+    return provider if isinstance(provider, str) else "github"

@@ -1,8 +1,9 @@
 """The native-first CI planner: which runner builds each platform, natively or under QEMU, and why.
 
-Pure functions over data: no I/O, no CLI. The input is the list of platforms and the ``[runners]``
-overrides of a config; the output is a frozen :class:`Plan`, one :class:`Leg` per platform, in the
-order the platforms were configured.
+Pure functions over data: no I/O, no CLI. The input is the list of platforms, the runner
+overrides of a config and the CI provider (whose runner catalog, :mod:`splitbuild.runners`, gives
+the defaults); the output is a frozen :class:`Plan`, one :class:`Leg` per platform, in the order
+the platforms were configured.
 
 Platform strings are validated and normalised here as containerd does (``linux/aarch64`` ->
 ``linux/arm64``, ``linux/arm64/v8`` -> ``linux/arm64``, ``linux/arm`` -> ``linux/arm/v7``), see
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from splitbuild.errors import ConfigError
+from splitbuild.runners import Catalog, Provider, catalog, check_foreign_labels
 
 if TYPE_CHECKING:
     from splitbuild.config import Config
@@ -225,45 +227,13 @@ class RunnerOverride:
     arch: str | None = None
 
 
-@dataclass(frozen=True)
-class _Runner:
-    arch: str
-    kind: str
-
-
-# GitHub-hosted Linux runners and the third-party native runners that appear as self-hosted.
-_KNOWN_RUNNERS: dict[str, _Runner] = {
-    "ubuntu-latest": _Runner("amd64", "GitHub-hosted"),
-    "ubuntu-22.04": _Runner("amd64", "GitHub-hosted"),
-    "ubuntu-24.04": _Runner("amd64", "GitHub-hosted"),
-    "ubuntu-26.04": _Runner("amd64", "GitHub-hosted"),
-    "ubuntu-22.04-arm": _Runner("arm64", "GitHub-hosted"),
-    "ubuntu-24.04-arm": _Runner("arm64", "GitHub-hosted"),
-    "ubuntu-26.04-arm": _Runner("arm64", "GitHub-hosted"),
-    "ubuntu-24.04-ppc64le": _Runner("ppc64le", "IBM actionspz GitHub App"),
-    "ubuntu-24.04-s390x": _Runner("s390x", "IBM actionspz GitHub App"),
-    "ubuntu-24.04-riscv": _Runner("riscv64", "RISE RISC-V GitHub App"),
-    "ubuntu-26.04-riscv": _Runner("riscv64", "RISE RISC-V GitHub App"),
-}
-# Self-hosted runners get these architecture labels by default.
-_SELF_HOSTED_ARCH_LABELS = {"x64": "amd64", "arm64": "arm64", "arm": "arm"}
-_NO_DOCKER_PREFIXES = ("macos-", "windows-", "xcode-")
+_NO_DOCKER_PREFIXES = ("macos-", "windows-", "xcode-", "saas-macos-", "saas-windows-")
 _NO_DOCKER_LABELS = frozenset({"ubuntu-slim", "macos-latest", "windows-latest"})
 
-_DEFAULT_X64 = "ubuntu-24.04"
-_DEFAULT_ARM64 = "ubuntu-24.04-arm"
 # Which platform architectures a runner architecture executes without emulation.
 _RUNS_NATIVELY: dict[str, frozenset[str]] = {
     "amd64": frozenset({"amd64", "386"}),
     "arm64": frozenset({"arm64", "arm"}),
-}
-_NATIVE_OPTIONS: dict[str, str] = {
-    "ppc64le": 'IBM\'s native runners: [runners] "linux/ppc64le" = "ubuntu-24.04-ppc64le" '
-    "(install the IBM actionspz GitHub App; each project is approved)",
-    "s390x": 'IBM\'s native runners: [runners] "linux/s390x" = "ubuntu-24.04-s390x" '
-    "(install the IBM actionspz GitHub App; each project is approved)",
-    "riscv64": 'RISE native runners: [runners] "linux/riscv64" = "ubuntu-24.04-riscv" '
-    "(install the RISE RISC-V GitHub App)",
 }
 QEMU_SLOWDOWN = (
     "QEMU emulation is typically 5-15x slower than native on compile-heavy steps (about 1.5x on "
@@ -271,9 +241,9 @@ QEMU_SLOWDOWN = (
 )
 
 
-def known_runner_arch(label: str) -> str | None:
-    """The CPU architecture of a known runner label (GitHub-hosted or a partner's), else ``None``."""
-    known = _KNOWN_RUNNERS.get(label.lower())
+def known_runner_arch(label: str, provider: Provider = "github") -> str | None:
+    """The CPU architecture of a known runner label of ``provider``, else ``None``."""
+    known = catalog(provider).known_arch(label)
     return known.arch if known else None
 
 
@@ -286,24 +256,6 @@ def check_runner_labels(labels: Sequence[str]) -> None:
                 f"runner {label!r} cannot build Linux container images "
                 "(no Docker engine on macOS, Windows or ubuntu-slim runners); use a Linux runner"
             )
-
-
-def _labels_arch(labels: Sequence[str]) -> tuple[str | None, str | None]:
-    """(architecture, kind) inferred from runner labels; (None, None) when unknown or ambiguous."""
-    found: set[tuple[str, str]] = set()
-    for label in labels:
-        lowered = label.lower()
-        if lowered in _KNOWN_RUNNERS:
-            known = _KNOWN_RUNNERS[lowered]
-            found.add((known.arch, known.kind))
-        elif lowered in _SELF_HOSTED_ARCH_LABELS:
-            found.add((_SELF_HOSTED_ARCH_LABELS[lowered], "self-hosted"))
-    arches = {arch for arch, _ in found}
-    if len(arches) != 1:
-        return None, None
-    arch = arches.pop()
-    kinds = sorted(kind for a, kind in found if a == arch)
-    return arch, kinds[0]
 
 
 def _runs_natively(runner_arch: str, platform_arch: str) -> bool:
@@ -343,11 +295,11 @@ class Leg(BaseModel):
 
 
 class Plan(BaseModel):
-    """The legs of a split build, in configured platform order."""
+    """The legs of a split build, in configured platform order, for one CI provider."""
 
     model_config = ConfigDict(frozen=True)
 
-    provider: Literal["github"] = "github"
+    provider: Provider = "github"
     legs: tuple[Leg, ...]
 
     @property
@@ -388,7 +340,20 @@ def _best_override(
     return (best[1], best[2]) if best else None
 
 
-def _default_leg(platform: PlatformParts) -> Leg:
+def _emulated_leg(platform: PlatformParts, runners: Catalog) -> Leg:
+    text = str(platform)
+    arch = platform.architecture
+    return Leg(
+        platform=text,
+        runner=(runners.x64,),
+        runner_arch="amd64",
+        mode="qemu",
+        reason=runners.missing_reason.format(arch=arch),
+        notes=(QEMU_SLOWDOWN, f"for a native build, opt into {runners.option(arch, text)}"),
+    )
+
+
+def _default_leg(platform: PlatformParts, runners: Catalog) -> Leg:
     text = str(platform)
     arch = platform.architecture
     if arch in ("amd64", "386"):
@@ -397,48 +362,41 @@ def _default_leg(platform: PlatformParts) -> Leg:
             notes = ("x86-64-v4 needs AVX-512, which not every hosted runner's CPU has",)
         return Leg(
             platform=text,
-            runner=(_DEFAULT_X64,),
+            runner=(runners.x64,),
             runner_arch="amd64",
             mode="native",
-            reason=f"x64 GitHub-hosted runner runs {arch} natively",
+            reason=runners.x64_reason.format(arch=arch),
             notes=notes,
         )
-    if arch in ("arm64", "arm"):
+    if arch in ("arm64", "arm") and runners.arm64 is not None:
         notes = ()
-        reason = "arm64 GitHub-hosted runner (free for public repositories)"
+        reason = runners.arm64_reason
         if arch == "arm":
-            reason = "arm64 GitHub-hosted runner; its Neoverse CPUs also execute 32-bit Arm code natively"
-            notes = (
-                "32-bit Arm runs natively only on arm64 CPUs with AArch32 support (GitHub's do; "
-                "Apple silicon and some server CPUs do not)",
-            )
+            reason = runners.arm32_reason
+            notes = (runners.arm32_note,)
         return Leg(
             platform=text,
-            runner=(_DEFAULT_ARM64,),
+            runner=(runners.arm64,),
             runner_arch="arm64",
             mode="native",
             reason=reason,
             notes=notes,
         )
-    option = _NATIVE_OPTIONS.get(arch, f'a self-hosted {arch} runner: [runners] "{text}" = "<label>"')
-    return Leg(
-        platform=text,
-        runner=(_DEFAULT_X64,),
-        runner_arch="amd64",
-        mode="qemu",
-        reason=f"no GitHub-hosted {arch} runner: emulated with QEMU on x64",
-        notes=(QEMU_SLOWDOWN, f"for a native build, opt into {option}"),
-    )
+    return _emulated_leg(platform, runners)
 
 
-def _override_leg(platform: PlatformParts, key: str, override: RunnerOverride) -> Leg:
+def _override_leg(
+    platform: PlatformParts, key: str, override: RunnerOverride, runners: Catalog, table: str
+) -> Leg:
     text = str(platform)
-    where = f'[runners] "{key}"'
+    where = f'{table} "{key}"'
     try:
         check_runner_labels(override.labels)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc.message}") from None
-    runner_arch, kind = (override.arch, "declared") if override.arch else _labels_arch(override.labels)
+    if override.arch is None:  # a declared architecture says: this runner is mine
+        check_foreign_labels(runners.provider, override.labels, where)
+    runner_arch, kind = (override.arch, "declared") if override.arch else runners.labels_arch(override.labels)
     shown = ", ".join(override.labels)
     if runner_arch is None:
         return Leg(
@@ -470,10 +428,18 @@ def _override_leg(platform: PlatformParts, key: str, override: RunnerOverride) -
     )
 
 
-def plan_platforms(platforms: Sequence[str], overrides: Mapping[str, RunnerOverride] | None = None) -> Plan:
-    """Map each platform to a runner: ``[runners]`` overrides win (most specific key first), then
-    the GitHub-hosted defaults (x64 for amd64/386, arm64 for arm64 and 32-bit arm, QEMU on x64 for
-    the rest). Raises :class:`ConfigError` for malformed, unknown, non-Linux or duplicate platforms."""
+def plan_platforms(
+    platforms: Sequence[str],
+    overrides: Mapping[str, RunnerOverride] | None = None,
+    provider: Provider = "github",
+    table: str = "[runners]",
+) -> Plan:
+    """Map each platform to a runner of ``provider``: overrides win (most specific key first),
+    then the provider's defaults (x64 for amd64/386, arm64 for arm64 and 32-bit arm where the
+    provider has arm64 runners, QEMU on x64 for the rest). ``table`` names the config table the
+    overrides came from, in messages. Raises :class:`ConfigError` for malformed, unknown,
+    non-Linux or duplicate platforms."""
+    runners = catalog(provider)
     if not platforms:
         raise ConfigError("no platforms to plan")
     normalized_overrides = {normalize_runner_key(k): v for k, v in (overrides or {}).items()}
@@ -488,10 +454,11 @@ def plan_platforms(platforms: Sequence[str], overrides: Mapping[str, RunnerOverr
         if parts.os != "linux":
             raise ConfigError(f"platform {text!r}: only linux images can be built on CI runners")
         chosen = _best_override(parts, normalized_overrides)
-        legs.append(_override_leg(parts, *chosen) if chosen else _default_leg(parts))
-    return Plan(legs=tuple(legs))
+        legs.append(_override_leg(parts, *chosen, runners, table) if chosen else _default_leg(parts, runners))
+    return Plan(provider=provider, legs=tuple(legs))
 
 
 def plan(config: Config) -> Plan:
-    """The plan for a loaded config."""
-    return plan_platforms(config.image.platforms, config.runners)
+    """The plan for a loaded config, for its CI provider (``[ci] provider``)."""
+    table, overrides = config.runner_overrides
+    return plan_platforms(config.image.platforms, overrides, config.ci.provider, table)

@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from splitbuild.cli._common import fail, handle_errors, print_json
 
+if TYPE_CHECKING:
+    from splitbuild.config import Config
+    from splitbuild.planner import Plan
+
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="The config file.", dir_okay=False, show_default=True)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CiOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ci", metavar="github|gitlab|forgejo", help="CI system (default: [ci] provider of the config)."
+    ),
+]
 _DEFAULT_CONFIG = Path("splitbuild.toml")
 
 
 def _posix(path: Path) -> str:
     return path.as_posix()
+
+
+def _provider(ci: str | None) -> str | None:
+    from splitbuild.errors import UsageError
+    from splitbuild.runners import PROVIDERS
+
+    if ci is not None and ci not in PROVIDERS:
+        raise UsageError(f"--ci {ci!r}: must be one of {', '.join(PROVIDERS)}")
+    return ci
 
 
 def init_command(
@@ -32,8 +51,10 @@ def init_command(
         str, typer.Option("--platform", help="Comma-separated platforms.")
     ] = "linux/amd64,linux/arm64",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    ci: CiOpt = None,
 ) -> None:
-    """Write a commented starter splitbuild.toml (Dockerfile and image name detected)."""
+    """Write a commented starter splitbuild.toml (Dockerfile, image name and, for a GitLab.com
+    remote, the GitLab provider detected)."""
     with handle_errors():
         from splitbuild.errors import UsageError
         from splitbuild.planner import normalize_platform
@@ -46,7 +67,9 @@ def init_command(
         detected = None if image else starter.image_from_remote(starter.git_remote_url(root) or "")
         name = image or detected or starter.PLACEHOLDER_IMAGE
         dockerfile = starter.detect_dockerfile(root)
-        path.write_text(starter.starter_config(image=name, dockerfile=dockerfile, platforms=wanted), "utf-8")
+        provider = _provider(ci) or ("gitlab" if name.startswith("registry.gitlab.com/") else "github")
+        text = starter.starter_config(image=name, dockerfile=dockerfile, platforms=wanted, provider=provider)
+        path.write_text(text, "utf-8")
         sys.stderr.write(f"wrote {path} (image {name}, dockerfile {dockerfile or 'not found'})\n")
         if name == starter.PLACEHOLDER_IMAGE:
             sys.stderr.write(f"warning: no GitHub remote found; set image.names in {path}\n")
@@ -54,13 +77,13 @@ def init_command(
             sys.stderr.write(f"warning: no Dockerfile found; set image.dockerfile in {path}\n")
 
 
-def plan_command(config: ConfigOpt = _DEFAULT_CONFIG, json_output: JsonOpt = False) -> None:
+def plan_command(config: ConfigOpt = _DEFAULT_CONFIG, json_output: JsonOpt = False, ci: CiOpt = None) -> None:
     """Show which runner builds each platform, natively or under QEMU, and why."""
     with handle_errors():
         from splitbuild.config import load_config
         from splitbuild.planner import plan
 
-        the_plan = plan(load_config(config))
+        the_plan = plan(load_config(config, provider=_provider(ci)))
         if json_output:
             print_json(
                 {
@@ -87,8 +110,15 @@ def plan_command(config: ConfigOpt = _DEFAULT_CONFIG, json_output: JsonOpt = Fal
 def generate_command(
     config: ConfigOpt = _DEFAULT_CONFIG,
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The workflow file to write.", dir_okay=False)
-    ] = Path(".github/workflows/splitbuild.yml"),
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The file to write (default: .github/workflows/splitbuild.yml, .gitlab-ci.yml "
+            "or .forgejo/workflows/splitbuild.yml).",
+            dir_okay=False,
+        ),
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if the file is out of date.")
     ] = False,
@@ -101,52 +131,90 @@ def generate_command(
             dir_okay=False,
         ),
     ] = None,
+    ci: CiOpt = None,
 ) -> None:
-    """Write the GitHub Actions workflow for the config (deterministic; --check for CI)."""
+    """Write the CI workflow (GitHub Actions, GitLab CI or Forgejo Actions) for the config
+    (deterministic; --check for CI)."""
     with handle_errors():
-        import difflib
-
-        from splitbuild.config import load_config
+        from splitbuild.config import declared_provider, load_config
         from splitbuild.planner import plan
-        from splitbuild.workflow import actionlint
-        from splitbuild.workflow.github import render_workflow
+        from splitbuild.workflow.header import DEFAULT_OUTPUTS, regenerate_command
 
-        loaded = load_config(config)
-        the_plan = plan(loaded)
-        text = render_workflow(loaded, the_plan, config_path=_posix(config), output_path=_posix(output))
-        files: list[tuple[Path, str]] = [(output, text)]
-        labels = actionlint.unknown_runner_labels(loaded, the_plan)
-        if labels:
-            lint_path = actionlint_config or actionlint.actionlint_config_path(output)
-            existing = lint_path.read_text("utf-8") if lint_path.is_file() else None
-            if actionlint.owns_actionlint_config(existing, labels, lint_path):
-                files.append((lint_path, actionlint.render_actionlint_config(labels, output.name)))
-        stale: list[Path] = []
-        for path, content in files:
-            current = path.read_text("utf-8") if path.is_file() else None
-            if current == content:
-                continue
-            if check:
-                stale.append(path)
-                diff = difflib.unified_diff(
-                    (current or "").splitlines(keepends=True),
-                    content.splitlines(keepends=True),
-                    fromfile=f"{_posix(path)} (on disk)",
-                    tofile=f"{_posix(path)} (generated)",
-                )
-                sys.stdout.writelines(diff)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(content, "utf-8")
-                sys.stderr.write(f"wrote {_posix(path)}\n")
+        loaded = load_config(config, provider=_provider(ci))
+        provider = loaded.ci.provider
+        ci_flag = ci is not None and ci != declared_provider(config)
+        path = output if output is not None else Path(DEFAULT_OUTPUTS[provider])
+        files = _rendered(loaded, plan(loaded), config, path, actionlint_config, ci_flag=ci_flag)
+        stale = _write_or_diff(files, check=check)
         if stale:
-            from splitbuild.workflow.github import regenerate_command
-
             fail(
                 f"{', '.join(_posix(p) for p in stale)} out of date with {_posix(config)}",
                 1,
-                hint=f"run: {regenerate_command(_posix(config), _posix(output))}",
+                hint="run: " + regenerate_command(_posix(config), _posix(path), provider, ci_flag=ci_flag),
             )
+
+
+def _rendered(
+    loaded: Config, the_plan: Plan, config: Path, path: Path, lint_config: Path | None, *, ci_flag: bool
+) -> list[tuple[Path, str]]:
+    """The files ``generate`` writes for the config's provider, with their text."""
+    from splitbuild.workflow import actionlint
+
+    config_path, output_path = _posix(config), _posix(path)
+    if loaded.ci.provider == "gitlab":
+        from splitbuild.errors import UsageError
+        from splitbuild.workflow.gitlab import render_pipeline
+        from splitbuild.workflow.header import GENERATED_MARK
+
+        current = path.read_text("utf-8") if path.is_file() else None
+        if current is not None and not current.startswith(GENERATED_MARK):
+            raise UsageError(
+                f"{_posix(path)} exists and was not written by splitbuild; not overwriting it",
+                hint="write the split build to its own file (--output .gitlab/splitbuild.yml) "
+                "and include it: include: [{local: .gitlab/splitbuild.yml}]",
+            )
+        text = render_pipeline(
+            loaded, the_plan, config_path=config_path, output_path=output_path, ci_flag=ci_flag
+        )
+        return [(path, text)]
+    from splitbuild.workflow.github import render_workflow
+
+    text = render_workflow(
+        loaded, the_plan, config_path=config_path, output_path=output_path, ci_flag=ci_flag
+    )
+    files = [(path, text)]
+    labels = actionlint.unknown_runner_labels(loaded, the_plan) if loaded.ci.provider == "github" else ()
+    if labels:
+        lint_path = lint_config or actionlint.actionlint_config_path(path)
+        existing = lint_path.read_text("utf-8") if lint_path.is_file() else None
+        if actionlint.owns_actionlint_config(existing, labels, lint_path):
+            files.append((lint_path, actionlint.render_actionlint_config(labels, path.name)))
+    return files
+
+
+def _write_or_diff(files: list[tuple[Path, str]], *, check: bool) -> list[Path]:
+    """Write each file that changed, or with ``check`` print a diff; the stale paths."""
+    import difflib
+
+    stale: list[Path] = []
+    for path, content in files:
+        current = path.read_text("utf-8") if path.is_file() else None
+        if current == content:
+            continue
+        if check:
+            stale.append(path)
+            diff = difflib.unified_diff(
+                (current or "").splitlines(keepends=True),
+                content.splitlines(keepends=True),
+                fromfile=f"{_posix(path)} (on disk)",
+                tofile=f"{_posix(path)} (generated)",
+            )
+            sys.stdout.writelines(diff)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, "utf-8")
+            sys.stderr.write(f"wrote {_posix(path)}\n")
+    return stale
 
 
 def pins_command(
@@ -164,10 +232,16 @@ def pins_command(
             pins = list(known_pins().values())
         else:
             from splitbuild.config import load_config
+            from splitbuild.errors import UsageError
             from splitbuild.planner import plan
             from splitbuild.workflow.github import build_workflow
 
             loaded = load_config(config)
+            if loaded.ci.provider == "gitlab":
+                raise UsageError(
+                    "the GitLab pipeline uses no actions; its images are set in [ci.gitlab]",
+                    hint="splitbuild pins --all lists the actions of the GitHub and Forgejo workflows",
+                )
             pins = build_workflow(loaded, plan(loaded)).pins()
         if json_output:
             print_json([p.model_dump(mode="json") for p in pins])

@@ -1,8 +1,11 @@
-"""CI workflow generation: a typed workflow model, the GitHub Actions writer, the action pins.
+"""CI workflow generation: GitHub Actions (and Forgejo/Gitea Actions) and GitLab CI from one config.
 
 Modules: :mod:`.pins` (the pinned actions, package data), :mod:`.model` (the GitHub Actions
 workflow as pydantic models), :mod:`.yaml_dump` (model -> YAML text), :mod:`.merge_step` (the
-``splitbuild merge`` command the merge job runs), :mod:`.github` (config + plan -> workflow),
-:mod:`.actionlint` (runner labels actionlint must be told about), :mod:`.starter` (the commented
-``splitbuild.toml`` that ``splitbuild init`` writes).
+``splitbuild merge`` command the merge job runs), :mod:`.header` (the comment block and the
+regenerate command of every generated file), :mod:`.github` (config + plan -> workflow, for GitHub
+or Forgejo), :mod:`.gitlab` (config + plan -> GitLab pipeline) with :mod:`.gitlab_model`,
+:mod:`.gitlab_rules` (triggers as ``rules:``) and :mod:`.gitlab_scripts` (the jobs' ``sh``
+scripts), :mod:`.actionlint` (runner labels actionlint must be told about), :mod:`.starter` (the
+commented ``splitbuild.toml`` that ``splitbuild init`` writes).
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from splitbuild.config import Config
@@ -42,8 +42,9 @@ class MergeCommand:
     env: Mapping[str, str]
     digest_env: Mapping[str, str]
 
-    def script(self) -> str:
-        """The bash script of the merge step: a check per digest, then the command."""
+    def script(self, *, flags: Sequence[str] = ()) -> str:
+        """The shell script (POSIX ``sh``) of the merge step: a check per digest, then the
+        command; ``flags`` (options without a value, such as ``--json``) follow ``merge``."""
         lines = [
             f': "${{{name}:?the {platform} build job produced no digest}}"'
             for platform, name in self.digest_env.items()
@@ -58,9 +59,18 @@ class MergeCommand:
             else:
                 groups.append(words[index])
                 index += 1
-        command = f"splitbuild {words[0]}" + "".join(f" \\\n  {group}" for group in groups)
+        first = " ".join(["splitbuild", words[0], *(shlex.quote(flag) for flag in flags)])
+        command = first + "".join(f" \\\n  {group}" for group in groups)
         lines.append(command)
         return "\n".join(lines) + "\n"
+
+    def renamed(self, prefix: str) -> MergeCommand:
+        """The same command with every environment variable name prefixed (``IMAGE_1`` ->
+        ``SPLITBUILD_IMAGE_1``), for CI systems where short names could clash with the project's."""
+        args = tuple(EnvRef(prefix + a.name) if isinstance(a, EnvRef) else a for a in self.args)
+        env = {prefix + name: value for name, value in self.env.items()}
+        digest_env = {platform: prefix + name for platform, name in self.digest_env.items()}
+        return MergeCommand(args=args, env=env, digest_env=digest_env)
 
     def argv(self, digests: Mapping[str, str]) -> list[str]:
         """The argument vector (``splitbuild`` first) for the given ``platform -> digest`` map."""

@@ -116,10 +116,11 @@ class Workflow(_Node):
     concurrency: Concurrency
     jobs: dict[str, Job]
 
-    def to_data(self) -> dict[str, Any]:
+    def to_data(self, *, action_url: str | None = None) -> dict[str, Any]:
         """Plain data in key order, ``None`` fields left out; pins and permissions become
-        :class:`Commented` values (``owner/action@sha # vX.Y.Z``, ``write # why``)."""
-        data: dict[str, Any] = _data(self)
+        :class:`Commented` values (``owner/action@sha # vX.Y.Z``, ``write # why``). With
+        ``action_url``, actions are referenced by full URL (``{action_url}/owner/action@sha``)."""
+        data: dict[str, Any] = _data(self, action_url)
         return data
 
     def pins(self) -> list[Pin]:
@@ -132,9 +133,10 @@ class Workflow(_Node):
         return list(seen.values())
 
 
-def _data(value: Any) -> Any:
+def _data(value: Any, action_url: str | None) -> Any:
     if isinstance(value, Pin):
-        return Commented(value.ref, value.tag)
+        ref = value.ref if action_url is None else f"{action_url}/{value.ref}"
+        return Commented(ref, value.tag)
     if isinstance(value, Grant):
         return Commented(value.level, value.why)
     if isinstance(value, BaseModel):
@@ -142,10 +144,10 @@ def _data(value: Any) -> Any:
         for name, field in type(value).model_fields.items():
             item = getattr(value, name)
             if item is not None:
-                out[field.alias or name] = _data(item)
+                out[field.alias or name] = _data(item, action_url)
         return out
     if isinstance(value, dict):
-        return {key: _data(item) for key, item in value.items()}
+        return {key: _data(item, action_url) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_data(item) for item in value]
+        return [_data(item, action_url) for item in value]
     return value

@@ -98,11 +98,49 @@ def _toml_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(_toml_string(v) for v in values) + "]"
 
 
+def _line(code: str, comment: str | None = None, width: int = 38) -> str:
+    return code if comment is None else f"{code:<{width}} # {comment}"
+
+
+_LOGINS = '# [ci.logins."docker.io"]'
+_IBM = '# "linux/ppc64le" = "ubuntu-24.04-ppc64le"'
+# The lines of the starter that differ per CI provider.
+_PROVIDER_LINES = {
+    "github": {
+        "provider": _line('# provider = "github"', '"gitlab", "forgejo" (or: splitbuild generate --ci ...)'),
+        "runner": _line(_IBM, "IBM's native runners (GitHub App)", 54),
+        "cache": _line('# cache = "gha"', '"gha", "registry" or "none"'),
+        "merge": _line('# merge-runner = "ubuntu-24.04"'),
+        "logins": _line(_LOGINS, "ghcr.io uses GITHUB_TOKEN; docker.io defaults to these"),
+    },
+    "gitlab": {
+        "provider": _line('provider = "gitlab"', "GitLab CI: splitbuild generate writes .gitlab-ci.yml"),
+        "runner": _line('# "linux/ppc64le" = "ppc64le"', "a self-managed runner's tag", 54),
+        "cache": _line('# cache = "registry"', '"registry" or "none"'),
+        "merge": _line('# merge-runner = "saas-linux-small-amd64"'),
+        "logins": _line(_LOGINS, "the GitLab registry uses the job token; Docker Hub these"),
+    },
+    "forgejo": {
+        "provider": _line('provider = "forgejo"', "Forgejo/Gitea Actions: .forgejo/workflows/splitbuild.yml"),
+        "runner": _line('# "linux/arm64" = "arm64"', "your runners' labels", 54),
+        "cache": _line('# cache = "registry"', '"registry", "gha" or "none"'),
+        "merge": _line('# merge-runner = "ubuntu-latest"'),
+        "logins": _line(_LOGINS, "Docker Hub defaults to these; other registries need one"),
+    },
+}
+
+
 def starter_config(
-    *, image: str, dockerfile: str | None, platforms: Sequence[str] = DEFAULT_PLATFORMS, context: str = "."
+    *,
+    image: str,
+    dockerfile: str | None,
+    platforms: Sequence[str] = DEFAULT_PLATFORMS,
+    context: str = ".",
+    provider: str = "github",
 ) -> str:
-    """The text of a commented starter config; optional keys are shown commented out with their
-    defaults."""
+    """The text of a commented starter config for ``provider``; optional keys are shown
+    commented out with their defaults."""
+    lines = _PROVIDER_LINES[provider]
     dockerfile_line = (
         f"dockerfile = {_toml_string(dockerfile)}"
         if dockerfile is not None
@@ -143,26 +181,27 @@ flavor = ["latest=auto"]
 # labels = ["org.opencontainers.image.vendor=Acme"]   # metadata-action label rules
 
 # [runners]                            # platform (or prefix like "linux/arm", or "default") = runner
-# "linux/ppc64le" = "ubuntu-24.04-ppc64le"             # IBM's native runners (GitHub App)
+{lines["runner"]}
 # "linux/riscv64" = {{ labels = ["self-hosted", "riscv64"], arch = "riscv64" }}
 
 [ci]
+{lines["provider"]}
 branches = ["main"]                    # pushes to these branches publish
 tags = ["v*"]                          # pushes of these tags publish
 pull-requests = true                   # pull requests build every platform, push nothing
 # workflow-dispatch = true
 # schedule = ["0 4 * * 1"]
-# cache = "gha"                        # "gha", "registry" or "none"
+{lines["cache"]}
 # cache-mode = "max"
 # provenance = "min"                   # "min", "max" or false
 # sbom = false
 # timeout-minutes = 60                 # native legs
 # qemu-timeout-minutes = 180           # emulated legs
-# merge-runner = "ubuntu-24.04"
+{lines["merge"]}
 # install = "splitbuild==<version>"    # what the merge job installs
 # python-version = "3.12"
 
-# [ci.logins."docker.io"]              # ghcr.io uses GITHUB_TOKEN; docker.io defaults to these
+{lines["logins"]}
 # username-var = "DOCKERHUB_USERNAME"
 # password-secret = "DOCKERHUB_TOKEN"
 """

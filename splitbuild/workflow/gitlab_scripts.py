@@ -1,0 +1,317 @@
+"""The POSIX ``sh`` scripts and variables of the GitLab jobs.
+
+Every value from the config reaches a script through a job variable (``SPLITBUILD_*``) and is used
+quoted (``"$SPLITBUILD_PLATFORM"``), so no config value is ever parsed as shell; the only literals
+in the scripts are splitbuild's own (file names, options) and values the config validated to a
+safe alphabet (registry hosts, secret ids and variable names). The scripts run in ``sh`` (the
+``docker`` image is Alpine's BusyBox) and pass ``shellcheck --shell=sh``.
+
+Registry credentials are CI/CD variables: a ``[ci.logins]`` entry names them (``username-var``,
+``username-secret`` and ``password-secret`` all name GitLab CI/CD variables); the GitLab registry
+(``[ci.gitlab] ci-registry``) defaults to the job's ``CI_REGISTRY_USER``/``CI_REGISTRY_PASSWORD``
+and Docker Hub to ``DOCKERHUB_USERNAME``/``DOCKERHUB_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from splitbuild.auth.environment import registry_env_prefix
+from splitbuild.config import DOCKER_HUB, Config, LoginConfig
+from splitbuild.planner import Leg
+from splitbuild.workflow.gitlab_rules import PUSH_VARIABLE
+from splitbuild.workflow.merge_step import MergeCommand
+
+__all__ = [
+    "DEFAULT_BINFMT_IMAGE",
+    "DIND_VARIABLES",
+    "MERGE_DOTENV",
+    "METADATA_FILE",
+    "JobScript",
+    "Login",
+    "build_script",
+    "digest_dotenv",
+    "digest_variable",
+    "logins",
+    "merge_script",
+]
+
+DEFAULT_BINFMT_IMAGE = "tonistiigi/binfmt:latest"
+METADATA_FILE = "splitbuild-metadata.json"
+MERGE_JSON = "splitbuild-merge.json"
+MERGE_DOTENV = "splitbuild-merge.env"
+LOCAL_IMAGE = "splitbuild-local"
+_PREFIX = "SPLITBUILD_"
+_PUSHING = f'[ "${PUSH_VARIABLE}" = true ]'
+# docker:dind with TLS: the service writes its certificates to /certs, the job reads /certs/client.
+DIND_VARIABLES = {
+    "DOCKER_HOST": "tcp://docker:2376",
+    "DOCKER_TLS_CERTDIR": "/certs",
+    "DOCKER_TLS_VERIFY": "1",
+    "DOCKER_CERT_PATH": "/certs/client",
+}
+_REGISTER_QEMU = 'docker run --privileged --rm "$SPLITBUILD_BINFMT_IMAGE" --install "$SPLITBUILD_QEMU"\n'
+_BUILDAH_VARIABLES = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot", "BUILDAH_FORMAT": "oci"}
+_WAIT_FOR_DOCKER = """\
+tries=0
+until docker info >/dev/null 2>&1; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 60 ]; then
+    echo "splitbuild: the docker-in-docker service did not start" >&2
+    exit 1
+  fi
+  sleep 1
+done
+"""
+_MERGE_INSTALL = (
+    "python -m pip install --disable-pip-version-check --no-input --root-user-action=ignore "
+    '"$SPLITBUILD_INSTALL"\n'
+)
+_MERGE_DIGEST = (
+    'python -c \'import json, sys; print("SPLITBUILD_DIGEST=" + json.load(sys.stdin)["digest"])\''
+    f" < {MERGE_JSON} > {MERGE_DOTENV}\n"
+)
+
+
+@dataclass(frozen=True)
+class Login:
+    """How a job logs in to one registry: shell words for the user name and the password, the
+    CI/CD variables that must be set, and job variables for literal user names."""
+
+    registry: str
+    username: str
+    password: str
+    required: tuple[str, ...]
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobScript:
+    """A job's script items and the variables they read."""
+
+    variables: dict[str, str]
+    script: list[str]
+
+
+def _ref(name: str) -> str:
+    return f'"${name}"'
+
+
+def _command(program: str, groups: Sequence[str]) -> str:
+    return program + "".join(f" \\\n  {group}" for group in groups) + "\n"
+
+
+def logins(config: Config) -> list[Login]:
+    """The registries the jobs log in to (image registries, then other ``[ci.logins]`` hosts),
+    without those set to ``false``."""
+    out: list[Login] = []
+    for index, registry in enumerate(config.registries, start=1):
+        login = config.ci.logins.get(registry)
+        if login is False:
+            continue
+        variables: dict[str, str] = {}
+        if isinstance(login, LoginConfig):
+            password = login.password_secret
+            if login.username is not None:
+                user_var = f"{_PREFIX}LOGIN_{index}_USERNAME"
+                variables[user_var] = login.username
+                required: tuple[str, ...] = (password,)
+            else:
+                user_var = login.username_var or login.username_secret or ""
+                required = (user_var, password)
+        elif registry == DOCKER_HUB:
+            user_var, password = "DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN"
+            required = (user_var, password)
+        else:  # the GitLab registry: the job token
+            user_var, password = "CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD"
+            required = ()
+        out.append(Login(registry, _ref(user_var), _ref(password), required, variables))
+    return out
+
+
+def _required(names: Sequence[str]) -> list[str]:
+    return [
+        f': "${{{name}:?is empty: define the CI/CD variable {name}; '
+        'protected variables reach only protected branches and tags}"'
+        for name in names
+    ]
+
+
+def _login_item(config: Config, tool: str) -> tuple[dict[str, str], str | None]:
+    variables: dict[str, str] = {}
+    lines: list[str] = []
+    for login in logins(config):
+        variables.update(login.variables)
+        lines += _required(login.required)
+        lines.append(
+            f"printf '%s' {login.password} | {tool} login --username {login.username} "
+            f"--password-stdin {shlex.quote(login.registry)}"
+        )
+    if not lines:
+        return variables, None
+    body = "".join(f"  {line}\n" for line in lines)
+    return variables, f"if {_PUSHING}; then\n{body}fi\n"
+
+
+def digest_variable(leg: Leg, command: MergeCommand) -> str:
+    """The dotenv variable that carries ``leg``'s digest to the merge job."""
+    return command.digest_env[leg.platform]
+
+
+def digest_dotenv(leg: Leg) -> str:
+    """The dotenv report file of ``leg``'s build job."""
+    return f"splitbuild-{leg.pair}.env"
+
+
+def _build_options(config: Config) -> tuple[dict[str, str], list[str]]:
+    """Variables and option groups shared by ``docker buildx build`` and ``buildah build``."""
+    image = config.image
+    variables: dict[str, str] = {}
+    groups = [f"--platform {_ref(_PREFIX + 'PLATFORM')}"]
+    if image.dockerfile is not None:
+        variables[_PREFIX + "DOCKERFILE"] = image.dockerfile
+        groups.append(f"--file {_ref(_PREFIX + 'DOCKERFILE')}")
+    if image.target is not None:
+        variables[_PREFIX + "TARGET"] = image.target
+        groups.append(f"--target {_ref(_PREFIX + 'TARGET')}")
+    for option, kind, items in (
+        ("--build-arg", "BUILD_ARG", image.build_args),
+        ("--build-context", "BUILD_CONTEXT", image.build_contexts),
+    ):
+        for index, (key, value) in enumerate(items.items(), start=1):
+            name = f"{_PREFIX}{kind}_{index}"
+            variables[name] = f"{key}={value}"
+            groups.append(f"{option} {_ref(name)}")
+    for secret_id, variable in image.secrets.items():
+        groups.append(f"--secret {shlex.quote(f'id={secret_id},env={variable}')}")
+    defaults = {
+        "org.opencontainers.image.source": '"org.opencontainers.image.source=$CI_PROJECT_URL"',
+        "org.opencontainers.image.revision": '"org.opencontainers.image.revision=$CI_COMMIT_SHA"',
+    }
+    groups += [f"--label {word}" for key, word in defaults.items() if key not in image.labels]
+    for index, (key, value) in enumerate(image.labels.items(), start=1):
+        name = f"{_PREFIX}LABEL_{index}"
+        variables[name] = f"{key}={value}"
+        groups.append(f"--label {_ref(name)}")
+    return variables, groups
+
+
+def _cache_to(flag_value: str) -> str:
+    return f"set --\nif {_PUSHING}; then\n  set -- --cache-to {flag_value}\nfi\n"
+
+
+def _buildx(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
+    variables = dict(DIND_VARIABLES)
+    variables[PUSH_VARIABLE] = "false"
+    variables[_PREFIX + "PLATFORM"] = leg.platform
+    login_vars, login_item = _login_item(config, "docker")
+    script = [_WAIT_FOR_DOCKER]
+    if login_item is not None:
+        script.append(login_item)
+    if leg.mode == "qemu":
+        variables[_PREFIX + "BINFMT_IMAGE"] = config.ci.binfmt_image or DEFAULT_BINFMT_IMAGE
+        variables[_PREFIX + "QEMU"] = leg.qemu_arch or ""
+        script.append(_REGISTER_QEMU)
+    script.append("docker buildx create --name splitbuild --driver docker-container --use --bootstrap\n")
+    option_vars, groups = _build_options(config)
+    variables.update(option_vars)
+    provenance = config.ci.provenance
+    groups.append("--provenance " + ("false" if provenance is False else f"mode={provenance}"))
+    if config.ci.sbom:
+        groups.append("--sbom true")
+    prefix = ""
+    if config.ci.cache == "registry":
+        ref, mode = f"{config.image.names[0]}:buildcache-{leg.pair}", config.ci.cache_mode
+        variables[_PREFIX + "CACHE_FROM"] = f"type=registry,ref={ref}"
+        variables[_PREFIX + "CACHE_TO"] = f"type=registry,ref={ref},mode={mode},ignore-error=true"
+        groups += [f"--cache-from {_ref(_PREFIX + 'CACHE_FROM')}", '"$@"']
+        prefix = _cache_to(_ref(_PREFIX + "CACHE_TO"))
+    variables[_PREFIX + "IMAGES"] = ",".join(config.image.names)
+    variables[_PREFIX + "CONTEXT"] = config.image.context
+    groups += [
+        '--output "type=image,\\"name=$SPLITBUILD_IMAGES\\",push-by-digest=true,name-canonical=true,'
+        f'push=${PUSH_VARIABLE}"',
+        f"--metadata-file {METADATA_FILE}",
+        _ref(_PREFIX + "CONTEXT"),
+    ]
+    script.append(prefix + _command("docker buildx build", groups))
+    script.append(_export_digest(leg, command))
+    variables.update(login_vars)
+    return JobScript(variables, script)
+
+
+def _export_digest(leg: Leg, command: MergeCommand) -> str:
+    return (
+        'digest=$(grep -oE \'"containerimage\\.digest": *"sha256:[0-9a-f]{64}"\' '
+        f"{METADATA_FILE} | grep -oE 'sha256:[0-9a-f]{{64}}' || true)\n"
+        'if [ -z "$digest" ]; then\n'
+        '  echo "splitbuild: docker buildx gave no image digest for $SPLITBUILD_PLATFORM" >&2\n'
+        "  exit 1\n"
+        "fi\n"
+        f"printf '{digest_variable(leg, command)}=%s\\n' \"$digest\" > {digest_dotenv(leg)}\n"
+    )
+
+
+def _buildah(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
+    variables = dict(_BUILDAH_VARIABLES)
+    variables[PUSH_VARIABLE] = "false"
+    variables[_PREFIX + "PLATFORM"] = leg.platform
+    login_vars, login_item = _login_item(config, "buildah")
+    script = [login_item] if login_item is not None else []
+    option_vars, groups = _build_options(config)
+    variables.update(option_vars)
+    prefix = ""
+    if config.ci.cache == "registry":
+        variables[_PREFIX + "CACHE_REPO"] = f"{config.image.names[0]}/buildcache"
+        groups += ["--layers", f"--cache-from {_ref(_PREFIX + 'CACHE_REPO')}", '"$@"']
+        prefix = _cache_to(_ref(_PREFIX + "CACHE_REPO"))
+    variables[_PREFIX + "CONTEXT"] = config.image.context
+    groups += [f"--tag {LOCAL_IMAGE}", _ref(_PREFIX + "CONTEXT")]
+    script.append(prefix + _command("buildah build", groups))
+    variables[_PREFIX + "STAGING_REF"] = f"{config.image.names[0]}:splitbuild-{leg.pair}"
+    script.append(
+        f"if {_PUSHING}; then\n"
+        f'  buildah push --digestfile splitbuild-digest.txt {LOCAL_IMAGE} "docker://$SPLITBUILD_STAGING_REF"\n'
+        "  digest=$(grep -oE '^sha256:[0-9a-f]{64}$' splitbuild-digest.txt || true)\n"
+        '  if [ -z "$digest" ]; then\n'
+        '    echo "splitbuild: buildah push gave no image digest for $SPLITBUILD_PLATFORM" >&2\n'
+        "    exit 1\n"
+        "  fi\n"
+        f"  printf '{digest_variable(leg, command)}=%s\\n' \"$digest\" > {digest_dotenv(leg)}\n"
+        "fi\n"
+    )
+    variables.update(login_vars)
+    return JobScript(variables, script)
+
+
+def build_script(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
+    """The build job of ``leg``: log in (only when publishing), register QEMU (emulated legs,
+    docker builder), build, push by digest (only when publishing), and write the digest to the
+    leg's dotenv report under the merge command's variable for it."""
+    if config.ci.gitlab.builder == "buildah":
+        return _buildah(config, leg, command)
+    return _buildx(config, leg, command)
+
+
+def merge_script(config: Config, command: MergeCommand) -> JobScript:
+    """The merge job: install splitbuild, check every digest arrived, hand the registry
+    credentials to splitbuild (``SPLITBUILD_AUTH_<REGISTRY>_*``), merge, and publish the index
+    digest as ``SPLITBUILD_DIGEST`` in a dotenv report."""
+    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install, **command.env}
+    credentials: list[str] = []
+    for login in logins(config):
+        variables.update(login.variables)
+        prefix = registry_env_prefix(login.registry)
+        credentials += _required(login.required)
+        credentials += [
+            f"export {prefix}USERNAME={login.username}",
+            f"export {prefix}PASSWORD={login.password}",
+        ]
+    merge = command.script(flags=("--json",)).rstrip("\n") + f" > {MERGE_JSON}\n"
+    script = [_MERGE_INSTALL]
+    if credentials:
+        script.append("".join(f"{line}\n" for line in credentials))
+    script += [merge, f"cat {MERGE_JSON}\n", _MERGE_DIGEST]
+    return JobScript(variables, script)

@@ -1,0 +1,794 @@
+"""The generated GitLab pipeline: GitLab's own schema, structure (one build job per platform with
+the planned runner tags, dotenv digest hand-off, a merge job that needs every build job), the
+rules GitLab evaluates for each kind of pipeline, and the scripts themselves, run under ``sh``
+with stub ``docker``/``buildah``/``splitbuild`` commands: what they log in to, build, push and
+hand to the merge job. Plus the drift check of the reference pipelines in ``workflows/``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from splitbuild.config import Config, LoginConfig, load_config, parse_config
+from splitbuild.errors import ConfigError
+from splitbuild.planner import Leg, Plan, plan
+from splitbuild.workflow.gitlab import (
+    build_job_name,
+    build_pipeline,
+    gitlab_merge_command,
+    merge_job_name,
+    render_pipeline,
+)
+from splitbuild.workflow.gitlab_scripts import DEFAULT_BINFMT_IMAGE, logins
+from splitbuild.workflow.merge_step import merge_argv
+from tests.gitlab_support import Run, evaluate, job_variables, run_job
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = REPO / "workflows"
+EXAMPLES = ("portable", "gitlab-buildah")
+
+VARIANTS: dict[str, str] = {
+    "hosted": """
+[image]
+names = ["registry.gitlab.com/acme/app", "docker.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"]
+context = "app"
+dockerfile = "app/Containerfile"
+target = "release"
+annotations = ["index:org.opencontainers.image.description=App"]
+[image.build-args]
+GREETING = "it's $HOME and \\"quoted\\" `not run`"
+PLAIN = "1.0"
+[image.build-contexts]
+base = "docker-image://alpine:3.20"
+[image.secrets]
+npm = "NPM_TOKEN"
+[image.labels]
+"org.opencontainers.image.source" = "https://example.invalid/acme/app"
+"org.opencontainers.image.title" = "App $NAME"
+[tags]
+rules = ["type=ref,event=branch", "type=semver,pattern={{version}}"]
+flavor = ["latest=auto"]
+labels = ["org.opencontainers.image.vendor=Acme"]
+[ci]
+branches = ["main", "release/*"]
+tags = ["v*"]
+schedule = ["0 4 * * 1"]
+binfmt-image = "tonistiigi/binfmt:qemu-v10.0.4"
+qemu-timeout-minutes = 240
+provenance = "max"
+sbom = true
+""",
+    "minimal": """
+[image]
+names = ["registry.gitlab.com/acme/one"]
+platforms = ["linux/amd64"]
+""",
+    "buildah": """
+[image]
+names = ["registry.example.com/team/app", "quay.io/team/app"]
+platforms = ["linux/amd64", "linux/arm64", "linux/riscv64"]
+[image.build-args]
+MODE = "fast"
+[ci.logins."quay.io"]
+username = "team+ci"
+password-secret = "QUAY_TOKEN"
+[ci.gitlab]
+builder = "buildah"
+ci-registry = "registry.example.com"
+buildah-image = "registry.example.com/mirror/buildah:v1.43"
+[ci.gitlab.runners]
+default = ["docker", "amd64"]
+"linux/arm64" = ["docker", "aarch64"]
+""",
+    "no-merge-requests": """
+[image]
+names = ["registry.gitlab.com/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+[ci]
+name = "images"
+pull-requests = false
+workflow-dispatch = false
+cache = "none"
+provenance = false
+python-version = "pypy3.11"
+[ci.gitlab]
+dind-mtu = 0
+docker-image = "$CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/docker:29-cli"
+dind-image = "$CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/docker:29-dind"
+merge-runner = "saas-linux-medium-amd64"
+build-stage = "images"
+merge-stage = "publish"
+""",
+    "merge-requests-only": """
+[image]
+names = ["registry.gitlab.com/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+[ci]
+branches = []
+tags = []
+workflow-dispatch = false
+""",
+    "exclusions": """
+[image]
+names = ["docker.io/acme/app"]
+platforms = ["linux/amd64"]
+[ci]
+branches = ["main", "release/**", "!release/**-rc*"]
+tags = ["v[0-9]+.*", "!v*-beta"]
+[ci.logins."docker.io"]
+username-secret = "HUB_USER"
+password-secret = "HUB_TOKEN"
+""",
+}
+ALL = [*VARIANTS, *EXAMPLES]
+
+CI_ENV = {
+    "CI_PROJECT_URL": "https://gitlab.example.com/acme/app",
+    "CI_COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567",
+    "CI_REGISTRY_USER": "gitlab-ci-token",
+    "CI_REGISTRY_PASSWORD": "job-token-not-for-logs",
+    "DOCKERHUB_USERNAME": "acme",
+    "DOCKERHUB_TOKEN": "hub-token-not-for-logs",
+    "HUB_USER": "acme-hub",
+    "HUB_TOKEN": "hub2-token-not-for-logs",
+    "QUAY_USERNAME": "acme+quay",
+    "QUAY_PASSWORD": "quay-password-not-for-logs",
+    "QUAY_TOKEN": "quay-token-not-for-logs",
+    "NPM_TOKEN": "npm-token-not-for-logs",
+}
+SECRETS = [v for k, v in CI_ENV.items() if "TOKEN" in k or "PASSWORD" in k]
+MERGE_REQUEST = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
+PUSH_MAIN = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
+
+
+def load_case(name: str) -> Config:
+    if name in VARIANTS:
+        return parse_config(VARIANTS[name], f"{name}.toml", provider="gitlab")
+    return load_config(REPO / "examples" / name / "splitbuild.toml", provider="gitlab")
+
+
+def render(config: Config, output_path: str = ".gitlab-ci.yml") -> str:
+    return render_pipeline(config, plan(config), config_path="splitbuild.toml", output_path=output_path)
+
+
+def parsed(config: Config) -> dict[str, Any]:
+    data = yaml.safe_load(render(config))
+    assert isinstance(data, dict)
+    return data
+
+
+def _case(name: str) -> tuple[Config, Plan, dict[str, Any]]:
+    config = load_case(name)
+    return config, plan(config), parsed(config)
+
+
+@pytest.fixture(params=ALL)
+def case(request: pytest.FixtureRequest) -> tuple[Config, Plan, dict[str, Any]]:
+    return _case(request.param)
+
+
+# Configs whose pipeline publishes (has a merge job), and those that build merge requests.
+PUBLISHING = [name for name in ALL if merge_job_name(load_case(name)) in parsed(load_case(name))]
+MERGE_REQUESTS = [name for name in ALL if load_case(name).ci.pull_requests]
+
+
+@pytest.fixture(params=PUBLISHING)
+def publishing(request: pytest.FixtureRequest) -> tuple[Config, Plan, dict[str, Any]]:
+    return _case(request.param)
+
+
+@pytest.fixture(params=MERGE_REQUESTS)
+def merge_requests(request: pytest.FixtureRequest) -> tuple[Config, Plan, dict[str, Any]]:
+    return _case(request.param)
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    assert found, f"{name} is not installed"
+    return found
+
+
+# --- schema and structure ---------------------------------------------------------------------
+
+
+def test_gitlab_schema_accepts_every_pipeline(tmp_path: Path) -> None:
+    files = sorted(WORKFLOWS.glob("*.gitlab-ci.yml"))
+    assert {p.name.removesuffix(".gitlab-ci.yml") for p in files} >= set(EXAMPLES)
+    for name in VARIANTS:
+        path = tmp_path / f"{name}.gitlab-ci.yml"
+        path.write_text(render(load_case(name)))
+        files.append(path)
+    argv = [_tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", *map(str, files)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok -- validation done" in result.stdout
+
+
+def test_gitlab_schema_rejects_what_it_should(tmp_path: Path) -> None:
+    """Guards the guard: the schema is GitLab's, not an accept-anything stand-in."""
+    bad = tmp_path / "bad.gitlab-ci.yml"
+    bad.write_text("build:\n  script: [echo]\n  timeout: 5\n  interruptible: maybe\n")
+    argv = [_tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(bad)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode != 0
+
+
+def test_one_build_job_per_platform_on_the_planned_runner(case: tuple[Config, Plan, dict[str, Any]]) -> None:
+    config, the_plan, pipeline = case
+    builds = [build_job_name(config, leg) for leg in the_plan.legs]
+    merge = [merge_job_name(config)] if merge_job_name(config) in pipeline else []
+    assert list(pipeline) == builds + merge
+    for leg in the_plan.legs:
+        job = pipeline[build_job_name(config, leg)]
+        assert job["tags"] == list(leg.runner)
+        assert job["stage"] == config.ci.gitlab.build_stage
+        assert job["inherit"] == {"default": False}
+        assert "needs" not in job
+        minutes = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
+        assert job["timeout"] == f"{minutes} minutes"
+        assert job["interruptible"] is False
+        assert job["retry"] == {
+            "max": 1,
+            "when": ["runner_system_failure", "api_failure", "scheduler_failure"],
+        }
+        assert job_variables(job)["SPLITBUILD_PLATFORM"] == leg.platform
+        assert job_variables(job)["SPLITBUILD_PUSH"] == "false"
+
+
+def test_gitlab_com_defaults_pin_each_platform_to_a_hosted_runner() -> None:
+    config = load_case("hosted")
+    tags = {leg.platform: (leg.runner, leg.mode) for leg in plan(config).legs}
+    assert tags == {
+        "linux/amd64": (("saas-linux-small-amd64",), "native"),
+        "linux/arm64": (("saas-linux-small-arm64",), "native"),
+        "linux/arm/v7": (("saas-linux-small-arm64",), "native"),
+        "linux/s390x": (("saas-linux-small-amd64",), "qemu"),
+    }
+    assert config.ci.merge_runner_labels == ("saas-linux-small-amd64",)
+
+
+def test_builder_image_and_docker_in_docker(case: tuple[Config, Plan, dict[str, Any]]) -> None:
+    config, the_plan, pipeline = case
+    gitlab = config.ci.gitlab
+    for leg in the_plan.legs:
+        job = pipeline[build_job_name(config, leg)]
+        variables = job_variables(job)
+        if gitlab.builder == "buildah":
+            assert job["image"] == gitlab.buildah_image
+            assert "services" not in job
+            assert variables["STORAGE_DRIVER"] == "vfs"
+            assert variables["BUILDAH_ISOLATION"] == "chroot"
+            continue
+        assert job["image"] == gitlab.docker_image
+        (service,) = job["services"]
+        assert service["name"] == gitlab.dind_image
+        assert service["alias"] == "docker"
+        assert service.get("command") == ([f"--mtu={gitlab.dind_mtu}"] if gitlab.dind_mtu else None)
+        assert variables["DOCKER_HOST"] == "tcp://docker:2376"
+        assert variables["DOCKER_TLS_CERTDIR"] == "/certs"
+
+
+def test_images_may_use_gitlab_variables() -> None:
+    """A dependency-proxy prefix in an image is GitLab's to expand, so it is written as given."""
+    config = load_case("no-merge-requests")
+    job = parsed(config)[build_job_name(config, plan(config).legs[0])]
+    assert job["image"] == "$CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/docker:29-cli"
+    assert job["services"][0] == {
+        "name": "$CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/docker:29-dind",
+        "alias": "docker",
+    }
+    merge = parsed(config)[merge_job_name(config)]
+    assert merge["image"] == "pypy:3.11-slim"
+    assert merge["tags"] == ["saas-linux-medium-amd64"]
+    assert (merge["stage"], job["stage"]) == ("publish", "images")
+
+
+def test_dotenv_hands_each_digest_to_a_merge_job_that_needs_every_build(
+    publishing: tuple[Config, Plan, dict[str, Any]],
+) -> None:
+    config, the_plan, pipeline = publishing
+    command = gitlab_merge_command(config, the_plan)
+    merge = pipeline[merge_job_name(config)]
+    assert merge["needs"] == [
+        {"job": build_job_name(config, leg), "artifacts": True} for leg in the_plan.legs
+    ]
+    merge_text = "\n".join(merge["script"])
+    for leg in the_plan.legs:
+        job = pipeline[build_job_name(config, leg)]
+        dotenv = f"splitbuild-{leg.pair}.env"
+        assert job["artifacts"] == {"reports": {"dotenv": dotenv}, "expire_in": "1 week"}
+        variable = command.digest_env[leg.platform]
+        assert variable == "SPLITBUILD_DIGEST_" + re.sub(r"[^A-Z0-9]", "_", leg.platform.upper())
+        assert f"printf '{variable}=%s\\n' \"$digest\" > {dotenv}" in "\n".join(job["script"])
+        assert f'"${{{variable}:?the {leg.platform} build job produced no digest}}"' in merge_text
+        assert variable not in merge.get("variables", {})
+    assert merge["artifacts"]["reports"] == {"dotenv": "splitbuild-merge.env"}
+    assert merge["interruptible"] is False
+    assert merge["resource_group"].endswith("-merge-$CI_COMMIT_REF_SLUG")
+    assert job_variables(merge)["GIT_STRATEGY"] == "none"
+
+
+def test_only_one_value_per_variable_and_all_prefixed(case: tuple[Config, Plan, dict[str, Any]]) -> None:
+    _, _, pipeline = case
+    allowed = {"DOCKER_HOST", "DOCKER_TLS_CERTDIR", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "GIT_STRATEGY"}
+    allowed |= {"STORAGE_DRIVER", "BUILDAH_ISOLATION", "BUILDAH_FORMAT"}
+    for job in pipeline.values():
+        for name in job["variables"]:
+            assert name.startswith("SPLITBUILD_") or name in allowed, name
+
+
+def test_no_merge_job_without_a_publishing_trigger() -> None:
+    assert set(ALL) - set(PUBLISHING) == {"merge-requests-only"}
+    assert set(ALL) - set(MERGE_REQUESTS) == {"no-merge-requests"}
+    config = load_case("merge-requests-only")
+    pipeline = parsed(config)
+    assert merge_job_name(config) not in pipeline
+    assert "No publishing trigger" in render(config)
+
+
+def test_file_has_no_global_keys_so_it_can_be_included(case: tuple[Config, Plan, dict[str, Any]]) -> None:
+    _, _, pipeline = case
+    reserved = {"stages", "workflow", "default", "variables", "include", "image", "services", "cache"}
+    assert not reserved & set(pipeline)
+
+
+# --- rules: which pipelines run which jobs ------------------------------------------------------
+
+
+def _pipeline(source: str, **env: str) -> dict[str, str]:
+    return {"CI_PIPELINE_SOURCE": source, **env}
+
+
+def _mr(target: str) -> dict[str, str]:
+    return _pipeline("merge_request_event", CI_MERGE_REQUEST_TARGET_BRANCH_NAME=target)
+
+
+def _branch(name: str) -> dict[str, str]:
+    return _pipeline("push", CI_COMMIT_BRANCH=name)
+
+
+def _tag(name: str) -> dict[str, str]:
+    return _pipeline("push", CI_COMMIT_TAG=name)
+
+
+# (variant, pipeline, build jobs run, they push, merge job runs)
+RULE_CASES: list[tuple[str, dict[str, str], bool, bool, bool]] = [
+    ("hosted", _mr("main"), True, False, False),
+    ("hosted", _mr("release/2.0"), True, False, False),
+    ("hosted", _mr("feature"), False, False, False),
+    ("hosted", _branch("main"), True, True, True),
+    ("hosted", _branch("release/2.0"), True, True, True),
+    ("hosted", _branch("release/2.0/hotfix"), False, False, False),
+    ("hosted", _branch("feature"), False, False, False),
+    ("hosted", _tag("v1.2.3"), True, True, True),
+    ("hosted", _tag("1.2.3"), False, False, False),
+    ("hosted", _pipeline("web", CI_COMMIT_BRANCH="feature"), True, True, True),
+    ("hosted", _pipeline("schedule", CI_COMMIT_BRANCH="main"), True, True, True),
+    ("hosted", _pipeline("api", CI_COMMIT_BRANCH="main"), False, False, False),
+    ("exclusions", _branch("release/1.0"), True, True, True),
+    ("exclusions", _branch("release/a/b"), True, True, True),
+    ("exclusions", _branch("release/1.0-rc1"), False, False, False),
+    ("exclusions", _mr("release/1.0-rc1"), False, False, False),
+    ("exclusions", _mr("release/1.0"), True, False, False),
+    ("exclusions", _tag("v10.1"), True, True, True),
+    ("exclusions", _tag("v1.0-beta"), False, False, False),
+    ("exclusions", _tag("va.1"), False, False, False),
+    ("exclusions", _pipeline("schedule", CI_COMMIT_BRANCH="main"), False, False, False),
+    ("merge-requests-only", _mr("anything"), True, False, False),
+    ("merge-requests-only", _branch("main"), False, False, False),
+    ("no-merge-requests", _mr("main"), False, False, False),
+    ("no-merge-requests", _pipeline("web", CI_COMMIT_BRANCH="main"), False, False, False),
+    ("no-merge-requests", _tag("v1"), True, True, True),
+]
+
+
+@pytest.mark.parametrize(("variant", "env", "builds", "pushes", "merges"), RULE_CASES)
+def test_rules_decide_per_pipeline(
+    variant: str, env: dict[str, str], builds: bool, pushes: bool, merges: bool
+) -> None:
+    config = load_case(variant)
+    pipeline = parsed(config)
+    for leg in plan(config).legs:
+        decision = evaluate(pipeline[build_job_name(config, leg)], env)
+        assert decision.runs is builds
+        if builds:
+            variables = {**job_variables(pipeline[build_job_name(config, leg)]), **decision.variables}
+            assert variables["SPLITBUILD_PUSH"] == ("true" if pushes else "false")
+            assert decision.interruptible is (env["CI_PIPELINE_SOURCE"] == "merge_request_event")
+    merge = pipeline.get(merge_job_name(config))
+    assert (merge is not None and evaluate(merge, env).runs) is merges
+
+
+def test_merge_runs_exactly_when_builds_publish(case: tuple[Config, Plan, dict[str, Any]]) -> None:
+    """The merge job's needs must exist in every pipeline it runs in, and it must run whenever
+    the builds push."""
+    config, the_plan, pipeline = case
+    envs = [env for _, env, *_ in RULE_CASES] + [_branch(b) for b in config.ci.branches if "*" not in b]
+    merge = pipeline.get(merge_job_name(config))
+    for env in envs:
+        build = evaluate(pipeline[build_job_name(config, the_plan.legs[0])], env)
+        pushes = build.runs and build.variables.get("SPLITBUILD_PUSH") == "true"
+        assert (merge is not None and evaluate(merge, env).runs) is pushes
+
+
+# --- the scripts, run ---------------------------------------------------------------------------
+
+
+def test_scripts_pass_shellcheck_as_posix_sh(case: tuple[Config, Plan, dict[str, Any]]) -> None:
+    _, _, pipeline = case
+    for name, job in pipeline.items():
+        script = "\n".join(job["script"]) + "\n"
+        result = subprocess.run(
+            [_tool("shellcheck"), "--shell=sh", "--severity=style", "-"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, f"{name}:\n{result.stdout}"
+
+
+def test_scripts_read_config_values_only_from_variables(case: tuple[Config, Plan, dict[str, Any]]) -> None:
+    config, _, pipeline = case
+    text = render(config)
+    for value in [*config.image.build_args.values(), *config.image.labels.values(), *config.tags.rules]:
+        for job in pipeline.values():
+            assert value not in "\n".join(job["script"])
+    assert "--password " not in text
+    assert " -p " not in text
+
+
+def _digest(index: int) -> str:
+    return "sha256:" + f"{index:x}" * 64
+
+
+def _login_expectations(config: Config) -> list[tuple[str, str, str]]:
+    """(registry, user name, password) of every login, from CI_ENV."""
+    out = []
+    for login in logins(config):
+        user = login.username.strip('"$')
+        password = login.password.strip('"$')
+        username = login.variables.get(user, CI_ENV.get(user, ""))
+        out.append((login.registry, username, CI_ENV[password]))
+    return out
+
+
+def _expected_build_args(config: Config, leg: Leg) -> list[str]:
+    image = config.image
+    args = ["--platform", leg.platform]
+    if image.dockerfile:
+        args += ["--file", image.dockerfile]
+    if image.target:
+        args += ["--target", image.target]
+    for key, value in image.build_args.items():
+        args += ["--build-arg", f"{key}={value}"]
+    for key, value in image.build_contexts.items():
+        args += ["--build-context", f"{key}={value}"]
+    for key, value in image.secrets.items():
+        args += ["--secret", f"id={key},env={value}"]
+    defaults = {
+        "org.opencontainers.image.source": CI_ENV["CI_PROJECT_URL"],
+        "org.opencontainers.image.revision": CI_ENV["CI_COMMIT_SHA"],
+    }
+    for key, value in defaults.items():
+        if key not in image.labels:
+            args += ["--label", f"{key}={value}"]
+    for key, value in image.labels.items():
+        args += ["--label", f"{key}={value}"]
+    return args
+
+
+def _check_build_call(config: Config, leg: Leg, run: Run, *, push: bool) -> None:
+    (build,) = [
+        c
+        for c in run.calls
+        if (c["tool"], c["args"][:2]) == ("docker", ["buildx", "build"])
+        or (c["tool"], c["args"][:1]) == ("buildah", ["build"])
+    ]
+    args = build["args"][2:] if build["tool"] == "docker" else build["args"][1:]
+    expected = _expected_build_args(config, leg)
+    assert args[: len(expected)] == expected
+    rest = args[len(expected) :]
+    first = config.image.names[0]
+    if build["tool"] == "docker":
+        provenance = config.ci.provenance
+        tail = ["--provenance", "false" if provenance is False else f"mode={provenance}"]
+        tail += ["--sbom", "true"] if config.ci.sbom else []
+        if config.ci.cache == "registry":
+            ref = f"type=registry,ref={first}:buildcache-{leg.pair}"
+            tail += ["--cache-from", ref]
+            tail += ["--cache-to", f"{ref},mode={config.ci.cache_mode},ignore-error=true"] if push else []
+        names = ",".join(config.image.names)
+        output = f'type=image,"name={names}",push-by-digest=true,name-canonical=true,push={str(push).lower()}'
+        tail += ["--output", output, "--metadata-file", "splitbuild-metadata.json", image_context(config)]
+    else:
+        tail = []
+        if config.ci.cache == "registry":
+            tail += ["--layers", "--cache-from", f"{first}/buildcache"]
+            tail += ["--cache-to", f"{first}/buildcache"] if push else []
+        tail += ["--tag", "splitbuild-local", image_context(config)]
+    assert rest == tail
+
+
+def image_context(config: Config) -> str:
+    return config.image.context
+
+
+def _run_build(
+    config: Config, pipeline: dict[str, Any], leg: Leg, env: dict[str, str], tmp_path: Path, digest: str
+) -> Run:
+    job = pipeline[build_job_name(config, leg)]
+    decision = evaluate(job, env)
+    assert decision.runs
+    workdir = tmp_path / leg.pair
+    workdir.mkdir(parents=True)
+    return run_job(job, workdir, {**CI_ENV, **env, **decision.variables, "STUB_DIGEST": digest})
+
+
+def test_merge_request_builds_every_platform_without_login_or_push(
+    merge_requests: tuple[Config, Plan, dict[str, Any]], tmp_path: Path
+) -> None:
+    config, the_plan, pipeline = merge_requests
+    env = {**MERGE_REQUEST, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": (config.ci.branches or ["main"])[0]}
+    for index, leg in enumerate(the_plan.legs, start=1):
+        run = _run_build(config, pipeline, leg, env, tmp_path, _digest(index))
+        assert run.returncode == 0, run.stderr
+        assert [c for c in run.calls if c["args"][:1] in (["login"], ["push"])] == []
+        _check_build_call(config, leg, run, push=False)
+        for secret in SECRETS:
+            assert all(secret not in " ".join(c["args"]) for c in run.calls)
+
+
+def test_publishing_build_logs_in_pushes_and_writes_its_digest(
+    publishing: tuple[Config, Plan, dict[str, Any]], tmp_path: Path
+) -> None:
+    config, the_plan, pipeline = publishing
+    env = _publishing_env(config)
+    command = gitlab_merge_command(config, the_plan)
+    buildah = config.ci.gitlab.builder == "buildah"
+    for index, leg in enumerate(the_plan.legs, start=1):
+        run = _run_build(config, pipeline, leg, env, tmp_path, _digest(index))
+        assert run.returncode == 0, run.stderr
+        tool = "buildah" if buildah else "docker"
+        login_calls = [c for c in run.tool(tool) if c["args"][:1] == ["login"]]
+        expected_logins = _login_expectations(config)
+        assert [(c["args"][-1], c["args"][2], c["stdin"]) for c in login_calls] == expected_logins
+        assert all(c["args"][3] == "--password-stdin" for c in login_calls)
+        _check_build_call(config, leg, run, push=True)
+        if buildah:
+            (push,) = [c for c in run.calls if c["args"][:1] == ["push"]]
+            staging = f"docker://{config.image.names[0]}:splitbuild-{leg.pair}"
+            assert push["args"] == [
+                "push",
+                "--digestfile",
+                "splitbuild-digest.txt",
+                "splitbuild-local",
+                staging,
+            ]
+        else:
+            tools = [c["args"][:2] for c in run.calls]
+            create = tools.index(["buildx", "create"])
+            qemu = [i for i, c in enumerate(run.calls) if c["args"][:1] == ["run"]]
+            if leg.mode == "qemu":
+                (at,) = qemu
+                assert at < create
+                binfmt = config.ci.binfmt_image or DEFAULT_BINFMT_IMAGE
+                assert run.calls[at]["args"] == [
+                    "run",
+                    "--privileged",
+                    "--rm",
+                    binfmt,
+                    "--install",
+                    leg.qemu_arch,
+                ]
+            else:
+                assert qemu == []
+        dotenv = (run.workdir / f"splitbuild-{leg.pair}.env").read_text()
+        assert dotenv == f"{command.digest_env[leg.platform]}={_digest(index)}\n"
+
+
+def _publishing_env(config: Config) -> dict[str, str]:
+    pipeline = parsed(config)
+    for env in (PUSH_MAIN, _tag("v1.0.0"), _pipeline("web", CI_COMMIT_BRANCH="main")):
+        if evaluate(pipeline[merge_job_name(config)], env).runs:
+            return env
+    raise AssertionError("no publishing pipeline found for this config")
+
+
+def test_build_fails_when_no_digest_comes_back(tmp_path: Path) -> None:
+    for name in ("hosted", "buildah"):
+        config = load_case(name)
+        pipeline = parsed(config)
+        leg = plan(config).legs[0]
+        run = _run_build(config, pipeline, leg, PUSH_MAIN, tmp_path / name, "")
+        assert run.returncode != 0
+        assert f"gave no image digest for {leg.platform}" in run.stderr
+        assert not (run.workdir / f"splitbuild-{leg.pair}.env").exists()
+
+
+def test_missing_credential_variable_stops_the_login_with_its_name(tmp_path: Path) -> None:
+    config = load_case("hosted")
+    pipeline = parsed(config)
+    env = {**CI_ENV, **PUSH_MAIN, "SPLITBUILD_PUSH": "true", "DOCKERHUB_TOKEN": "", "STUB_DIGEST": _digest(1)}
+    run = run_job(pipeline[build_job_name(config, plan(config).legs[0])], tmp_path, env)
+    assert run.returncode != 0
+    assert "DOCKERHUB_TOKEN: is empty: define the CI/CD variable DOCKERHUB_TOKEN" in run.stderr
+    assert not any(c["args"][:2] == ["buildx", "build"] for c in run.calls)
+
+
+def test_digests_travel_from_build_jobs_to_the_merge_command(
+    publishing: tuple[Config, Plan, dict[str, Any]], tmp_path: Path
+) -> None:
+    """End to end through the dotenv files: every build job's report becomes the merge job's
+    environment, and the merge job runs exactly the command the GitHub workflow runs (plus
+    --json) with GitLab's credentials handed over as SPLITBUILD_AUTH_* variables."""
+    config, the_plan, pipeline = publishing
+    env = _publishing_env(config)
+    dotenv: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for index, leg in enumerate(the_plan.legs, start=1):
+        run = _run_build(config, pipeline, leg, env, tmp_path, _digest(index))
+        assert run.returncode == 0, run.stderr
+        for line in (run.workdir / f"splitbuild-{leg.pair}.env").read_text().splitlines():
+            key, _, value = line.partition("=")
+            dotenv[key] = value
+        digests[leg.platform] = _digest(index)
+    merge = pipeline[merge_job_name(config)]
+    workdir = tmp_path / "merge"
+    workdir.mkdir()
+    index_digest = "sha256:" + "f0" * 32
+    run = run_job(merge, workdir, {**CI_ENV, **env, **dotenv, "STUB_INDEX_DIGEST": index_digest})
+    assert run.returncode == 0, run.stderr
+    assert [c["args"] for c in run.tool("pip")] == [
+        [
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--root-user-action=ignore",
+            config.ci.install,
+        ]
+    ]
+    (call,) = run.tool("splitbuild")
+    expected = merge_argv(config, digests, the_plan)
+    assert call["args"] == ["merge", "--json", *expected[2:]]
+    auth = {}
+    for registry, username, password in _login_expectations(config):
+        prefix = "SPLITBUILD_AUTH_" + re.sub(r"[^A-Z0-9]", "_", registry.upper())
+        auth[f"{prefix}_USERNAME"] = username
+        auth[f"{prefix}_PASSWORD"] = password
+    assert call["auth"] == auth
+    assert (workdir / "splitbuild-merge.env").read_text() == f"SPLITBUILD_DIGEST={index_digest}\n"
+    assert index_digest in run.stdout
+
+
+def test_merge_stops_with_the_platform_whose_digest_is_missing(tmp_path: Path) -> None:
+    config = load_case("hosted")
+    merge = parsed(config)[merge_job_name(config)]
+    legs = plan(config).legs
+    dotenv = {
+        gitlab_merge_command(config, plan(config)).digest_env[leg.platform]: _digest(1) for leg in legs[1:]
+    }
+    run = run_job(merge, tmp_path, {**CI_ENV, **PUSH_MAIN, **dotenv, "STUB_INDEX_DIGEST": _digest(2)})
+    assert run.returncode != 0
+    assert f"the {legs[0].platform} build job produced no digest" in run.stderr
+    assert run.tool("splitbuild") == []
+
+
+def test_merge_command_is_the_github_one_renamed() -> None:
+    config = load_case("hosted")
+    the_plan = plan(config)
+    command = gitlab_merge_command(config, the_plan)
+    assert all(name.startswith("SPLITBUILD_") for name in command.env)
+    assert command.env["SPLITBUILD_TAG_RULES"] == "type=ref,event=branch\ntype=semver,pattern={{version}}"
+    assert command.env["SPLITBUILD_ANNOTATION_1"] == "index:org.opencontainers.image.description=App"
+    digests = {leg.platform: _digest(i) for i, leg in enumerate(the_plan.legs, start=1)}
+    assert command.argv(digests) == merge_argv(config, digests, the_plan)
+    assert command.script(flags=("--json",)).splitlines()[len(the_plan.legs)] == "splitbuild merge --json \\"
+
+
+# --- header, errors, drift ----------------------------------------------------------------------
+
+
+def test_header_names_the_command_and_what_gitlab_needs_from_you() -> None:
+    config = load_case("hosted")
+    text = render_pipeline(
+        config, plan(config), config_path="ci/splitbuild.toml", output_path=".gitlab/split.yml", ci_flag=True
+    )
+    lines = text.splitlines()
+    assert lines[1].endswith(
+        "run: splitbuild generate --ci gitlab --config ci/splitbuild.toml --output .gitlab/split.yml"
+    )
+    assert "#   linux/s390x   qemu    on saas-linux-small-amd64" in lines
+    assert "# Include it from .gitlab-ci.yml: include: [{local: .gitlab/split.yml}]" in lines
+    assert "# Scheduled pipelines publish; create them in Build > Pipeline schedules: 0 4 * * 1" in lines
+    buildah = load_case("buildah")
+    text = render(buildah)
+    assert "buildah cannot push by digest alone" in text
+    assert "# linux/riscv64: buildah emulates it with the QEMU binfmt handlers of the runner's host" in text
+    assert "Declare the stages images and publish" in render(load_case("no-merge-requests"))
+
+
+def _pipeline_for(text: str) -> None:
+    config = parse_config(text, provider="gitlab")
+    build_pipeline(config, plan(config))
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[ci]\ncache = "gha"\n',
+            "cache 'gha' is GitHub's cache service; with GitLab use 'registry' or 'none'",
+        ),
+        ('[ci]\nname = ".hidden"\n', "GitLab hides jobs whose name starts with '.'"),
+        (
+            '[runners]\n"linux/arm64" = "ubuntu-24.04-arm"\n',
+            "[runners] \"linux/arm64\": runner 'ubuntu-24.04-arm' is a GitHub Actions runner label",
+        ),
+        (
+            '[ci]\nmerge-runner = "ubuntu-24.04"\n',
+            "merge-runner: runner 'ubuntu-24.04' is a GitHub Actions runner",
+        ),
+        ('[ci]\nbranches = ["!main"]\n', "exclusions ('!') need a pattern to narrow"),
+        ('[ci]\nbranches = ["!x", "main"]\n', "'main' follows an exclusion"),
+        ('[ci]\ntags = ["?v"]\n', "'?' must follow a character it repeats"),
+    ],
+)
+def test_configs_gitlab_cannot_run_fail_with_one_line(toml: str, message: str) -> None:
+    base = '[image]\nnames = ["registry.gitlab.com/a/b"]\nplatforms = ["linux/amd64", "linux/arm64"]\n'
+    with pytest.raises(ConfigError) as info:
+        _pipeline_for(base + toml)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_github_writer_and_gitlab_writer_refuse_each_others_configs() -> None:
+    from splitbuild.workflow.github import build_workflow
+
+    gitlab = load_case("minimal")
+    with pytest.raises(ConfigError, match="does not write GitLab pipelines"):
+        build_workflow(gitlab, plan(gitlab))
+    github = parse_config('[image]\nnames = ["ghcr.io/a/b"]\nplatforms = ["linux/amd64"]\n')
+    with pytest.raises(ConfigError, match="needs a config and plan for provider 'gitlab'"):
+        build_pipeline(github, plan(github))
+
+
+def test_login_with_a_literal_user_name_goes_through_a_variable() -> None:
+    config = load_case("buildah")
+    (ci_registry, quay) = logins(config)
+    assert (ci_registry.registry, ci_registry.username, ci_registry.password) == (
+        "registry.example.com",
+        '"$CI_REGISTRY_USER"',
+        '"$CI_REGISTRY_PASSWORD"',
+    )
+    assert quay.variables == {"SPLITBUILD_LOGIN_2_USERNAME": "team+ci"}
+    assert quay.required == ("QUAY_TOKEN",)
+    assert isinstance(config.ci.logins["quay.io"], LoginConfig)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_reference_pipeline_matches_generator(name: str) -> None:
+    """The drift check: regenerate each example's GitLab pipeline and compare bytes."""
+    config_path = f"examples/{name}/splitbuild.toml"
+    output_path = f"workflows/{name}.gitlab-ci.yml"
+    config = load_config(REPO / config_path, provider="gitlab")
+    expected = render_pipeline(
+        config, plan(config), config_path=config_path, output_path=output_path, ci_flag=True
+    )
+    assert (REPO / output_path).read_text() == expected, f"regenerate with the command in {output_path}"
+
+
+def test_every_reference_pipeline_has_an_example() -> None:
+    for path in WORKFLOWS.glob("*.gitlab-ci.yml"):
+        name = path.name.removesuffix(".gitlab-ci.yml")
+        assert name in EXAMPLES, f"{path.name}: add {name} to EXAMPLES so it is drift-checked"
+        assert (REPO / "examples" / name / "splitbuild.toml").is_file()
