@@ -7,4 +7,5 @@ MODULES: list[str] = [
     "splitbuild.cli.merge",
     "splitbuild.cli.generate",
     "splitbuild.cli.tags",
+    "splitbuild.cli.build",
 ]

@@ -1,0 +1,49 @@
+"""Local split builds: the CI plan run on one machine (``splitbuild build``).
+
+Typed API::
+
+    host = detect_host()
+    async with Client() as client:
+        builder = await select_builder("auto")
+        result = await run_build(client, builder, BuildOptions(spec=..., platforms=[...],
+                                 outputs=[parse_reference("oci:./build/oci")], tags=["dev"], host=host))
+    result.index, [leg.digest for leg in result.legs]
+
+Modules: :mod:`~splitbuild.build.host` (what runs natively), :mod:`~splitbuild.build.binfmt`
+(QEMU through binfmt_misc), :mod:`~splitbuild.build.builders` (buildah, docker buildx),
+:mod:`~splitbuild.build.runner` (jobs, timing, push by digest, merge), :mod:`~splitbuild.build.gitcontext`
+and :mod:`~splitbuild.build.tagging` (tags from the config's rules and the local git state).
+"""
+
+from __future__ import annotations
+
+from splitbuild.build.binfmt import check_emulation
+from splitbuild.build.builders import Builder, select_builder
+from splitbuild.build.gitcontext import GitState, git_context, git_state
+from splitbuild.build.host import Host, detect_host
+from splitbuild.build.report import render_table
+from splitbuild.build.runner import BuildFailed, BuildOptions, BuildResult, LegResult, run_build
+from splitbuild.build.spec import BuildSpec, spec_from_config
+from splitbuild.build.tagging import build_labels, default_tags, explicit_tags
+
+__all__ = [
+    "BuildFailed",
+    "BuildOptions",
+    "BuildResult",
+    "BuildSpec",
+    "Builder",
+    "GitState",
+    "Host",
+    "LegResult",
+    "build_labels",
+    "check_emulation",
+    "default_tags",
+    "detect_host",
+    "explicit_tags",
+    "git_context",
+    "git_state",
+    "render_table",
+    "run_build",
+    "select_builder",
+    "spec_from_config",
+]

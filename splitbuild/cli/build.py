@@ -1,0 +1,206 @@
+"""``splitbuild build``: the split build on this machine (native where it can, QEMU elsewhere)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from splitbuild.cli._common import handle_errors, print_json, run_async
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from splitbuild.build import BuildOptions, BuildResult
+
+DEFAULT_OUTPUT = "oci:./build/oci"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build_command)
+
+
+def build_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The config file.", dir_okay=False)] = Path(
+        "splitbuild.toml"
+    ),
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", help="Comma-separated subset of the config's platforms (default: all)."),
+    ] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help=f"oci:PATH or a registry repository, without tag; repeatable (default {DEFAULT_OUTPUT}).",
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag", "-t", help="Tag name; repeatable (default: the config's tag rules on git state)."
+        ),
+    ] = None,
+    build_arg: Annotated[
+        list[str] | None,
+        typer.Option("--build-arg", help="KEY=VALUE, overriding the config's build-args; repeatable."),
+    ] = None,
+    builder: Annotated[
+        str,
+        typer.Option(
+            "--builder", help="auto (docker if an engine is reachable, else buildah), buildah, docker."
+        ),
+    ] = "auto",
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", help="Platforms built at once (default: the number of cores)."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the builders' output.")] = False,
+    allow_shrink: Annotated[
+        bool, typer.Option("--allow-shrink", help="Allow a tag to move to an index with fewer platforms.")
+    ] = False,
+    insecure_registry: Annotated[
+        list[str] | None, typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host.")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra CA bundle for TLS.")] = None,
+) -> None:
+    """Build every platform (native or under QEMU), push each by digest, then merge the index."""
+    with handle_errors():
+        from splitbuild.build import render_table
+
+        options = _options(
+            config,
+            platform=platform,
+            outputs=output or [DEFAULT_OUTPUT],
+            tags=tag or [],
+            build_args=build_arg or [],
+            jobs=jobs,
+            allow_shrink=allow_shrink,
+            verbose=verbose,
+        )
+        result = run_async(lambda: _run(options, builder, insecure_registry or [], ca_file, json_output))
+        if json_output:
+            print_json(result.to_dict())
+        else:
+            sys.stdout.write(render_table(result))
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _options(
+    config_path: Path,
+    *,
+    platform: str | None,
+    outputs: list[str],
+    tags: list[str],
+    build_args: list[str],
+    jobs: int | None,
+    allow_shrink: bool,
+    verbose: bool,
+) -> BuildOptions:
+    from splitbuild.build import (
+        BuildOptions,
+        build_labels,
+        default_tags,
+        detect_host,
+        explicit_tags,
+        git_context,
+        git_state,
+        spec_from_config,
+    )
+    from splitbuild.build.spec import parse_build_args
+    from splitbuild.config import load_config
+    from splitbuild.index import Annotations, parse_annotation
+    from splitbuild.planner import plan
+    from splitbuild.reference import parse_reference
+
+    config = load_config(config_path)
+    the_plan = plan(config)
+    wanted = [p.strip() for p in platform.split(",") if p.strip()] if platform else []
+    platforms = list(dict.fromkeys(the_plan.leg(p).platform for p in wanted)) or list(the_plan.platforms)
+    state = git_state(config_path.resolve().parent)
+    root = state.root or Path.cwd()
+    annotations = Annotations()
+    for text in config.image.annotations:
+        parse_annotation(text, annotations)
+    return BuildOptions(
+        spec=spec_from_config(
+            config, root, labels=build_labels(state), build_args=parse_build_args(build_args)
+        ),
+        platforms=platforms,
+        outputs=[parse_reference(text) for text in outputs],
+        tags=explicit_tags(tags) or default_tags(config, git_context(state), state),
+        host=detect_host(),
+        jobs=jobs,
+        annotations=annotations,
+        allow_shrink=allow_shrink,
+        on_progress=lambda p, message: _say(f"{p}: {message}"),
+        on_output=(lambda p, line: _say(f"[{p}] {line}")) if verbose else None,
+    )
+
+
+async def _run(
+    options: BuildOptions, builder_name: str, insecure: list[str], ca_file: Path | None, json_output: bool
+) -> BuildResult:
+    from splitbuild.build import BuildFailed, render_table, run_build, select_builder
+    from splitbuild.client import Client
+
+    builder = await select_builder(builder_name)
+    host = options.host
+    _say(f"host {host.platform}; builder {builder.describe()}")
+    for p in options.platforms:
+        mode = "native" if host.is_native(p) else "emulated"
+        _say(f"  {p:<14} {mode:<9} {host.why(p)}")
+    _say(f"tags {', '.join(options.tags)} in {', '.join(ref.name for ref in options.outputs)}")
+    async with Client(insecure=insecure, ca_file=ca_file) as client:
+        try:
+            return await _until_signalled(lambda: run_build(client, builder, options))
+        except BuildFailed as failed:
+            for leg in failed.result.failed:
+                if leg.log_tail:
+                    _say(f"--- last lines of the {leg.platform} build ---")
+                    for line in leg.log_tail:
+                        _say(f"[{leg.platform}] {line}")
+            if json_output:
+                print_json(failed.result.to_dict())
+            else:
+                sys.stdout.write(render_table(failed.result))
+            raise
+
+
+async def _until_signalled(fn: Callable[[], Awaitable[BuildResult]]) -> BuildResult:
+    """Run ``fn``; on SIGINT or SIGTERM (Ctrl-C, a cancelled CI job) cancel it, which stops the
+    builder processes and removes their directories, then exit as interrupted."""
+    import signal
+
+    import anyio
+
+    from splitbuild._tasks import task_group
+
+    result: list[BuildResult] = []
+    received: list[int] = []
+    async with task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    received.append(signum)
+                    tg.cancel_scope.cancel()
+                    return
+
+        async def work() -> None:
+            result.append(await fn())
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        tg.start_soon(work)
+    if received or not result:
+        raise KeyboardInterrupt
+    return result[0]
