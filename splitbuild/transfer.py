@@ -9,7 +9,7 @@ bounded memory. Digests are preserved because manifests are copied as their exac
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
@@ -18,7 +18,7 @@ from splitbuild._tasks import task_group
 from splitbuild.models import Descriptor, Manifest
 from splitbuild.store.base import Mounter, Repository
 
-__all__ = ["Transfer", "TransferStats"]
+__all__ = ["BytesCallback", "ProgressCallback", "Transfer", "TransferStats"]
 
 
 @dataclass
@@ -33,13 +33,15 @@ class TransferStats:
 
 
 ProgressCallback = Callable[[str, Descriptor], None]
+BytesCallback = Callable[[Descriptor, int], None]
 
 
 class Transfer:
     """Copies manifest trees from ``source`` to ``target`` with at most ``jobs`` blobs in flight.
 
     ``on_progress(event, descriptor)`` is called with ``blob-start``, ``blob-done``,
-    ``blob-skip`` and ``manifest-done`` events (the CLI draws its progress bar from them).
+    ``blob-skip`` and ``manifest-done`` events (the CLI draws its progress bar from them);
+    ``on_bytes(descriptor, n)`` each time ``n`` more bytes of a streamed blob were read.
     """
 
     def __init__(
@@ -49,12 +51,14 @@ class Transfer:
         *,
         jobs: int = 8,
         on_progress: ProgressCallback | None = None,
+        on_bytes: BytesCallback | None = None,
     ) -> None:
         self.source = source
         self.target = target
         self.stats = TransferStats()
         self._limiter = anyio.CapacityLimiter(jobs)
         self._on_progress = on_progress
+        self._on_bytes = on_bytes
         self._same_location = source.location == target.location
         self._done_blobs: set[str] = set()
         self._done_manifests: set[str] = set()
@@ -83,9 +87,12 @@ class Transfer:
                 self._emit("blob-done", desc)
                 return
             source = self.source
+            on_bytes = self._on_bytes
 
             def opener() -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-                return source.open_blob(desc)
+                if on_bytes is None:
+                    return source.open_blob(desc)
+                return _counted(source.open_blob(desc), desc, on_bytes)
 
             await self.target.put_blob(desc, opener)
             self.stats.blobs_copied += 1
@@ -116,13 +123,7 @@ class Transfer:
             return
         if manifest is None:
             manifest = await self.source.get_manifest(desc.digest)
-        async with task_group() as tg:
-            if manifest.is_index:
-                for child in children if children is not None else manifest.children():
-                    tg.start_soon(self._child, child)
-            else:
-                for blob in manifest.blobs():
-                    tg.start_soon(self.blob, blob)
+        await self.tree(manifest, children=children)
         if children is not None and manifest.is_index:
             return
         await self.target.put_manifest(manifest)
@@ -130,5 +131,31 @@ class Transfer:
         self.stats.pushed.append(manifest.digest)
         self._emit("manifest-done", desc)
 
+    async def tree(self, manifest: Manifest, *, children: Sequence[Descriptor] | None = None) -> None:
+        """Copy what ``manifest`` references, but not the manifest itself: the children of an index
+        (only ``children`` when given), or the blobs of an image. The caller then puts the manifest
+        (by digest or under a tag)."""
+        async with task_group() as tg:
+            if manifest.is_index:
+                for child in children if children is not None else manifest.children():
+                    tg.start_soon(self._child, child)
+            else:
+                for blob in manifest.blobs():
+                    tg.start_soon(self.blob, blob)
+
     async def _child(self, desc: Descriptor) -> None:
         await self.manifest(desc)
+
+
+@asynccontextmanager
+async def _counted(
+    opened: AbstractAsyncContextManager[AsyncIterator[bytes]], desc: Descriptor, on_bytes: BytesCallback
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    async with opened as stream:
+
+        async def counting() -> AsyncIterator[bytes]:
+            async for chunk in stream:
+                on_bytes(desc, len(chunk))
+                yield chunk
+
+        yield counting()

@@ -7,5 +7,6 @@ MODULES: list[str] = [
     "splitbuild.cli.merge",
     "splitbuild.cli.generate",
     "splitbuild.cli.tags",
+    "splitbuild.cli.maintain",
     "splitbuild.cli.build",
 ]

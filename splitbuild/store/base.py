@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from splitbuild.models import Descriptor, Manifest
 
-__all__ = ["BlobOpener", "BlobSource", "Mounter", "Repository"]
+__all__ = ["BlobOpener", "BlobSource", "Mounter", "Repository", "TagDeleter"]
 
 BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 """Opens a (re-openable) stream of a blob's bytes; called again when an upload is retried."""
@@ -82,4 +82,18 @@ class Mounter(Protocol):
 
     async def mount_blob(self, desc: Descriptor, source: Repository) -> bool:
         """True when mounted; False when the backend fell back and the blob must be uploaded."""
+        ...
+
+
+@runtime_checkable
+class TagDeleter(Protocol):
+    """Optional ability: remove one tag and keep the manifest it points at (and its other tags).
+
+    A repository without it removes tags with ``delete_manifest(tag)``.
+    """
+
+    async def delete_tag(self, tag: str) -> str:
+        """Remove ``tag``; returns how it was done (``"tag"``: the backend deletes tags natively,
+        ``"placeholder"``: the tag was pointed at a placeholder manifest deleted by digest).
+        Raises NotFound when the tag does not exist."""
         ...

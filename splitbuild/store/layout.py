@@ -214,6 +214,11 @@ class LayoutRepository:
         await self._update_index(drop)
         path.unlink()
 
+    async def delete_tag(self, tag: str) -> str:
+        """Remove the tag's entry from ``index.json``; the manifest stays (as a blob)."""
+        await self.delete_manifest(tag)
+        return "tag"
+
     async def list_tags(self) -> list[str]:
         tags = {
             str((e.get("annotations") or {}).get(ANNOTATION_REF_NAME))

@@ -10,21 +10,36 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import anyio
 import httpx
 
 from splitbuild._version import __version__
-from splitbuild.digest import Verifier, verify_bytes
-from splitbuild.errors import AuthError, ErrorDetail, InvalidManifest, NotFound, RegistryError
-from splitbuild.models import MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Descriptor, Manifest
+from splitbuild.digest import Verifier, compute, verify_bytes
+from splitbuild.errors import (
+    AuthError,
+    ErrorDetail,
+    InvalidManifest,
+    NotFound,
+    RegistryError,
+    SplitbuildError,
+)
+from splitbuild.models import (
+    MANIFEST_ACCEPT,
+    MAX_MANIFEST_SIZE,
+    OCI_EMPTY,
+    OCI_MANIFEST,
+    Descriptor,
+    Manifest,
+)
 from splitbuild.retry import RetryPolicy
 from splitbuild.store.base import BlobSource
 
@@ -32,7 +47,13 @@ if TYPE_CHECKING:
     from splitbuild.auth import AuthSession, Keychain
     from splitbuild.reference import Reference
 
-__all__ = ["INSECURE_ENV", "RegistryClient", "RegistryRepository"]
+__all__ = [
+    "INSECURE_ENV",
+    "RegistryClient",
+    "RegistryRepository",
+    "deletion_help",
+    "placeholder_manifest",
+]
 
 T = TypeVar("T")
 
@@ -138,7 +159,7 @@ class RegistryClient:
     Keyword-only settings (defaults): ``keychain`` (credentials from the environment, docker and
     podman config), ``insecure`` (hosts allowed over plain HTTP besides loopback; also read from
     ``SPLITBUILD_INSECURE_REGISTRIES``), ``ca_file`` (extra CA bundle for TLS), ``timeout`` (30 s per
-    request phase), ``retry`` (:class:`RetryPolicy`: 5 attempts, 120 s budget), ``per_host`` (8
+    request phase), ``retry`` (:class:`RetryPolicy`: 5 attempts, 120 s budget), ``per_host`` (16
     concurrent requests per registry), ``chunk_size`` (uploads larger than this go in chunks of this
     size; 64 MiB), ``page_size`` (tags per page when listing; 1000, ECR's maximum), ``transport``
     (for tests).
@@ -152,7 +173,7 @@ class RegistryClient:
         ca_file: str | Path | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        per_host: int = 8,
+        per_host: int = 16,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         page_size: int = 1000,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -184,6 +205,8 @@ class RegistryClient:
             event_hooks={"request": [self._count]},
         )
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self.native_tag_delete: dict[str, bool] = {}
+        """Per registry: whether ``DELETE /manifests/<tag>`` works (learnt on first use)."""
 
     async def _count(self, request: httpx.Request) -> None:
         self.requests += 1
@@ -261,6 +284,7 @@ class RegistryRepository:
         self._pull = (ref.scope("pull"),)
         self._push = (ref.scope("pull", "push"),)
         self._pending_upload: dict[str, str] = {}
+        self._empty_blob_present = False
 
     def __repr__(self) -> str:
         return f"RegistryRepository({self.name!r})"
@@ -367,11 +391,78 @@ class RegistryRepository:
             raise RegistryError(f"{what}: registry stored digest {got}, expected {manifest.digest}")
 
     async def delete_manifest(self, ref: str) -> None:
+        """``DELETE /manifests/<ref>``. A 405 (deletion not offered) names the registry's own API."""
         what = f"{self.name}@{ref}" if ":" in ref else f"{self.name}:{ref}"
         scopes = (self.ref.scope("pull", "push", "delete"),)
-        await self._call(
-            "DELETE", f"{self._base}/manifests/{ref}", what=what, scopes=scopes, ok=(200, 202, 204)
-        )
+        try:
+            await self._call(
+                "DELETE", f"{self._base}/manifests/{ref}", what=what, scopes=scopes, ok=(200, 202, 204)
+            )
+        except RegistryError as exc:
+            if exc.status != 405:
+                raise
+            raise RegistryError(
+                f"{what}: {self.ref.registry} does not allow deletion through the registry API "
+                "(405 Method Not Allowed)",
+                status=405,
+                method="DELETE",
+                url=exc.url,
+                details=exc.details,
+                hint=deletion_help(self.ref, None if ":" in ref else ref),
+            ) from None
+
+    async def delete_tag(self, tag: str) -> str:
+        """Remove ``tag`` and keep its manifest (the tag-delete ladder).
+
+        1. ``DELETE /manifests/<tag>`` as the OCI distribution spec allows (distribution 3, zot, ...).
+        2. Where the registry refuses that other than with 405 (distribution 2.x answers
+           400 DIGEST_INVALID), point the tag at a unique placeholder manifest and delete the
+           placeholder by digest: the registry drops the tag with it, the old manifest stays. If that
+           delete fails, the tag is put back where it was.
+
+        A 405 means no deletion through the registry API at all: raised, naming the registry's own
+        API. Which rung works is remembered per registry. Returns ``"tag"`` or ``"placeholder"``.
+        """
+        registry = self.ref.registry
+        if self.client.native_tag_delete.get(registry, True):
+            try:
+                await self.delete_manifest(tag)
+            except NotFound:
+                if await self.head_manifest(tag) is None:
+                    raise NotFound(f"{self.name}:{tag}: tag not found") from None
+            except RegistryError as exc:
+                if isinstance(exc, AuthError) or exc.status in (None, 405) or exc.retryable:
+                    raise
+            else:
+                self.client.native_tag_delete[registry] = True
+                return "tag"
+            self.client.native_tag_delete[registry] = False
+        await self._delete_tag_by_placeholder(tag)
+        return "placeholder"
+
+    async def _delete_tag_by_placeholder(self, tag: str) -> None:
+        what = f"{self.name}:{tag}"
+        current = await self.head_manifest(tag)
+        if current is None:
+            raise NotFound(f"{what}: tag not found")
+        placeholder = placeholder_manifest(tag)
+        empty = placeholder.image().config
+        if not self._empty_blob_present and not await self.has_blob(empty.digest):
+            await self.put_blob(empty, EMPTY_JSON)
+        self._empty_blob_present = True
+        await self.put_manifest(placeholder, tag)
+        try:
+            await self.delete_manifest(placeholder.digest)
+        except SplitbuildError as exc:
+            original = await self.get_manifest(current.digest)
+            await self.put_manifest(original, tag)
+            error = AuthError if isinstance(exc, AuthError) else RegistryError
+            raise error(
+                f"{what}: the registry refused to delete the placeholder {placeholder.digest} "
+                f"({exc.message}); the tag points at {current.digest} again",
+                status=getattr(exc, "status", None),
+                hint=exc.hint,
+            ) from None
 
     async def list_tags(self) -> list[str]:
         tags: list[str] = []
@@ -546,6 +637,54 @@ class RegistryRepository:
             if pending or [piece async for piece in pieces if piece]:
                 raise RegistryError(f"{what}: source produced more than {desc.size} bytes")
         await self._finish(location, desc, what, headers={"Content-Length": "0"})
+
+
+EMPTY_JSON = b"{}"
+PLACEHOLDER_ANNOTATION = "dev.splitbuild.placeholder"
+
+
+def placeholder_manifest(tag: str) -> Manifest:
+    """A unique, empty OCI manifest used to delete ``tag`` where the registry cannot delete tags."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_EMPTY, "digest": compute(EMPTY_JSON), "size": len(EMPTY_JSON)},
+        "layers": [],
+        "annotations": {
+            PLACEHOLDER_ANNOTATION: f"deleting tag {tag}",
+            "dev.splitbuild.nonce": secrets.token_hex(16),
+        },
+    }
+    return Manifest.from_bytes(json.dumps(doc, indent=2).encode())
+
+
+def deletion_help(ref: Reference, tag: str | None = None) -> str:
+    """What to use instead when a registry answers 405 to DELETE (its own API, or the setting)."""
+    host = ref.registry
+    owner, _, package = ref.repository.partition("/")
+    if host == "ghcr.io":
+        path = f"/orgs/{owner}/packages/container/{quote(package or owner, safe='')}/versions"
+        return (
+            f"GHCR deletes through the GitHub Packages API: find the version id with `gh api {path}`, "
+            f"then `gh api -X DELETE {path}/VERSION_ID` (a personal account uses /user/packages/...)"
+        )
+    if host == "docker.io":
+        target = f"tags/{tag}/" if tag else "tags/TAG/"
+        return (
+            "Docker Hub deletes tags through its own API: DELETE "
+            f"https://hub.docker.com/v2/repositories/{ref.repository}/{target} with a Hub token, "
+            "or in the web UI"
+        )
+    if ".dkr.ecr." in host:
+        ident = f"imageTag={tag}" if tag else "imageDigest=DIGEST"
+        return (
+            "ECR deletes through its API: aws ecr batch-delete-image "
+            f"--repository-name {ref.repository} --image-ids {ident}"
+        )
+    return (
+        "the registry has deletion turned off or only offers it in its own API "
+        "(CNCF distribution: set REGISTRY_STORAGE_DELETE_ENABLED=true)"
+    )
 
 
 @asynccontextmanager

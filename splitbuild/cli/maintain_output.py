@@ -1,0 +1,247 @@
+"""Human output of the maintenance commands: rich tables on a terminal, plain columns otherwise.
+
+Plain output is meant for scripts: one record per line, columns separated by two or more spaces,
+no colour. rich is imported only when stdout (or stderr, for the progress bar) is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from splitbuild.models import Descriptor
+    from splitbuild.ops import (
+        CopyResult,
+        DeleteResult,
+        DeletionOutcome,
+        DeletionPlan,
+        InspectResult,
+        PruneResult,
+        TagResult,
+        VerifyResult,
+    )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table: rich on a terminal; otherwise a title line and aligned plain columns."""
+    if not rows:
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        grid = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+        for header in headers:
+            grid.add_column(header, overflow="fold")
+        for row in rows:
+            grid.add_row(*row)
+        Console().print(grid)
+        return
+    _out(f"{title}:")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    for line in lines:
+        _out("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+
+
+def _fields(pairs: Sequence[tuple[str, Any]]) -> None:
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        if value is not None:
+            _out(f"{key.ljust(width)}  {value}")
+
+
+def inspect_report(result: InspectResult) -> None:
+    m = result.manifest
+    _out(result.reference)
+    pairs: list[tuple[str, Any]] = [("digest", m.digest), ("mediaType", m.media_type), ("size", m.size)]
+    if result.parent is not None:
+        pairs.append(("index", result.parent.digest))
+    if m.parsed.artifact_type:
+        pairs.append(("artifactType", m.parsed.artifact_type))
+    if m.parsed.subject is not None:
+        pairs.append(("subject", m.parsed.subject.digest))
+    if result.config is not None:
+        pairs += [
+            ("platform", result.platform),
+            ("created", result.config.created),
+            ("config", m.image().config.digest),
+        ]
+    _fields(pairs)
+    rows: list[list[str]]
+    if m.is_index:
+        rows = []
+        for child in result.children:
+            if child.kind == "attestation":
+                target = child.attests_platform or child.descriptor.attests or "?"
+                what = f"attestation for {target}"
+            else:
+                what = child.platform or child.kind
+            rows.append([what, child.digest, str(child.descriptor.size)])
+        table("manifests", ["PLATFORM", "DIGEST", "SIZE"], rows)
+    else:
+        layers = m.image().layers
+        rows = [[layer.digest, str(layer.size), layer.media_type] for layer in layers]
+        table("layers", ["DIGEST", "SIZE", "MEDIA TYPE"], rows)
+        if result.config is not None and result.config.labels:
+            table("labels", ["KEY", "VALUE"], sorted(result.config.labels.items()))
+    annotations = m.parsed.annotations or {}
+    if annotations:
+        table("annotations", ["KEY", "VALUE"], sorted(annotations.items()))
+
+
+def tag_report(result: TagResult) -> None:
+    for tag in result.added:
+        _out(f"tagged     {tag} -> {result.digest}")
+    for tag in result.unchanged:
+        _out(f"unchanged  {tag} (already {result.digest})")
+
+
+def copy_report(result: CopyResult) -> None:
+    if result.unchanged:
+        _out(f"unchanged  {result.destination} already points at {result.digest}")
+        return
+    if result.rewritten:
+        platforms = ", ".join(result.platforms or [])
+        _out(
+            f"note: --platform wrote a new index with {platforms}: digest {result.digest} "
+            f"(the source index is {result.source_digest})"
+        )
+    s = result.stats
+    _out(f"copied     {result.source} -> {result.destination}")
+    _out(f"digest     {result.digest}")
+    _out(
+        f"blobs      {s.blobs_copied} copied ({s.bytes_copied} bytes), {s.blobs_mounted} mounted, "
+        f"{s.blobs_skipped} already there"
+    )
+    _out(f"manifests  {s.manifests_pushed} pushed, {s.manifests_skipped} already there")
+    _out(f"requests   {result.requests}")
+
+
+def _plan_tables(plan: DeletionPlan, *, show_keep: bool = True) -> None:
+    table("delete tags", ["TAG", "WHY"], [[t, r] for t, r in plan.remove.items()])
+    if show_keep:
+        table("keep tags", ["TAG", "WHY"], [[t, r] for t, r in plan.keep.items()])
+    by_digest = {d.digest: d for d in plan.manifests}
+    rows = []
+    for doomed in plan.manifests:
+        what = doomed.kind
+        parent = by_digest.get(doomed.parent or "")
+        if parent is not None:
+            what += f" in {', '.join(parent.tags) or parent.digest[:19]}"
+        rows.append([doomed.digest, what, ", ".join(doomed.tags)])
+    table("delete manifests (in this order)", ["DIGEST", "WHAT", "TAGS"], rows)
+    if plan.untag:
+        rows = [[t, plan.protected.get(plan.digests.get(t, ""), "")] for t in plan.untag]
+        table("remove only the tag (the manifest is still needed)", ["TAG", "NEEDED AS"], rows)
+    table("keep manifests", ["DIGEST", "NEEDED AS"], [[d, r] for d, r in plan.protected.items()])
+    if plan.collateral:
+        _out("tags that go with their manifest: " + ", ".join(plan.collateral))
+
+
+def _outcome_lines(outcome: DeletionOutcome) -> None:
+    for tag, method in outcome.untagged.items():
+        how = "placeholder manifest" if method == "placeholder" else "tag delete"
+        _out(f"untagged   {tag} ({how})")
+    for digest in outcome.deleted:
+        _out(f"deleted    {digest}")
+    for ref in outcome.already_gone:
+        _out(f"gone       {ref} (already deleted)")
+
+
+def delete_report(result: DeleteResult) -> None:
+    if result.plan is None:
+        if result.dry_run:
+            _out(f"would untag {result.reference} (manifest {result.digest} stays)")
+        else:
+            _out(f"untagged   {result.reference} ({result.tag_method}); manifest {result.digest} stays")
+        return
+    _plan_tables(result.plan, show_keep=False)
+    if result.plan.empty:
+        _out("nothing to delete")
+    if result.outcome is not None:
+        _outcome_lines(result.outcome)
+    elif result.dry_run:
+        _out(f"dry run: nothing deleted ({result.requests} requests)")
+
+
+def prune_report(result: PruneResult) -> None:
+    plan = result.plan
+    policy = result.policy.to_dict()
+    shown = ", ".join(f"{k}={v}" for k, v in policy.items() if v is not None)
+    _out(
+        f"prune {result.repository} ({shown}): {_n(len(plan.remove), 'tag')} to delete, {len(plan.keep)} kept"
+    )
+    _plan_tables(plan)
+    if result.outcome is not None:
+        _outcome_lines(result.outcome)
+        _out(f"done ({result.requests} requests)")
+    elif plan.empty:
+        _out(f"nothing to delete ({result.requests} requests)")
+    else:
+        _out(
+            f"dry run: nothing deleted ({result.requests} requests); "
+            f"{_n(len(plan.manifests), 'manifest')} and {_n(len(plan.untag), 'more tag')} would go. "
+            "Add --yes to delete."
+        )
+
+
+def verify_report(result: VerifyResult) -> None:
+    for check in result.checks:
+        status = "ok  " if check.ok else "FAIL"
+        detail = ", ".join(check.platforms) if check.ok else check.summary()
+        _out(f"{status}  {check.reference}  {detail}")
+
+
+@contextmanager
+def copy_progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
+    """``(on_progress, on_bytes)`` callbacks drawing a rich progress bar on stderr, or (None, None)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None, None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("copying", total=0)
+    state = {"total": 0, "blobs": 0, "done": 0}
+
+    def on_progress(event: str, desc: Descriptor) -> None:
+        if event == "blob-start":
+            state["total"] += desc.size
+            state["blobs"] += 1
+        elif event == "blob-done":
+            state["done"] += 1
+        progress.update(task, total=state["total"], description=f"blobs {state['done']}/{state['blobs']}")
+
+    def on_bytes(desc: Descriptor, n: int) -> None:
+        progress.advance(task, n)
+
+    with progress:
+        yield on_progress, on_bytes

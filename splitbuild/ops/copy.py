@@ -1,0 +1,181 @@
+"""``copy``: an image or a whole index (children, blobs, attestations) from one place to another.
+
+Manifests are copied as their exact bytes, so digests are preserved. Inside one registry blobs are
+mounted; across registries (or to and from ``oci:`` layouts) they are streamed through with bounded
+memory. What the destination already has is skipped: the tag when it already points at the digest,
+a manifest's whole subtree when the manifest is there by digest, each blob present.
+
+With ``platforms`` an index is narrowed to those images and the attestation manifests of those
+images; that is a new index, with a new digest (:attr:`CopyResult.rewritten`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from splitbuild.errors import NotFound, UsageError
+from splitbuild.models import Descriptor, Manifest, Platform
+from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
+from splitbuild.ops.inspect import read_config
+from splitbuild.reference import AnyReference
+from splitbuild.store.base import Repository
+from splitbuild.transfer import BytesCallback, ProgressCallback, Transfer, TransferStats
+
+if TYPE_CHECKING:
+    from splitbuild.client import Client
+
+__all__ = ["CopyResult", "copy", "filter_platforms"]
+
+
+@dataclass
+class CopyResult:
+    source: str
+    destination: str
+    source_digest: str
+    digest: str
+    """The digest at the destination: the source's, unless a platform filter rewrote the index."""
+    media_type: str
+    size: int
+    platforms: list[str] | None = None
+    """The platforms kept by the filter (None without a filter)."""
+    rewritten: bool = False
+    unchanged: bool = False
+    """The destination tag already pointed at the digest: nothing was written."""
+    stats: TransferStats = field(default_factory=TransferStats)
+    requests: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "sourceDigest": self.source_digest,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "size": self.size,
+            "platforms": self.platforms,
+            "rewritten": self.rewritten,
+            "unchanged": self.unchanged,
+            "blobs": {"copied": s.blobs_copied, "mounted": s.blobs_mounted, "skipped": s.blobs_skipped},
+            "bytesCopied": s.bytes_copied,
+            "manifests": {"pushed": s.manifests_pushed, "skipped": s.manifests_skipped},
+            "requests": self.requests,
+        }
+
+
+def _destination_tag(src: AnyReference, dst: AnyReference) -> str | None:
+    if dst.tag is not None:
+        return dst.tag
+    if dst.digest is not None:
+        return None
+    if src.tag is not None:
+        return src.tag
+    return None if src.digest is not None else "latest"
+
+
+async def _platform_of(repo: Repository, desc: Descriptor) -> str | None:
+    if desc.platform is not None:
+        return desc.platform.key
+    manifest = await repo.get_manifest(desc.digest)
+    if manifest.is_index:
+        return None
+    config = await read_config(repo, manifest)
+    platform = config.platform() if config is not None else None
+    return platform.key if platform is not None else None
+
+
+async def filter_platforms(
+    repo: Repository, manifest: Manifest, platforms: Sequence[str], *, what: str
+) -> tuple[Manifest, list[str]]:
+    """``manifest`` narrowed to ``platforms`` (and their attestations), with the platforms kept.
+
+    Returns ``manifest`` itself when nothing is dropped (then the copy is byte for byte). Raises
+    NotFound when a platform is missing.
+    """
+    wanted = list(dict.fromkeys(Platform.parse(p).key for p in platforms))
+    if not manifest.is_index:
+        config = await read_config(repo, manifest)
+        platform = config.platform() if config is not None else None
+        own = platform.key if platform is not None else "unknown"
+        if wanted != [own]:
+            raise NotFound(f"{what} is a single {own} image; it has none of {', '.join(wanted)}")
+        return manifest, wanted
+    children = manifest.children()
+    keys: dict[str, str] = {}
+    for child in children:
+        if child.is_attestation or child.is_index:
+            continue
+        key = await _platform_of(repo, child)
+        if key is not None:
+            keys.setdefault(child.digest, key)
+    missing = [p for p in wanted if p not in keys.values()]
+    if missing:
+        have = ", ".join(sorted(set(keys.values()))) or "none"
+        raise NotFound(f"{what}: no {', '.join(missing)} image in the index (it has {have})")
+    kept = {d for d, key in keys.items() if key in wanted}
+    selected = [
+        (c.digest in kept and not c.is_attestation) or (c.is_attestation and c.attests in kept)
+        for c in children
+    ]
+    if all(selected):
+        return manifest, wanted
+    doc = dict(manifest.doc)
+    doc["manifests"] = [entry for entry, keep in zip(doc["manifests"], selected, strict=True) if keep]
+    raw = json.dumps(doc, indent=2, ensure_ascii=False).encode()
+    return Manifest.from_bytes(raw, media_type=manifest.media_type), wanted
+
+
+async def copy(
+    client: Client,
+    source: RefLike,
+    destination: RefLike,
+    *,
+    platforms: Sequence[str] | None = None,
+    jobs: int = DEFAULT_JOBS,
+    on_progress: ProgressCallback | None = None,
+    on_bytes: BytesCallback | None = None,
+) -> CopyResult:
+    """Copy ``source`` to ``destination`` (a tag, a digest, or a repository: then the source's tag).
+
+    Requests for a tree already at the destination: the source ``GET`` and one tag ``HEAD``.
+    """
+    src_ref, dst_ref = as_reference(source), as_reference(destination)
+    src_repo, dst_repo = client.repository(src_ref), client.repository(dst_ref)
+    start = client.requests
+    original = await src_repo.get_manifest(identifier(src_ref))
+    root, kept = original, None
+    if platforms:
+        root, kept = await filter_platforms(src_repo, original, platforms, what=str(src_ref))
+    if dst_ref.digest is not None and dst_ref.digest != root.digest:
+        raise UsageError(f"destination digest {dst_ref.digest} differs from the source's {root.digest}")
+    tag = _destination_tag(src_ref, dst_ref)
+    shown = dst_ref.repo().with_tag(tag) if tag else dst_ref.repo().with_digest(root.digest)
+    result = CopyResult(
+        source=str(src_ref),
+        destination=str(shown),
+        source_digest=original.digest,
+        digest=root.digest,
+        media_type=root.media_type,
+        size=root.size,
+        platforms=kept,
+        rewritten=root is not original,
+    )
+    current = await dst_repo.head_manifest(tag or root.digest)
+    if current is not None and current.digest == root.digest:
+        result.unchanged = True
+    else:
+        transfer = Transfer(src_repo, dst_repo, jobs=jobs, on_progress=on_progress, on_bytes=on_bytes)
+        result.stats = transfer.stats
+        present = tag is not None and await dst_repo.head_manifest(root.digest) is not None
+        if present:
+            transfer.stats.manifests_skipped += 1
+        else:
+            await transfer.tree(root)
+            transfer.stats.manifests_pushed += 1
+            transfer.stats.pushed.append(root.digest)
+        await dst_repo.put_manifest(root, tag)
+    result.requests = client.requests - start
+    return result

@@ -1,0 +1,170 @@
+"""``inspect``: what a reference points at, from the fewest reads.
+
+An index costs one ``GET``: its children are described from their descriptors, attestation
+manifests recognised by BuildKit's annotations (``vnd.docker.reference.type``) and shown with the
+image they attest, never as ``unknown/unknown`` platforms. An image costs a ``GET`` and one config
+blob read (platform, labels, creation time). ``platform=`` picks one image out of an index (a
+``GET`` of that child more).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from splitbuild.errors import InvalidManifest, NotFound
+from splitbuild.models import Descriptor, ImageConfig, Manifest, Platform
+from splitbuild.ops._common import RefLike, as_reference, identifier
+from splitbuild.store.base import Repository
+
+if TYPE_CHECKING:
+    from splitbuild.client import Client
+
+__all__ = ["Child", "InspectResult", "inspect", "read_config"]
+
+_MAX_CONFIG = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Child:
+    """One entry of an index, classified."""
+
+    descriptor: Descriptor
+    kind: str
+    """``image``, ``attestation``, ``index`` or ``artifact`` (no platform, or ``unknown/unknown``)."""
+    attests_platform: str | None = None
+    """For an attestation, the platform of the image it attests (when that image is in the index)."""
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+    @property
+    def platform(self) -> str | None:
+        p = self.descriptor.platform
+        return str(p) if p is not None and not p.is_unknown else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "platform": self.platform,
+            "digest": self.digest,
+            "size": self.descriptor.size,
+            "mediaType": self.descriptor.media_type,
+        }
+        if self.kind == "attestation":
+            data["attests"] = self.descriptor.attests
+            data["attestsPlatform"] = self.attests_platform
+        if self.descriptor.artifact_type:
+            data["artifactType"] = self.descriptor.artifact_type
+        if self.descriptor.annotations:
+            data["annotations"] = dict(self.descriptor.annotations)
+        return data
+
+
+def classify(children: list[Descriptor]) -> list[Child]:
+    platforms = {c.digest: str(c.platform) for c in children if c.platform and not c.platform.is_unknown}
+    result = []
+    for desc in children:
+        if desc.is_attestation:
+            result.append(Child(desc, "attestation", platforms.get(desc.attests or "")))
+        elif desc.is_index:
+            result.append(Child(desc, "index"))
+        elif desc.platform is not None and not desc.platform.is_unknown:
+            result.append(Child(desc, "image"))
+        else:
+            result.append(Child(desc, "artifact"))
+    return result
+
+
+@dataclass
+class InspectResult:
+    reference: str
+    manifest: Manifest
+    config: ImageConfig | None = None
+    children: list[Child] = field(default_factory=list)
+    parent: Manifest | None = None
+    """With ``platform=``: the index the image was picked from."""
+    requests: int = 0
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+    @property
+    def platform(self) -> Platform | None:
+        return self.config.platform() if self.config is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.manifest
+        data: dict[str, Any] = {
+            "reference": self.reference,
+            "digest": m.digest,
+            "mediaType": m.media_type,
+            "size": m.size,
+        }
+        artifact_type = m.parsed.artifact_type
+        if artifact_type:
+            data["artifactType"] = artifact_type
+        if m.parsed.annotations:
+            data["annotations"] = dict(m.parsed.annotations)
+        if m.parsed.subject is not None:
+            data["subject"] = m.parsed.subject.to_dict()
+        if m.is_index:
+            data["manifests"] = [c.to_dict() for c in self.children]
+        else:
+            image = m.image()
+            data["config"] = image.config.to_dict()
+            data["layers"] = [layer.to_dict() for layer in image.layers]
+            if self.config is not None:
+                platform = self.config.platform()
+                data["platform"] = str(platform) if platform is not None else None
+                data["created"] = self.config.created
+                data["labels"] = self.config.labels
+        if self.parent is not None:
+            data["index"] = self.parent.digest
+        data["requests"] = self.requests
+        return data
+
+
+async def read_config(repo: Repository, manifest: Manifest) -> ImageConfig | None:
+    """The image config of an image manifest (None for non-image configs, e.g. artifacts)."""
+    config = manifest.image().config
+    if config.size > _MAX_CONFIG or "json" not in config.media_type:
+        return None
+    raw = await repo.read_blob(config)
+    try:
+        return ImageConfig.model_validate_json(raw)
+    except ValueError:
+        return None
+
+
+async def inspect(client: Client, ref: RefLike, *, platform: str | None = None) -> InspectResult:
+    """Read ``ref``: its manifest, and the image config or the classified children."""
+    reference = as_reference(ref)
+    repo: Repository = client.repository(reference)
+    start = client.requests
+    manifest = await repo.get_manifest(identifier(reference))
+    parent: Manifest | None = None
+    if platform is not None:
+        wanted = Platform.parse(platform).key
+        if not manifest.is_index:
+            raise InvalidManifest(f"{reference} is a single image, not an index: drop --platform")
+        match = next(
+            (
+                c
+                for c in manifest.children()
+                if c.platform is not None and not c.is_attestation and c.platform.key == wanted
+            ),
+            None,
+        )
+        if match is None:
+            raise NotFound(f"{reference}: no {wanted} image in index {manifest.digest}")
+        parent, manifest = manifest, await repo.get_manifest(match.digest)
+    result = InspectResult(str(reference), manifest, parent=parent)
+    if manifest.is_index:
+        result.children = classify(manifest.children())
+    else:
+        result.config = await read_config(repo, manifest)
+    result.requests = client.requests - start
+    return result

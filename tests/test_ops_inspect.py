@@ -1,0 +1,122 @@
+"""inspect: indexes with attestations, images, platform pick, layouts, --raw bytes against skopeo."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+from splitbuild.cli.app import make_app
+from splitbuild.client import Client
+from splitbuild.errors import InvalidManifest, NotFound
+from splitbuild.ops import inspect
+from splitbuild.reference import parse_reference
+from splitbuild.retry import FAST_RETRY
+from tests.images import make_image, push
+from tests.ops_support import multiarch, unique
+from tests.registry_server import RegistryServer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    async with Client(retry=FAST_RETRY, env={}) as c:
+        yield c
+
+
+async def seed(client: Client, ref: str, image: object, tag: str) -> None:
+    await push(client.repository(parse_reference(ref)), image, tag)  # type: ignore[arg-type]
+
+
+async def test_index_children_classified_with_one_read(registry: RegistryServer, client: Client) -> None:
+    name = f"{registry.host}/{unique('inspect')}"
+    index = multiarch(annotations={"org.opencontainers.image.revision": "abc"})
+    await seed(client, name, index, "v1")
+    result = await inspect(client, f"{name}:v1")
+    assert result.requests == 1
+    assert result.digest == index.digest
+    kinds = [(c.kind, c.platform, c.attests_platform) for c in result.children]
+    assert kinds == [
+        ("image", "linux/amd64", None),
+        ("image", "linux/arm64", None),
+        ("attestation", None, "linux/amd64"),
+        ("attestation", None, "linux/arm64"),
+    ]
+    data = result.to_dict()
+    assert data["annotations"] == {"org.opencontainers.image.revision": "abc"}
+    assert data["manifests"][2]["attests"] == index.children[0].digest
+    assert all(m["platform"] != "unknown/unknown" for m in data["manifests"])
+
+
+async def test_image_platform_layers_labels(registry: RegistryServer, client: Client) -> None:
+    name = f"{registry.host}/{unique('inspect')}"
+    image = make_image("linux/arm/v7", layers=2, labels={"org.opencontainers.image.title": "demo"})
+    await seed(client, name, image, "arm")
+    result = await inspect(client, f"{name}:arm")
+    assert result.requests == 2  # manifest + config
+    data = result.to_dict()
+    assert data["platform"] == "linux/arm/v7"
+    assert data["labels"] == {"org.opencontainers.image.title": "demo"}
+    assert [layer["digest"] for layer in data["layers"]] == [d.digest for d in image.manifest.image().layers]
+
+
+async def test_platform_picks_the_child(registry: RegistryServer, client: Client) -> None:
+    name = f"{registry.host}/{unique('inspect')}"
+    index = multiarch()
+    await seed(client, name, index, "v1")
+    result = await inspect(client, f"{name}:v1", platform="linux/arm64/v8")
+    assert result.digest == index.children[1].digest
+    assert result.parent is not None
+    assert result.parent.digest == index.digest
+    assert str(result.platform) == "linux/arm64"
+    with pytest.raises(NotFound, match="no linux/s390x image"):
+        await inspect(client, f"{name}:v1", platform="linux/s390x")
+    await seed(client, name, make_image(seed="single"), "single")
+    with pytest.raises(InvalidManifest, match="single image"):
+        await inspect(client, f"{name}:single", platform="linux/amd64")
+
+
+async def test_layout_reference(tmp_path: Path, client: Client) -> None:
+    index = multiarch(seed="layout")
+    await seed(client, f"oci:{tmp_path / 'oci'}", index, "v1")
+    result = await inspect(client, f"oci:{tmp_path / 'oci'}:v1")
+    assert result.digest == index.digest
+    assert result.requests == 0
+    assert {c.kind for c in result.children} == {"image", "attestation"}
+
+
+def test_cli_raw_json_and_plain(registry: RegistryServer) -> None:
+    name = f"{registry.host}/{unique('inspect')}"
+    index = multiarch(seed="cli")
+
+    async def prepare() -> None:
+        async with Client(retry=FAST_RETRY, env={}) as c:
+            await seed(c, name, index, "v1")
+
+    anyio.run(prepare)
+    runner = CliRunner()
+    app = make_app()
+    raw = runner.invoke(app, ["inspect", "--raw", f"{name}:v1"])
+    assert raw.exit_code == 0, raw.output
+    assert raw.stdout_bytes == index.manifest.raw
+    skopeo = anyio.run(
+        anyio.run_process,
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{name}:v1"],
+    )
+    assert skopeo.stdout == raw.stdout_bytes
+    as_json = runner.invoke(app, ["inspect", "--json", f"{name}:v1"])
+    assert json.loads(as_json.stdout)["digest"] == index.digest
+    plain = runner.invoke(app, ["inspect", f"{name}:v1"])
+    assert "attestation for linux/amd64" in plain.stdout
+    assert "unknown/unknown" not in plain.stdout
+    assert plain.stdout.splitlines()[1].split() == ["digest", index.digest]
+    both = runner.invoke(app, ["inspect", "--raw", "--json", f"{name}:v1"])
+    assert both.exit_code == 2
+    missing = runner.invoke(app, ["inspect", f"{name}:absent"])
+    assert missing.exit_code == 4
+    assert "absent" in missing.stderr

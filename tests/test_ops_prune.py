@@ -1,0 +1,342 @@
+"""prune: retention decisions, the deletion plan (pure), and a real run that never breaks a kept tag."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+from splitbuild.cli.app import make_app
+from splitbuild.client import Client
+from splitbuild.errors import InvalidInput, UsageError
+from splitbuild.models import (
+    ATTESTATION_MANIFEST,
+    OCI_INDEX,
+    REFERENCE_DIGEST,
+    REFERENCE_TYPE,
+    Descriptor,
+    Manifest,
+)
+from splitbuild.ops import DeletionIncomplete, RetentionPolicy, parse_duration, prune
+from splitbuild.ops._common import bounded
+from splitbuild.ops.deletion import plan_deletion
+from splitbuild.ops.graph import Graph, Node, referrers_subject
+from splitbuild.ops.prune import decide, format_duration
+from splitbuild.reference import parse_reference
+from splitbuild.retry import FAST_RETRY
+from splitbuild.store.base import Repository
+from tests.images import Image, make_image, push
+from tests.ops_support import Refusing, deny_digest_delete, multiarch, revisions, unique
+from tests.registry_server import RegistryServer
+
+pytestmark = pytest.mark.anyio
+
+NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    async with Client(retry=FAST_RETRY, env={}) as c:
+        yield c
+
+
+# -- pure parts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 30 * 86400), ("2w", 14 * 86400), ("12h", 43200), ("1d12h", 129600), ("90m", 5400), ("45s", 45)],
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert parse_duration(text) == dt.timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "30", "d", "1y", "-3d", "3d x", "1.5d"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(InvalidInput, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_format_duration() -> None:
+    assert format_duration(dt.timedelta(days=30)) == "30d"
+    assert format_duration(dt.timedelta(hours=36)) == "1d12h"
+
+
+def test_policy_needs_a_rule() -> None:
+    with pytest.raises(UsageError, match="--keep-last"):
+        RetentionPolicy(include="sha-.*")
+    with pytest.raises(UsageError):
+        RetentionPolicy(keep_last=-1)
+    with pytest.raises(InvalidInput):
+        RetentionPolicy(keep_last=1, include="(")
+
+
+def _day(n: int) -> dt.datetime:
+    return dt.datetime(2026, 1, n, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("keep_last", "older_than", "removed"),
+    [
+        (2, None, ["a", "b", "c"]),
+        (None, "58d", ["a", "b"]),  # 2026-01-01 and -02 are 58 days or more before March 1st
+        (2, "58d", ["a", "b"]),  # both rules must agree to delete
+        (4, "58d", ["a"]),
+        (0, None, ["a", "b", "c", "d", "e"]),
+    ],
+)
+def test_decide(keep_last: int | None, older_than: str | None, removed: list[str]) -> None:
+    created = {t: _day(i + 1) for i, t in enumerate("abcde")}
+    created["undated"] = None
+    policy = RetentionPolicy(
+        keep_last=keep_last, older_than=parse_duration(older_than) if older_than else None
+    )
+    remove, keep = decide([*created], created, policy, NOW)
+    assert sorted(remove) == removed
+    assert "undated" in keep
+    assert keep["undated"].startswith("no creation time")
+    assert set(remove) | set(keep) == set(created)
+
+
+def _desc(digest: str, **extra: object) -> Descriptor:
+    return Descriptor.model_validate(
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1, **extra}
+    )
+
+
+def _d(c: str) -> str:
+    return "sha256:" + c * 64
+
+
+def test_plan_orders_parents_first_and_keeps_shared_children() -> None:
+    graph = Graph("r")
+    index_type = {"mediaType": OCI_INDEX}
+    img_a, img_b, att_a = (
+        _desc(_d("a"), platform={"os": "linux", "architecture": "amd64"}),
+        _desc(_d("b"), platform={"os": "linux", "architecture": "arm64"}),
+        _desc(
+            _d("c"),
+            platform={"os": "unknown", "architecture": "unknown"},
+            annotations={REFERENCE_TYPE: ATTESTATION_MANIFEST, REFERENCE_DIGEST: _d("a")},
+        ),
+    )
+    old, new, nested = _d("1"), _d("2"), _d("3")
+    graph.nodes[old] = Node(_desc(old, **index_type), (img_a, att_a, _desc(nested, **index_type)))
+    graph.nodes[nested] = Node(_desc(nested, **index_type), (img_b,))
+    graph.nodes[new] = Node(_desc(new, **index_type), (img_b,))
+    for child in (img_a, img_b, att_a):
+        graph.nodes[child.digest] = Node(child)
+    referrers = "sha256-" + "1" * 64
+    graph.nodes[_d("4")] = Node(_desc(_d("4"), **index_type), (_desc(_d("5")),))
+    graph.nodes[_d("5")] = Node(_desc(_d("5")))
+    graph.tags = {"old": old, "new": new, "also-old": old, referrers: _d("4")}
+    assert referrers_subject(referrers) == old
+    plan = plan_deletion(graph, {"old": "policy", "also-old": "policy"})
+    levels = [[d.digest for d in level] for level in plan.levels]
+    # parents first; in a level, the children of one index together
+    assert levels == [[old, _d("4")], [nested, _d("a"), _d("c"), _d("5")]]
+    assert plan.protected == {_d("b"): "linux/arm64 image of new"}
+    assert plan.remove[referrers].startswith("referrers of deleted")
+    assert plan.untag == []
+    kinds = {d.digest: d.kind for d in plan.manifests}
+    assert kinds[_d("a")] == "image linux/amd64"
+    assert kinds[_d("c")] == "attestation"
+    assert kinds[nested] == "index"
+    assert [d.tags for d in plan.levels[0] if d.digest == old] == [("old", "also-old")]
+    # keeping "also-old" turns "old" into an untag, and protects the whole tree
+    keep_one = plan_deletion(graph, {"old": "policy"})
+    assert keep_one.untag == ["old"]
+    assert keep_one.levels == []
+    assert keep_one.keep[referrers].startswith("referrers of kept")
+
+
+async def test_bounded_never_exceeds_jobs() -> None:
+    running = peak = 0
+
+    async def work(i: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep(0.001)
+        running -= 1
+        return i * 2
+
+    assert await bounded(range(40), work, 3) == [i * 2 for i in range(40)]
+    assert peak == 3
+
+
+# -- against the registry --------------------------------------------------------------------------
+
+
+def referrers_index(subject: str, seed: str) -> Image:
+    """What the OCI referrers tag schema (``sha256-<hex>``) holds: an index of artifacts about ``subject``."""
+    signature = make_image(seed=f"sig-{seed}")
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            signature.manifest.descriptor(artifactType="application/vnd.example.signature").to_dict()
+        ],
+    }
+    return Image(Manifest.from_bytes(json.dumps(doc).encode()), {}, [signature])
+
+
+async def seed_repository(repo: Repository) -> dict[str, Image]:
+    """sha-1..sha-6 (one a day from 2026-01-01), v1.0 = sha-3, sha-6 reusing sha-2's arm64 image,
+    sha-1 dated by annotation, an undated sha-nodate, and referrers tags for sha-1 and sha-3."""
+    images: dict[str, Image] = {}
+    for day in range(1, 7):
+        created = f"2026-01-0{day}T10:00:00Z"
+        if day == 1:
+            images["sha-1"] = multiarch(
+                seed="day1", created=None, annotations={"org.opencontainers.image.created": created}
+            )
+        elif day == 6:
+            reused = images["sha-2"].children[1]
+            fresh = multiarch(seed="day6", created=created)
+            images["sha-6"] = multiarch(images=[fresh.children[0], reused], seed="day6")
+        else:
+            images[f"sha-{day}"] = multiarch(seed=f"day{day}", created=created)
+    images["sha-nodate"] = multiarch(seed="nodate", created=None)
+    for tag, image in images.items():
+        await push(repo, image, tag)
+    await repo.put_manifest(images["sha-3"].manifest, "v1.0")
+    for tag in ("sha-1", "sha-3"):
+        subject = images[tag].digest
+        await push(repo, referrers_index(subject, tag), "sha256-" + subject.split(":")[1])
+    return images
+
+
+async def resolves_completely(repo: Repository, tag: str) -> None:
+    manifest = await repo.get_manifest(tag)
+    for child in manifest.children():
+        got = await repo.get_manifest(child.digest)
+        for blob in got.blobs():
+            assert await repo.has_blob(blob.digest), f"{tag}: blob {blob.digest} missing"
+
+
+POLICY = RetentionPolicy(keep_last=2, older_than=parse_duration("30d"), include="sha-.*")
+
+
+async def test_prune_dry_run_then_delete_keeps_every_kept_tag_whole(
+    registry: RegistryServer, client: Client
+) -> None:
+    path = unique("prune")
+    name = f"{registry.host}/{path}"
+    repo = client.repository(parse_reference(name))
+    images = await seed_repository(repo)
+    stored = revisions(registry, path)
+    tags_before = sorted(await repo.list_tags())
+
+    dry = await prune(client, name, POLICY, now=NOW)
+    assert dry.outcome is None
+    assert revisions(registry, path) == stored
+    plan = dry.plan
+    ref1 = "sha256-" + images["sha-1"].digest.split(":")[1]
+    ref3 = "sha256-" + images["sha-3"].digest.split(":")[1]
+    assert sorted(plan.remove) == sorted(["sha-1", "sha-2", "sha-3", "sha-4", ref1])
+    assert plan.keep["sha-6"].startswith("one of the 2 most recent")
+    assert plan.keep["sha-5"].startswith("one of the 2 most recent")
+    assert plan.keep["v1.0"] == "not selected by --include/--exclude"
+    assert plan.keep["sha-nodate"].startswith("no creation time")
+    assert plan.keep[ref3].startswith("referrers of kept")
+    assert plan.remove["sha-4"] == ("created 2026-01-04 10:00, not among the 2 most recent, older than 30d")
+    assert plan.untag == ["sha-3"]  # v1.0 still points at it
+    reused = images["sha-2"].children[1].digest
+    assert plan.protected[reused] == "linux/arm64 image of sha-6"
+    assert dry.created["sha-1"] == "2026-01-01T10:00:00+00:00"  # from the index annotation
+    # reads: the tag list, a GET per selected tag, a HEAD per other tag, a GET per other index,
+    # and per dated index without the annotation its first image and that image's config
+    assert dry.requests <= 1 + 7 + 3 + 3 + 2 * 5 + 2
+
+    done = await prune(client, name, POLICY, dry_run=False, now=NOW)
+    assert done.outcome is not None
+    deleted = set(done.outcome.deleted)
+    expected = {images[t].digest for t in ("sha-1", "sha-2", "sha-4")}
+    expected |= {c.digest for t in ("sha-1", "sha-4") for c in images[t].children}
+    expected |= {images["sha-2"].children[0].digest, images["sha-2"].children[2].digest}
+    assert deleted >= expected
+    assert reused not in deleted
+    assert done.outcome.untagged == {"sha-3": "placeholder"}
+    left = sorted(await repo.list_tags())
+    assert left == sorted(set(tags_before) - {"sha-1", "sha-2", "sha-3", "sha-4", ref1})
+    skopeo = await anyio.run_process(["skopeo", "list-tags", "--tls-verify=false", f"docker://{name}"])
+    assert sorted(json.loads(skopeo.stdout)["Tags"]) == left
+    for tag in left:
+        await resolves_completely(repo, tag)
+    # no placeholder left in storage, and every deleted manifest gone from it
+    assert revisions(registry, path) == stored - deleted
+    again = await prune(client, name, POLICY, dry_run=False, now=NOW)
+    assert again.plan.empty
+
+
+async def test_prune_keep_last_zero_needs_no_dates(registry: RegistryServer, client: Client) -> None:
+    name = f"{registry.host}/{unique('prune')}"
+    repo = client.repository(parse_reference(name))
+    images = [make_image(seed=f"pr-{i}") for i in range(5)]
+    for i, image in enumerate(images):
+        await push(repo, image, f"pr-{i}")
+    await push(repo, make_image(seed="main"), "main")
+    result = await prune(client, name, RetentionPolicy(keep_last=0, include="pr-.*"), dry_run=False)
+    assert result.created == {}
+    assert sorted(result.plan.remove) == [f"pr-{i}" for i in range(5)]
+    assert await repo.list_tags() == ["main"]
+    # list, 6 HEADs, 5 DELETEs, the final tag list
+    assert result.requests == 1 + 6 + 5 + 1
+
+
+async def test_prune_stops_cleanly_when_the_registry_refuses(registry: RegistryServer) -> None:
+    path = unique("prune")
+    name = f"{registry.host}/{path}"
+    async with Client(retry=FAST_RETRY, env={}) as seeding:
+        repo = seeding.repository(parse_reference(name))
+        images = await seed_repository(repo)
+    before = revisions(registry, path)
+    transport = Refusing(deny_digest_delete)
+    async with Client(retry=FAST_RETRY, env={}, transport=transport) as refusing:
+        with pytest.raises(DeletionIncomplete) as info:
+            await prune(refusing, name, POLICY, dry_run=False, now=NOW)
+        assert info.value.exit_code == 5
+        assert "nothing was deleted" in info.value.message
+        assert "REGISTRY_STORAGE_DELETE_ENABLED" in (info.value.hint or "")
+        repo = refusing.repository(parse_reference(name))
+        for tag, image in images.items():
+            assert (await repo.head_manifest(tag)) is not None, tag
+            assert (await repo.get_manifest(tag)).digest == image.digest
+    # the placeholder for sha-3 could not be deleted; everything else is as it was
+    assert before <= revisions(registry, path)
+    assert len(revisions(registry, path) - before) == 1
+
+
+def test_cli_prune(registry: RegistryServer) -> None:
+    name = f"{registry.host}/{unique('prunecli')}"
+
+    async def prepare() -> None:
+        async with Client(retry=FAST_RETRY, env={}) as c:
+            repo = c.repository(parse_reference(name))
+            for i in range(4):
+                await push(repo, multiarch(seed=f"cli{i}", created=f"2026-01-0{i + 1}T00:00:00Z"), f"sha-{i}")
+
+    anyio.run(prepare)
+    runner = CliRunner()
+    app = make_app()
+    dry = runner.invoke(app, ["prune", name, "--keep-last", "1"])
+    assert dry.exit_code == 0, dry.output
+    assert "3 tags to delete, 1 kept" in dry.stdout
+    assert "dry run: nothing deleted" in dry.stdout
+    assert "Add --yes to delete." in dry.stdout
+    as_json = runner.invoke(app, ["prune", name, "--keep-last", "1", "--json"])
+    data = json.loads(as_json.stdout)
+    assert sorted(r["tag"] for r in data["remove"]) == ["sha-0", "sha-1", "sha-2"]
+    assert data["dryRun"] is True
+    assert len(data["manifests"]) == 3 * 5
+    no_rule = runner.invoke(app, ["prune", name])
+    assert no_rule.exit_code == 2
+    done = runner.invoke(app, ["prune", name, "--keep-last", "1", "--yes"])
+    assert done.exit_code == 0, done.output
+    listed = runner.invoke(app, ["ls", name])
+    assert listed.stdout.split() == ["sha-3"]
