@@ -92,7 +92,15 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _ensure_qemu_arm64()
     dest = tmp_path_factory.mktemp("rootfs")
     subprocess.run(
-        [sys.executable, str(HELLO / "prepare.py"), "--platform", PLATFORMS, "--dest", str(dest), "--offline"],
+        [
+            sys.executable,
+            str(HELLO / "prepare.py"),
+            "--platform",
+            PLATFORMS,
+            "--dest",
+            str(dest),
+            "--offline",
+        ],
         check=True,
     )
     return dest

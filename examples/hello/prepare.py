@@ -103,8 +103,8 @@ def prepare(platforms: list[str], dest: Path, cache: Path, *, offline: bool = Fa
     missing = [ARCHES[p][0] for p in todo if _cached(cache, ARCHES[p][0]) is None]
     if missing and offline:
         sys.exit(
-            f"prepare.py: {PACKAGE} for {', '.join(missing)} is not cached in {cache} and --offline was given; "
-            "run `python3 examples/hello/prepare.py` (or .ci/install) once with network access"
+            f"prepare.py: {PACKAGE} for {', '.join(missing)} is not cached in {cache} and --offline "
+            "was given; run `python3 examples/hello/prepare.py` (or .ci/install) once with network access"
         )
     if missing:
         fetch(cache, missing)
@@ -125,7 +125,9 @@ def main() -> None:
     parser.add_argument("--dest", type=Path, default=HERE / "rootfs", help="where rootfs/<arch> go")
     parser.add_argument("--cache", type=Path, default=None, help="where the .deb files are kept")
     parser.add_argument("--download-only", action="store_true", help="fill the cache, extract nothing")
-    parser.add_argument("--offline", action="store_true", help="never fetch: fail when the cache lacks a package")
+    parser.add_argument(
+        "--offline", action="store_true", help="never fetch: fail when the cache lacks a package"
+    )
     args = parser.parse_args()
     platforms = [p.strip() for p in args.platform.split(",")] if args.platform else config_platforms()
     cache = args.cache or default_cache()
