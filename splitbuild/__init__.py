@@ -23,9 +23,14 @@ _EXPORTS: dict[str, str] = {
     "Reference": "splitbuild.reference",
     "LayoutReference": "splitbuild.reference",
     "parse_reference": "splitbuild.reference",
+    "Client": "splitbuild.client",
+    "Registry": "splitbuild.registry",
+    "RetentionPolicy": "splitbuild.ops",
+    "MergeOptions": "splitbuild.merge",
 }
 
 if TYPE_CHECKING:
+    from splitbuild.client import Client as Client
     from splitbuild.errors import AuthError as AuthError
     from splitbuild.errors import InvalidDigest as InvalidDigest
     from splitbuild.errors import InvalidManifest as InvalidManifest
@@ -34,9 +39,12 @@ if TYPE_CHECKING:
     from splitbuild.errors import RegistryError as RegistryError
     from splitbuild.errors import SplitbuildError as SplitbuildError
     from splitbuild.errors import VerificationError as VerificationError
+    from splitbuild.merge import MergeOptions as MergeOptions
+    from splitbuild.ops import RetentionPolicy as RetentionPolicy
     from splitbuild.reference import LayoutReference as LayoutReference
     from splitbuild.reference import Reference as Reference
     from splitbuild.reference import parse_reference as parse_reference
+    from splitbuild.registry import Registry as Registry
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -12,7 +12,7 @@ references by :class:`~splitbuild.store.layout.LayoutRepository`; both implement
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from splitbuild.reference import AnyReference, LayoutReference
 from splitbuild.store.base import Repository
@@ -51,7 +51,7 @@ class Client:
             return LayoutRepository(ref.path)
         return self.registry.repository(ref)
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -14,22 +14,19 @@ import argparse
 
 import anyio
 
-from splitbuild import ops
-from splitbuild.client import Client
+import splitbuild
 
 
 async def main(args: argparse.Namespace) -> None:
     platforms = args.platform.split(",") if args.platform else None
-    async with Client() as client:
-        listing = await ops.list_tags(client, args.source, include=args.include)
+    async with splitbuild.Registry() as reg:
+        listing = await reg.list_tags(args.source, include=args.include)
         for tag in listing.tags:
-            result = await ops.copy(
-                client, f"{args.source}:{tag}", f"{args.destination}:{tag}", platforms=platforms
-            )
+            result = await reg.copy(f"{args.source}:{tag}", f"{args.destination}:{tag}", platforms=platforms)
             state = "unchanged" if result.unchanged else "copied"
             note = " (new index: platforms filtered)" if result.rewritten else ""
             print(f"{state} {tag} {result.digest}{note}")
-        print(f"{len(listing.tags)} tags, {client.requests} requests")
+        print(f"{len(listing.tags)} tags, {reg.requests} requests")
 
 
 if __name__ == "__main__":

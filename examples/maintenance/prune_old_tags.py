@@ -14,18 +14,18 @@ import argparse
 
 import anyio
 
-from splitbuild import ops
-from splitbuild.client import Client
+import splitbuild
+from splitbuild.ops import parse_duration
 
 
 async def main(args: argparse.Namespace) -> None:
-    policy = ops.RetentionPolicy(
+    policy = splitbuild.RetentionPolicy(
         keep_last=args.keep_last,
-        older_than=ops.parse_duration(args.older_than),
+        older_than=parse_duration(args.older_than),
         include=args.include,
     )
-    async with Client() as client:
-        result = await ops.prune(client, args.repository, policy, dry_run=not args.yes)
+    async with splitbuild.Registry() as reg:
+        result = await reg.prune(args.repository, policy, dry_run=not args.yes)
     verb = "deleted" if args.yes else "would delete"
     for tag, why in result.plan.remove.items():
         print(f"{verb} {tag}: {why}")

@@ -13,18 +13,17 @@ import sys
 
 import anyio
 
-from splitbuild import ops
-from splitbuild.client import Client
+import splitbuild
 
 
 async def main(args: argparse.Namespace) -> int:
-    async with Client() as client:
-        releases = await ops.list_tags(client, args.repository, include=args.include)
+    async with splitbuild.Registry() as reg:
+        releases = await reg.list_tags(args.repository, include=args.include)
         if not releases.tags:
             print(f"no tag of {args.repository} matches {args.include!r}")
             return 1
         refs = [f"{args.repository}:{tag}" for tag in releases.tags]
-        result = await ops.verify(client, refs, args.platform.split(","), exact=args.exact)
+        result = await reg.verify(refs, args.platform.split(","), exact=args.exact)
     for check in result.checks:
         print(f"{'ok  ' if check.ok else 'FAIL'} {check.reference}: {check.summary()}")
     print(f"{len(result.failed)} of {len(result.checks)} release tags fail")
