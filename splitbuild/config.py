@@ -3,10 +3,10 @@
 The file has four tables: ``[image]`` (what to build and where it goes), ``[tags]``
 (docker/metadata-action rules, passed through to ``splitbuild merge``), ``[runners]`` (platform or
 prefix -> runner labels) and ``[ci]`` (the CI provider, triggers, pull requests, cache,
-provenance/SBOM, timeouts, registry logins, how the merge job installs splitbuild), with
-``[ci.gitlab]`` and ``[ci.forgejo]`` for what only those providers need (their own runner tables
-among it, so one file can serve every CI system). Keys are spelled with hyphens, as in
-build-push-action. Every error names the file, the key and what is allowed, as a
+provenance/SBOM, signing and attestation, timeouts, registry logins, how the merge job installs
+splitbuild), with ``[ci.gitlab]`` and ``[ci.forgejo]`` for what only those providers need (their
+own runner tables among it, so one file can serve every CI system). Keys are spelled with hyphens,
+as in build-push-action. Every error names the file, the key and what is allowed, as a
 :class:`~splitbuild.errors.ConfigError`.
 """
 
@@ -427,6 +427,7 @@ class GitLabConfig(_Table):
     dind_mtu: int = Field(default=1360, ge=0, le=65535)
     buildah_image: str = "quay.io/buildah/stable:v1.43"
     python_image: str | None = None
+    cosign_image: str = "alpine:3.22"
     ci_registry: str = "registry.gitlab.com"
     build_stage: str = "build"
     merge_stage: str = "deploy"
@@ -436,7 +437,7 @@ class GitLabConfig(_Table):
     def _merge_runner(cls, value: str | list[str] | None) -> str | list[str] | None:
         return _runner_labels(value)
 
-    @field_validator("docker_image", "dind_image", "buildah_image", "python_image")
+    @field_validator("docker_image", "dind_image", "buildah_image", "python_image", "cosign_image")
     @classmethod
     def _images(cls, value: str | None) -> str | None:
         return None if value is None else _container_image(value, "image")
@@ -490,8 +491,8 @@ def _builder(gitlab: Any) -> Any:
 
 
 class CiConfig(_Table):
-    """``[ci]``: the CI provider, triggers, pull-request behaviour, cache, attestations, timeouts,
-    logins; ``[ci.gitlab]`` and ``[ci.forgejo]`` hold what only those providers need."""
+    """``[ci]``: the CI provider, triggers, pull-request behaviour, cache, attestations, signing,
+    timeouts, logins; ``[ci.gitlab]`` and ``[ci.forgejo]`` hold what only those providers need."""
 
     provider: Provider = "github"
     name: str = "splitbuild"
@@ -508,6 +509,8 @@ class CiConfig(_Table):
     cache_mode: Literal["min", "max"] = "max"
     provenance: Literal["min", "max", False] = "min"
     sbom: bool = False
+    sign: Literal["cosign", False] = False
+    attest: bool = False
     install: str = Field(default_factory=_default_install)
     python_version: str = "3.12"
     binfmt_image: str | None = None
@@ -612,6 +615,23 @@ class CiConfig(_Table):
             raise ValueError("no trigger: set branches, tags, pull-requests, workflow-dispatch or schedule")
         if self.provider == "gitlab" and self.cache == "gha":
             raise ValueError("cache 'gha' is GitHub's cache service; with GitLab use 'registry' or 'none'")
+        return self
+
+    @model_validator(mode="after")
+    def _signing_support(self) -> CiConfig:
+        """``sign`` and ``attest`` need what only some providers' jobs have."""
+        if self.attest and self.provider != "github":
+            raise ValueError(
+                f"attest = true is not supported with provider {self.provider!r}: it records a GitHub "
+                "artifact attestation (actions/attest-build-provenance), which only GitHub Actions has; "
+                "set attest = false"
+            )
+        if self.sign and self.provider == "forgejo":
+            raise ValueError(
+                "sign = 'cosign' is not supported with provider 'forgejo': keyless cosign needs an OIDC "
+                "identity that the public Sigstore accepts, and Forgejo/Gitea Actions jobs have none; "
+                "set sign = false"
+            )
         return self
 
     @property

@@ -23,10 +23,11 @@ from splitbuild.errors import ConfigError
 from splitbuild.runners import Catalog, Provider, catalog, check_foreign_labels
 
 if TYPE_CHECKING:
-    from splitbuild.config import Config
+    from splitbuild.config import CiConfig, Config
 
 __all__ = [
     "DEFAULT_RUNNER_KEY",
+    "UNKNOWN_PLATFORM_NOTE",
     "Leg",
     "Plan",
     "PlatformParts",
@@ -39,6 +40,7 @@ __all__ = [
     "plan",
     "plan_platforms",
     "split_platform",
+    "supply_chain_notes",
 ]
 
 DEFAULT_RUNNER_KEY = "default"
@@ -295,12 +297,14 @@ class Leg(BaseModel):
 
 
 class Plan(BaseModel):
-    """The legs of a split build, in configured platform order, for one CI provider."""
+    """The legs of a split build, in configured platform order, for one CI provider, and notes on
+    the whole build (what the index will hold besides the platform images, who signs it)."""
 
     model_config = ConfigDict(frozen=True)
 
     provider: Provider = "github"
     legs: tuple[Leg, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def platforms(self) -> tuple[str, ...]:
@@ -458,7 +462,64 @@ def plan_platforms(
     return Plan(provider=provider, legs=tuple(legs))
 
 
+# --- attestations and signatures ---------------------------------------------------------------
+
+UNKNOWN_PLATFORM_NOTE = (
+    "attestation manifests appear in the index as unknown/unknown entries, and that is correct: the "
+    "unknown platform keeps docker, containerd and every other runtime from ever pulling one as an "
+    "image, while the annotations vnd.docker.reference.type=attestation-manifest and "
+    "vnd.docker.reference.digest (and, as OCI artifacts, their subject field) tie each one to the "
+    "platform image it describes; splitbuild merge keeps each with its image"
+)
+
+
+def _attestation_notes(ci: CiConfig) -> list[str]:
+    parts = []
+    if ci.provenance is not False:
+        parts.append(f"a SLSA provenance attestation (mode={ci.provenance})")
+    if ci.sbom:
+        parts.append("an SBOM")
+    if not parts:
+        why = " (buildah writes none)" if ci.provider == "gitlab" and ci.gitlab.builder == "buildah" else ""
+        return [f"attestations: none{why}; the index lists only the platform images"]
+    notes = [
+        f"attestations: BuildKit gives each platform image {' and '.join(parts)}, pushed as an OCI "
+        "artifact (oci-artifact=true) in an attestation manifest beside the image",
+        UNKNOWN_PLATFORM_NOTE,
+    ]
+    if ci.provenance == "max":
+        notes.append(
+            "provenance mode=max records the build arguments: pass secrets as [image.secrets], "
+            "never as build-args"
+        )
+    return notes
+
+
+def supply_chain_notes(ci: CiConfig) -> tuple[str, ...]:
+    """What the published index carries besides the platform images, and who signs or attests it,
+    for ``splitbuild plan``: one sentence per note."""
+    notes = _attestation_notes(ci)
+    if ci.sign == "cosign":
+        if ci.provider == "gitlab":
+            who = "a sign job after the merge signs the index with cosign, keyless (GitLab.com OIDC)"
+        else:
+            who = "the merge job signs the index with cosign, keyless (this workflow's GitHub OIDC)"
+        notes.append(
+            f"signing: {who}, by digest in every image repository, and shows the cosign verify "
+            "command; pull requests never sign"
+        )
+    if ci.attest:
+        notes.append(
+            "attestation: the merge job records a GitHub build provenance attestation of the index "
+            "digest for every image name and pushes it to the registry (gh attestation verify "
+            "oci://IMAGE@DIGEST --repo OWNER/REPO checks it); pull requests never attest"
+        )
+    return tuple(notes)
+
+
 def plan(config: Config) -> Plan:
-    """The plan for a loaded config, for its CI provider (``[ci] provider``)."""
+    """The plan for a loaded config, for its CI provider (``[ci] provider``), with the
+    :func:`supply_chain_notes` of its ``[ci]`` table."""
     table, overrides = config.runner_overrides
-    return plan_platforms(config.image.platforms, overrides, config.ci.provider, table)
+    legs = plan_platforms(config.image.platforms, overrides, config.ci.provider, table)
+    return legs.model_copy(update={"notes": supply_chain_notes(config.ci)})

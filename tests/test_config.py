@@ -28,9 +28,18 @@ def test_minimal_config_defaults() -> None:
     assert (ci.branches, ci.tags, ci.pull_requests, ci.workflow_dispatch) == (["main"], ["v*"], True, True)
     assert (ci.timeout_minutes, ci.qemu_timeout_minutes, ci.merge_timeout_minutes) == (60, 180, 15)
     assert (ci.cache, ci.cache_mode, ci.provenance, ci.sbom) == ("gha", "max", "min", False)
+    assert (ci.sign, ci.attest) == (False, False)
     assert ci.install == f"splitbuild=={__version__}"
     assert ci.merge_runner_labels == ("ubuntu-24.04",)
     assert config.registries == ("ghcr.io",)
+
+
+def test_signing_keys() -> None:
+    config = parse_config(BASE + '[ci]\nsign = "cosign"\nattest = true\n')
+    assert (config.ci.sign, config.ci.attest) == ("cosign", True)
+    assert parse_config(BASE + "[ci]\nsign = false\n").ci.sign is False
+    signed = load_config(REPO / "examples" / "signed" / "splitbuild.toml").ci
+    assert (signed.provenance, signed.sbom, signed.sign, signed.attest) == ("max", True, "cosign", True)
 
 
 def test_platforms_are_normalized() -> None:
@@ -88,7 +97,7 @@ password-secret = "QUAY_TOKEN"
     assert config.registries == ("ghcr.io", "quay.io")
 
 
-@pytest.mark.parametrize("name", ["ghcr-two-platforms", "five-platforms", "self-hosted"])
+@pytest.mark.parametrize("name", ["ghcr-two-platforms", "five-platforms", "self-hosted", "signed"])
 def test_example_configs_load(name: str) -> None:
     config = load_config(REPO / "examples" / name / "splitbuild.toml")
     assert config.image.names
@@ -177,6 +186,9 @@ ERRORS = [
     ),
     ("[image.build-args]\n'${{ x }}' = '1'\n", 'image.build-args."${{ x }}": GitHub expressions'),
     ("[ci]\nbranches = ['${{ github.ref }}']\n", "ci.branches[0]: GitHub expressions"),
+    ("[ci]\nsign = 'sigstore'\n", "ci.sign: must be 'cosign' or false"),
+    ("[ci]\nsign = true\n", "ci.sign: must be 'cosign' or false"),
+    ("[ci]\nattest = 'yes'\n", "ci.attest: must be true or false"),
 ]
 
 

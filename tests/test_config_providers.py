@@ -145,3 +145,19 @@ def test_errors_name_the_key(extra: str, message: str) -> None:
     assert text.startswith("ci/splitbuild.toml: "), text
     assert message in text
     assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    ("provider", "sign", "attest"),
+    [("github", True, True), ("gitlab", True, False), ("forgejo", False, False)],
+)
+def test_signing_and_attesting_per_provider(provider: str, sign: bool, attest: bool) -> None:
+    for key, value, supported in (("sign", '"cosign"', sign), ("attest", "true", attest)):
+        text = f"{BASE}[ci]\n{key} = {value}\n"
+        if supported:
+            assert getattr(parse_config(text, provider=provider).ci, key)
+        else:
+            with pytest.raises(
+                ConfigError, match=rf"^x.toml: ci: {key} = \S+ is not supported with provider '{provider}'"
+            ):
+                parse_config(text, "x.toml", provider=provider)

@@ -313,3 +313,68 @@ def test_agrees_with_the_oci_platform_model(text: str) -> None:
     assert normalize_platform(text) == "/".join(
         [model.os, model.architecture] + ([model.variant] if model.variant else [])
     )
+
+
+# --- notes on what the index carries -------------------------------------------------------------
+
+_CONFIG = '[image]\nnames = ["ghcr.io/acme/app"]\nplatforms = ["linux/amd64", "linux/arm64"]\n'
+
+
+def _notes(ci: str = "", provider: str | None = None) -> tuple[str, ...]:
+    from splitbuild.config import parse_config
+    from splitbuild.planner import plan
+
+    if provider == "gitlab":
+        text = _CONFIG.replace("ghcr.io/acme/app", "registry.gitlab.com/acme/app")
+    else:
+        text = _CONFIG
+    return plan(parse_config(text + ("[ci]\n" + ci if ci else ""), provider=provider)).notes
+
+
+def test_default_plan_explains_the_unknown_platform_entries() -> None:
+    from splitbuild.planner import UNKNOWN_PLATFORM_NOTE
+
+    notes = _notes()
+    assert notes[0].startswith(
+        "attestations: BuildKit gives each platform image a SLSA provenance attestation"
+    )
+    assert "(mode=min)" in notes[0]
+    assert "oci-artifact=true" in notes[0]
+    assert notes[1] == UNKNOWN_PLATFORM_NOTE
+    assert "unknown/unknown" in notes[1]
+    assert "vnd.docker.reference.digest" in notes[1]
+    assert "correct" in notes[1]
+    assert not any(n.startswith(("signing:", "attestation:")) for n in notes)
+
+
+def test_sbom_max_provenance_and_none() -> None:
+    both = _notes('provenance = "max"\nsbom = true\n')
+    assert "(mode=max) and an SBOM" in both[0]
+    assert any("records the build arguments" in n for n in both)
+    sbom_only = _notes("provenance = false\nsbom = true\n")
+    assert sbom_only[0].startswith("attestations: BuildKit gives each platform image an SBOM,")
+    assert not any("build arguments" in n for n in sbom_only)
+    none = _notes("provenance = false\n")
+    assert none == ("attestations: none; the index lists only the platform images",)
+
+
+def test_signing_and_attestation_notes_per_provider() -> None:
+    github = _notes('sign = "cosign"\nattest = true\n')
+    (signing,) = [n for n in github if n.startswith("signing:")]
+    assert "the merge job signs the index with cosign" in signing
+    assert "pull requests never sign" in signing
+    (attestation,) = [n for n in github if n.startswith("attestation:")]
+    assert "gh attestation verify" in attestation
+    gitlab = _notes('sign = "cosign"\n', provider="gitlab")
+    (signing,) = [n for n in gitlab if n.startswith("signing:")]
+    assert "a sign job after the merge" in signing
+    assert "GitLab.com" in signing
+
+
+def test_buildah_note_says_why_there_are_no_attestations() -> None:
+    notes = _notes('[ci.gitlab]\nbuilder = "buildah"\n', provider="gitlab")
+    assert notes == ("attestations: none (buildah writes none); the index lists only the platform images",)
+
+
+def test_plan_platforms_has_no_config_notes() -> None:
+    assert plan_platforms(["linux/amd64"]).notes == ()

@@ -132,6 +132,43 @@ def test_plan_table_and_json(runner: CliRunner, repo: Path) -> None:
     assert [leg["mode"] for leg in data["legs"]] == ["native", "native", "qemu"]
     assert data["legs"][2]["qemu"] == "riscv64"
     assert data["legs"][2]["output"] == "digest_linux_riscv64"
+    assert data["notes"][0].startswith("attestations: ")
+    assert any("unknown/unknown" in note for note in data["notes"])
+
+
+def test_plan_explains_attestations_and_signing(runner: CliRunner, repo: Path) -> None:
+    (repo / "splitbuild.toml").write_text(TWO + '[ci]\nsbom = true\nsign = "cosign"\nattest = true\n')
+    code, out, _ = invoke(runner, "plan")
+    assert code == 0
+    notes = [line.removeprefix("note: ") for line in out.splitlines() if line.startswith("note: ")]
+    plan_notes = [n for n in notes if not n.startswith("linux/")]
+    assert plan_notes[0].startswith("attestations: BuildKit gives each platform image")
+    assert "and an SBOM" in plan_notes[0]
+    assert plan_notes[1].startswith("attestation manifests appear in the index as unknown/unknown entries")
+    assert [n.split(":")[0] for n in plan_notes[2:]] == ["signing", "attestation"]
+    data = json.loads(invoke(runner, "plan", "--json")[1])
+    assert data["notes"] == plan_notes
+
+
+def test_generate_writes_a_signed_workflow(runner: CliRunner, repo: Path) -> None:
+    (repo / "splitbuild.toml").write_text(TWO + '[ci]\nsign = "cosign"\nattest = true\n')
+    code, _, err = invoke(runner, "generate")
+    assert code == 0, err
+    data = yaml.safe_load((repo / ".github" / "workflows" / "splitbuild.yml").read_text())
+    assert data["jobs"]["merge"]["permissions"] == {
+        "packages": "write",
+        "id-token": "write",
+        "attestations": "write",
+    }
+    code, out, _ = invoke(runner, "pins")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()][-2:] == [
+        "sigstore/cosign-installer",
+        "actions/attest-build-provenance",
+    ]
+    code, _, err = invoke(runner, "generate", "--ci", "gitlab", "--output", "gl.yml")
+    assert code == 3
+    assert "attest = true is not supported with provider 'gitlab'" in err
 
 
 def test_pins_command(runner: CliRunner, repo: Path) -> None:
@@ -242,6 +279,8 @@ def test_starter_config_is_valid_and_documents_the_keys() -> None:
         "runners",
         "cache",
         "provenance",
+        "sign",
+        "attest",
         "install",
         "logins",
         "merge-runner",
@@ -260,3 +299,4 @@ def test_starter_config_is_valid_and_documents_the_keys() -> None:
     assert set(full.runners) == {"linux/ppc64le", "linux/riscv64"}
     assert full.ci.logins
     assert full.image.build_args == {"VERSION": "1.0"}
+    assert (full.ci.sign, full.ci.attest) == ("cosign", True)

@@ -173,6 +173,12 @@ def test_starter_config_commented_lines_are_valid_for_each_provider(provider: st
     uncommented = uncommented.replace('"splitbuild==<version>"', '"splitbuild==0.1.0"')
     config = parse_config(uncommented, provider=provider)
     assert config.ci.provider == provider
+    # Each provider's starter offers exactly the signing it supports.
+    assert (config.ci.sign, config.ci.attest) == {
+        "github": ("cosign", True),
+        "gitlab": ("cosign", False),
+        "forgejo": (False, False),
+    }[provider]
     the_plan = plan(config)  # no runner of another provider among the examples
     assert the_plan.provider == provider
     if provider == "gitlab":

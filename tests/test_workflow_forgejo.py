@@ -189,6 +189,45 @@ def test_forgejo_keys_are_validated(toml: str, message: str) -> None:
         parse_config(base + toml, provider="forgejo")
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            '[ci]\nsign = "cosign"\n',
+            "ci: sign = 'cosign' is not supported with provider 'forgejo': keyless cosign needs an OIDC",
+        ),
+        (
+            "[ci]\nattest = true\n",
+            "ci: attest = true is not supported with provider 'forgejo': it records a GitHub artifact",
+        ),
+    ],
+)
+def test_signing_is_refused_on_forgejo_naming_the_provider(toml: str, message: str) -> None:
+    base = '[image]\nnames = ["docker.io/a/b"]\nplatforms = ["linux/amd64"]\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(base + toml, "splitbuild.toml", provider="forgejo")
+    assert str(info.value).startswith("splitbuild.toml: " + message)
+    assert "\n" not in str(info.value)
+    github = parse_config(base + toml)
+    assert github.ci.sign or github.ci.attest
+
+
+def test_generate_for_forgejo_refuses_a_signed_config(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from splitbuild.cli.app import make_app
+
+    config = tmp_path / "splitbuild.toml"
+    config.write_text((REPO / "examples" / "signed" / "splitbuild.toml").read_text())
+    output = tmp_path / "out.yml"
+    result = CliRunner().invoke(
+        make_app(), ["generate", "--ci", "forgejo", "--config", str(config), "--output", str(output)]
+    )
+    assert result.exit_code == 3
+    assert "is not supported with provider 'forgejo'" in result.stderr
+    assert not output.exists()
+
+
 def test_github_schema_accepts_the_forgejo_workflows(tmp_path: Path) -> None:
     """Forgejo's workflow syntax is GitHub's (a subset); the output stays valid against it."""
     files = sorted(WORKFLOWS.glob("*.forgejo.yml"))

@@ -18,6 +18,7 @@ from splitbuild._version import __version__
 from splitbuild.config import Config, image_registry, parse_config
 from splitbuild.planner import Plan, plan
 from splitbuild.workflow.github import build_workflow, regenerate_command, render_workflow
+from splitbuild.workflow.github_signing import attestation_subject
 from splitbuild.workflow.merge_step import merge_argv, merge_command
 from splitbuild.workflow.pins import all_pins
 
@@ -110,10 +111,32 @@ platforms = ["linux/amd64", "linux/arm64"]
 [runners]
 "linux/amd64" = "ubuntu-24.04-arm"
 """,
+    "sign-only": """
+[image]
+names = ["quay.io/acme/app", "localhost:5000/acme/app", "nginx"]
+platforms = ["linux/amd64", "linux/s390x"]
+[ci]
+provenance = false
+sign = "cosign"
+[ci.logins]
+"localhost:5000" = false
+[ci.logins."quay.io"]
+username = "acme+ci"
+password-secret = "QUAY_TOKEN"
+""",
+    "attest-only": """
+[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64"]
+[ci]
+pull-requests = false
+provenance = false
+attest = true
+""",
 }
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = ("ghcr-two-platforms", "five-platforms", "self-hosted")
+EXAMPLES = ("ghcr-two-platforms", "five-platforms", "self-hosted", "signed")
 DIGESTS = [f"sha256:{c * 64}" for c in "0123456789abcdef"]
 
 
@@ -223,7 +246,9 @@ def test_least_permissions(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
     )
     packages = {"packages": "write"} if token_to_ghcr else {}
     assert wf["jobs"]["build"]["permissions"] == {"contents": "read", **packages}
-    assert wf["jobs"]["merge"]["permissions"] == packages
+    signing = {"id-token": "write"} if config.ci.sign or config.ci.attest else {}
+    attestations = {"attestations": "write"} if config.ci.attest else {}
+    assert wf["jobs"]["merge"]["permissions"] == {**packages, **signing, **attestations}
 
 
 def test_permissions_carry_a_reason() -> None:
@@ -258,7 +283,8 @@ def test_checkout_does_not_persist_credentials(case: tuple[Config, Plan, dict[An
 
 def test_run_scripts_take_values_only_from_env(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
     _, _, wf = case
-    runner_vars = {"GITHUB_OUTPUT"}
+    # Set by the runner for every step, never from the workflow text.
+    runner_vars = {"GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_SERVER_URL", "GITHUB_WORKFLOW_REF"}
     for job in wf["jobs"].values():
         for step in job["steps"]:
             if "run" not in step:
@@ -303,7 +329,9 @@ def test_build_inputs_follow_the_config(case: tuple[Config, Plan, dict[Any, Any]
     assert with_.get("target") == image.target
     assert with_["platforms"] == "${{ matrix.platform }}"
     names = ",".join(image.names)
-    assert with_["outputs"].startswith(f'type=image,"name={names}",')
+    attestations = config.ci.provenance is not False or config.ci.sbom
+    options = "oci-mediatypes=true" + (",oci-artifact=true" if attestations else "")
+    assert with_["outputs"].startswith(f'type=image,"name={names}",{options},push-by-digest=true,')
     assert with_.get("build-args", "").splitlines() == [f"{k}={v}" for k, v in image.build_args.items()]
     assert with_.get("secret-envs", "").splitlines() == [f"{k}={v}" for k, v in image.secrets.items()]
     provenance = config.ci.provenance
@@ -523,3 +551,201 @@ def test_config_strings_cannot_break_out_of_yaml_or_shell(tmp_path: Path) -> Non
         "--no-input",
         "SPEC",
     ]
+
+
+# --- signing and attestation ----------------------------------------------------------------------
+
+MERGE_DIGEST = "${{ steps.merge.outputs.digest }}"
+
+
+def test_sign_and_attest_steps_follow_the_config(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    config, _, wf = case
+    merge = wf["jobs"]["merge"]
+    names = [s["name"] for s in merge["steps"]]
+    after_merge = names[names.index("Merge the platform images") + 1 :]
+    expected = ["Install cosign", "Sign the index with cosign"] if config.ci.sign else []
+    expected += [f"Attest the provenance of {n}" for n in config.image.names] if config.ci.attest else []
+    assert after_merge == expected
+    for job in wf["jobs"].values():
+        for step in job["steps"]:
+            if step in merge["steps"]:
+                continue
+            assert "cosign" not in step["name"].lower()
+            assert "attest" not in step.get("uses", "")
+    assert "id-token" not in wf["jobs"]["build"]["permissions"]
+    assert "attestations" not in wf["jobs"]["build"]["permissions"]
+
+
+def test_signing_and_attesting_never_happen_for_pull_requests(
+    case: tuple[Config, Plan, dict[Any, Any]],
+) -> None:
+    config, _, wf = case
+    merge = wf["jobs"]["merge"]
+    assert merge["if"] == "github.event_name != 'pull_request'"
+    if config.ci.sign or config.ci.attest:
+        text = render(config)
+        assert "pull_request_target" not in text
+        assert "workflow_run" not in text
+
+
+def test_signing_uses_the_merge_digest_never_a_tag() -> None:
+    config = load_variant("signed")
+    merge = parsed(config)["jobs"]["merge"]
+    assert merge["outputs"]["digest"] == MERGE_DIGEST
+    assert one_step(merge, "Merge")["id"] == "merge"
+    assert one_step(merge, "Install cosign")["uses"].startswith("sigstore/cosign-installer@")
+    sign = one_step(merge, "Sign the index with cosign")
+    assert sign["env"]["DIGEST"] == MERGE_DIGEST
+    assert sign["env"]["OIDC_ISSUER"] == "https://token.actions.githubusercontent.com"
+    assert [v for k, v in sign["env"].items() if k.startswith("IMAGE_")] == config.image.names
+    sign_lines = [line.strip() for line in sign["run"].splitlines() if "cosign sign" in line]
+    assert sign_lines == ['cosign sign --yes "$image@$DIGEST"']
+
+
+def test_attest_steps_name_every_image_fully_qualified() -> None:
+    config = load_variant("signed")
+    merge = parsed(config)["jobs"]["merge"]
+    steps = steps_named(merge, "Attest the provenance of ")
+    assert [s["with"]["subject-name"] for s in steps] == ["ghcr.io/acme/app", "index.docker.io/acme/app"]
+    for step in steps:
+        assert step["uses"].startswith("actions/attest-build-provenance@")
+        assert step["with"]["subject-digest"] == MERGE_DIGEST
+        assert step["with"]["push-to-registry"] == "true"
+        assert step["with"]["create-storage-record"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("name", "subject"),
+    [
+        ("ghcr.io/acme/app", "ghcr.io/acme/app"),
+        ("acme/app", "index.docker.io/acme/app"),
+        ("docker.io/acme/app", "index.docker.io/acme/app"),
+        ("registry-1.docker.io/acme/app", "index.docker.io/acme/app"),
+        ("nginx", "index.docker.io/library/nginx"),
+        ("docker.io/nginx", "index.docker.io/library/nginx"),
+        ("localhost:5000/a/b/c", "localhost:5000/a/b/c"),
+        ("localhost/app", "localhost/app"),
+        ("Quay.IO/acme/app", "quay.io/acme/app"),
+    ],
+)
+def test_attestation_subject(name: str, subject: str) -> None:
+    assert attestation_subject(name) == subject
+
+
+def test_permissions_for_signing_carry_a_reason() -> None:
+    text = render(load_variant("signed"))
+    assert (
+        "id-token: write # keyless signing (cosign, provenance attestation) with the job's OIDC token" in text
+    )
+    assert "attestations: write # store the build provenance attestation" in text
+    sign_only = render(load_variant("sign-only"))
+    assert "id-token: write # keyless signing (cosign) with the job's OIDC token" in sign_only
+    assert "attestations:" not in sign_only
+    attest_only = render(load_variant("attest-only"))
+    assert (
+        "id-token: write # keyless signing (provenance attestation) with the job's OIDC token" in attest_only
+    )
+    assert text.count("id-token: write") == 1
+
+
+def _stub_cosign(tmp_path: Path, *, fail: bool = False) -> Path:
+    """A fake ``cosign`` on PATH that appends its argv (JSON) to a log, failing if asked."""
+    log = tmp_path / "cosign.jsonl"
+    stub = tmp_path / "cosign"
+    stub.write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"sys.exit({1 if fail else 0})\n"
+    )
+    stub.chmod(0o755)
+    return log
+
+
+def _sign_env(step: dict[str, Any], digest: str, summary: Path) -> dict[str, str]:
+    env = {k: v for k, v in step["env"].items() if "${{" not in v}
+    env.update(
+        DIGEST=digest,
+        GITHUB_STEP_SUMMARY=str(summary),
+        GITHUB_SERVER_URL="https://github.com",
+        GITHUB_WORKFLOW_REF="acme/app/.github/workflows/splitbuild.yml@refs/tags/v1.2.3",
+    )
+    return env
+
+
+def test_sign_script_signs_every_image_by_digest_and_shows_how_to_verify(tmp_path: Path) -> None:
+    config = load_variant("signed")
+    step = one_step(parsed(config)["jobs"]["merge"], "Sign the index with cosign")
+    log = _stub_cosign(tmp_path)
+    summary = tmp_path / "summary.md"
+    result = _run_bash(step["run"], _sign_env(step, DIGESTS[7], summary), tmp_path)
+    assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls == [["sign", "--yes", f"{name}@{DIGESTS[7]}"] for name in config.image.names]
+    text = summary.read_text()
+    identity = "https://github.com/acme/app/.github/workflows/splitbuild.yml@refs/tags/v1.2.3"
+    commands = re.findall(
+        r"cosign verify (\S+) \\\n  --certificate-identity (\S+) \\\n  "
+        r"--certificate-oidc-issuer (\S+)\n",
+        text,
+    )
+    assert commands == [
+        (f"{name}@{DIGESTS[7]}", identity, "https://token.actions.githubusercontent.com")
+        for name in config.image.names
+    ]
+    # The printed command is shell: run it through the shell and it is the argv cosign expects.
+    first = text[text.index("cosign verify") : text.index("\n", text.index("--certificate-oidc-issuer"))]
+    assert shlex.split(first.replace("\\\n", " ")) == [
+        "cosign",
+        "verify",
+        f"{config.image.names[0]}@{DIGESTS[7]}",
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        "https://token.actions.githubusercontent.com",
+    ]
+
+
+def test_sign_summary_quotes_what_the_shell_would_split(tmp_path: Path) -> None:
+    step = one_step(parsed(load_variant("signed"))["jobs"]["merge"], "Sign the index with cosign")
+    _stub_cosign(tmp_path)
+    summary = tmp_path / "summary.md"
+    env = _sign_env(step, DIGESTS[2], summary)
+    env["GITHUB_WORKFLOW_REF"] = "acme/app/.github/workflows/splitbuild.yml@refs/heads/odd branch;$(x)"
+    result = _run_bash(step["run"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = summary.read_text()
+    line = text[text.index("cosign verify") : text.index("\n", text.index("--certificate-oidc-issuer"))]
+    words = shlex.split(line.replace("\\\n", " "))
+    assert (
+        words[4] == "https://github.com/acme/app/.github/workflows/splitbuild.yml@refs/heads/odd branch;$(x)"
+    )
+
+
+@pytest.mark.parametrize("digest", ["", "sha256:1234", "latest", "sha512:" + "a" * 128])
+def test_sign_script_refuses_anything_but_a_digest(digest: str, tmp_path: Path) -> None:
+    step = one_step(parsed(load_variant("signed"))["jobs"]["merge"], "Sign the index with cosign")
+    log = _stub_cosign(tmp_path)
+    summary = tmp_path / "summary.md"
+    result = _run_bash(step["run"], _sign_env(step, digest, summary), tmp_path)
+    assert result.returncode != 0
+    assert "::error::the merge step gave no index digest to sign" in result.stdout
+    assert not log.exists()
+    assert not summary.exists()
+
+
+def test_a_failed_signature_fails_the_job_before_the_summary(tmp_path: Path) -> None:
+    step = one_step(parsed(load_variant("signed"))["jobs"]["merge"], "Sign the index with cosign")
+    log = _stub_cosign(tmp_path, fail=True)
+    summary = tmp_path / "summary.md"
+    result = _run_bash(step["run"], _sign_env(step, DIGESTS[1], summary), tmp_path)
+    assert result.returncode != 0
+    assert len(log.read_text().splitlines()) == 1
+    assert not summary.exists()
+
+
+def test_pins_of_a_signed_workflow() -> None:
+    config = load_variant("signed")
+    actions = [p.action for p in build_workflow(config, plan(config)).pins()]
+    assert actions[-2:] == ["sigstore/cosign-installer", "actions/attest-build-provenance"]
+    assert all_pins()["sigstore/cosign-installer"].sha == "6f9f17788090df1f26f669e9d70d6ae9567deba6"
+    assert all_pins()["actions/attest-build-provenance"].sha == "a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32"

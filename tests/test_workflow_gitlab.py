@@ -6,6 +6,7 @@ hand to the merge job. Plus the drift check of the reference pipelines in ``work
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from splitbuild.workflow.gitlab import (
     gitlab_merge_command,
     merge_job_name,
     render_pipeline,
+    sign_job_name,
 )
 from splitbuild.workflow.gitlab_scripts import DEFAULT_BINFMT_IMAGE, logins
 from splitbuild.workflow.merge_step import merge_argv
@@ -127,6 +129,20 @@ tags = ["v[0-9]+.*", "!v*-beta"]
 username-secret = "HUB_USER"
 password-secret = "HUB_TOKEN"
 """,
+    "signed": """
+[image]
+names = ["registry.gitlab.com/acme/app", "docker.io/acme/app", "quay.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+[ci]
+provenance = "max"
+sbom = true
+sign = "cosign"
+[ci.logins."quay.io"]
+username = "acme+ci"
+password-secret = "QUAY_TOKEN"
+[ci.gitlab]
+cosign-image = "registry.example.com/mirror/cosign-shell:v2"
+""",
 }
 ALL = [*VARIANTS, *EXAMPLES]
 
@@ -225,7 +241,8 @@ def test_one_build_job_per_platform_on_the_planned_runner(case: tuple[Config, Pl
     config, the_plan, pipeline = case
     builds = [build_job_name(config, leg) for leg in the_plan.legs]
     merge = [merge_job_name(config)] if merge_job_name(config) in pipeline else []
-    assert list(pipeline) == builds + merge
+    sign = [sign_job_name(config)] if merge and config.ci.sign else []
+    assert list(pipeline) == builds + merge + sign
     for leg in the_plan.legs:
         job = pipeline[build_job_name(config, leg)]
         assert job["tags"] == list(leg.runner)
@@ -508,7 +525,12 @@ def _check_build_call(config: Config, leg: Leg, run: Run, *, push: bool) -> None
             tail += ["--cache-from", ref]
             tail += ["--cache-to", f"{ref},mode={config.ci.cache_mode},ignore-error=true"] if push else []
         names = ",".join(config.image.names)
-        output = f'type=image,"name={names}",push-by-digest=true,name-canonical=true,push={str(push).lower()}'
+        attestations = provenance is not False or config.ci.sbom
+        options = "oci-mediatypes=true" + (",oci-artifact=true" if attestations else "")
+        output = (
+            f'type=image,"name={names}",{options},push-by-digest=true,name-canonical=true,'
+            f"push={str(push).lower()}"
+        )
         tail += ["--output", output, "--metadata-file", "splitbuild-metadata.json", image_context(config)]
     else:
         tail = []
@@ -693,6 +715,193 @@ def test_merge_command_is_the_github_one_renamed() -> None:
     digests = {leg.platform: _digest(i) for i, leg in enumerate(the_plan.legs, start=1)}
     assert command.argv(digests) == merge_argv(config, digests, the_plan)
     assert command.script(flags=("--json",)).splitlines()[len(the_plan.legs)] == "splitbuild merge --json \\"
+
+
+# --- signing --------------------------------------------------------------------------------------
+
+
+def _stub_cosign(workdir: Path, *, fail_sign: bool = False) -> None:
+    """A fake ``cosign`` in the job's stub directory that logs its calls like the other stubs."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    stub = bin_dir / "cosign"
+    stub.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "entry = {'tool': 'cosign', 'args': sys.argv[1:], 'token': os.environ.get('SIGSTORE_ID_TOKEN')}\n"
+        "if sys.argv[1:2] == ['login']:\n    entry['stdin'] = sys.stdin.read()\n"
+        "open(os.environ['STUB_LOG'], 'a').write(json.dumps(entry) + '\\n')\n"
+        f"sys.exit(1 if {fail_sign} and sys.argv[1:2] == ['sign'] else 0)\n"
+    )
+    stub.chmod(0o755)
+
+
+SIGN_ENV = {
+    **CI_ENV,
+    **PUSH_MAIN,
+    "CI_COMMIT_REF_NAME": "main",
+    "CI_SERVER_URL": "https://gitlab.com",
+    "CI_PROJECT_PATH": "acme/app",
+    "CI_CONFIG_PATH": ".gitlab-ci.yml",
+    "SIGSTORE_ID_TOKEN": "oidc-token-not-for-logs",
+}
+
+
+def test_sign_job_follows_the_merge_job_with_an_oidc_token() -> None:
+    config = load_case("signed")
+    pipeline = parsed(config)
+    assert list(pipeline)[-2:] == [merge_job_name(config), sign_job_name(config)]
+    merge, sign = pipeline[merge_job_name(config)], pipeline[sign_job_name(config)]
+    assert sign["needs"] == [{"job": merge_job_name(config), "artifacts": True}]
+    assert sign["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+    assert sign["rules"] == merge["rules"]
+    assert sign["image"] == "registry.example.com/mirror/cosign-shell:v2"
+    assert sign["stage"] == merge["stage"]
+    assert sign["tags"] == merge["tags"]
+    assert sign["interruptible"] is False
+    assert "artifacts" not in sign
+    assert job_variables(sign) == {
+        "GIT_STRATEGY": "none",
+        "SPLITBUILD_IMAGE_1": "registry.gitlab.com/acme/app",
+        "SPLITBUILD_IMAGE_2": "docker.io/acme/app",
+        "SPLITBUILD_IMAGE_3": "quay.io/acme/app",
+        "SPLITBUILD_LOGIN_3_USERNAME": "acme+ci",
+    }
+    for name, job in pipeline.items():
+        if name != sign_job_name(config):
+            assert "id_tokens" not in job
+    default = parse_config(VARIANTS["signed"].split("[ci.gitlab]")[0], provider="gitlab")
+    assert parsed(default)[sign_job_name(default)]["image"] == "alpine:3.22"
+
+
+def test_unsigned_pipelines_have_no_sign_job(case: tuple[Config, Plan, dict[str, Any]]) -> None:
+    config, _, pipeline = case
+    assert (sign_job_name(config) in pipeline) == (config.ci.sign == "cosign")
+    assert ("id_tokens" in render(config)) == (config.ci.sign == "cosign")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [MERGE_REQUEST, _branch("feature"), _pipeline("api", CI_COMMIT_BRANCH="main"), PUSH_MAIN, _tag("v2.0.0")],
+)
+def test_merge_requests_never_sign(env: dict[str, str]) -> None:
+    config = load_case("signed")
+    pipeline = parsed(config)
+    merge = evaluate(pipeline[merge_job_name(config)], env).runs
+    assert evaluate(pipeline[sign_job_name(config)], env).runs is merge
+    if env is MERGE_REQUEST:
+        assert not merge
+
+
+def test_sign_job_logs_in_and_signs_every_image_by_digest(tmp_path: Path) -> None:
+    config = load_case("signed")
+    sign = parsed(config)[sign_job_name(config)]
+    _stub_cosign(tmp_path)
+    index = _digest(9)
+    run = run_job(sign, tmp_path, {**SIGN_ENV, "SPLITBUILD_DIGEST": index})
+    assert run.returncode == 0, run.stderr
+    calls = run.tool("cosign")
+    logins_done = [(c["args"][-1], c["args"][2], c["stdin"]) for c in calls if c["args"][0] == "login"]
+    assert logins_done == _login_expectations(config)
+    assert all(c["args"][3] == "--password-stdin" for c in calls if c["args"][0] == "login")
+    signs = [c for c in calls if c["args"][0] == "sign"]
+    assert [c["args"] for c in signs] == [["sign", "--yes", f"{name}@{index}"] for name in config.image.names]
+    assert all(c["token"] == "oidc-token-not-for-logs" for c in signs)
+    assert [c["args"][0] for c in calls] == ["login"] * 3 + ["sign"] * 3
+    identity = "https://gitlab.com/acme/app//.gitlab-ci.yml@refs/heads/main"
+    for name in config.image.names:
+        assert (
+            f'cosign verify "{name}@{index}" \\\n  --certificate-identity "{identity}" \\\n'
+            '  --certificate-oidc-issuer "https://gitlab.com"\n'
+        ) in run.stdout
+    for secret in [*SECRETS, "oidc-token-not-for-logs"]:
+        assert secret not in run.stdout + run.stderr
+        assert all(secret not in " ".join(c["args"]) for c in calls)
+
+
+def test_sign_job_identity_of_a_tag_pipeline(tmp_path: Path) -> None:
+    config = load_case("signed")
+    sign = parsed(config)[sign_job_name(config)]
+    _stub_cosign(tmp_path)
+    env = {**SIGN_ENV, **_tag("v2.0.0"), "CI_COMMIT_REF_NAME": "v2.0.0", "SPLITBUILD_DIGEST": _digest(3)}
+    env.pop("CI_COMMIT_BRANCH")
+    run = run_job(sign, tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    assert (
+        '--certificate-identity "https://gitlab.com/acme/app//.gitlab-ci.yml@refs/tags/v2.0.0"' in run.stdout
+    )
+
+
+@pytest.mark.parametrize("digest", ["", "sha256:abc", "latest"])
+def test_sign_job_refuses_anything_but_a_digest(digest: str, tmp_path: Path) -> None:
+    config = load_case("signed")
+    sign = parsed(config)[sign_job_name(config)]
+    _stub_cosign(tmp_path)
+    env = {**SIGN_ENV, "SPLITBUILD_DIGEST": digest} if digest else dict(SIGN_ENV)
+    run = run_job(sign, tmp_path, env)
+    assert run.returncode != 0
+    assert "the merge job gave no index digest to sign" in run.stderr
+    assert [c for c in run.tool("cosign") if c["args"][0] == "sign"] == []
+
+
+def test_sign_job_stops_at_the_first_failed_signature(tmp_path: Path) -> None:
+    config = load_case("signed")
+    sign = parsed(config)[sign_job_name(config)]
+    _stub_cosign(tmp_path, fail_sign=True)
+    run = run_job(sign, tmp_path, {**SIGN_ENV, "SPLITBUILD_DIGEST": _digest(4)})
+    assert run.returncode != 0
+    assert len([c for c in run.tool("cosign") if c["args"][0] == "sign"]) == 1
+    assert "Verify with" not in run.stdout
+
+
+def test_sign_job_installs_cosign_only_when_the_image_lacks_it(tmp_path: Path) -> None:
+    config = load_case("signed")
+    sign = parsed(config)[sign_job_name(config)]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    apk = bin_dir / "apk"
+    # A fake apk whose "install" puts the cosign stub in place.
+    apk.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "open(os.environ['STUB_LOG'], 'a').write(json.dumps({'tool': 'apk', 'args': sys.argv[1:]}) + '\\n')\n"
+        f"os.rename({str(tmp_path / 'cosign.pending')!r}, {str(bin_dir / 'cosign')!r})\n"
+    )
+    apk.chmod(0o755)
+    _stub_cosign(tmp_path)
+    (bin_dir / "cosign").rename(tmp_path / "cosign.pending")
+    system_path = os.pathsep.join(p for p in ("/usr/bin", "/bin") if Path(p).is_dir())
+    env = {**SIGN_ENV, "SPLITBUILD_DIGEST": _digest(5), "PATH": f"{bin_dir}{os.pathsep}{system_path}"}
+    run = run_job(sign, tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    assert [c["args"] for c in run.tool("apk")] == [["add", "--no-cache", "cosign"]]
+    run = run_job(sign, tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    assert len(run.tool("apk")) == 1  # from the first run's log: cosign was there the second time
+
+
+def test_header_says_where_keyless_signing_works() -> None:
+    assert "# Keyless signing needs GitLab.com and this CI config in the project itself" in render(
+        load_case("signed")
+    )
+    assert "Keyless signing" not in render(load_case("hosted"))
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            "[ci]\nattest = true\n",
+            "ci: attest = true is not supported with provider 'gitlab': it records a GitHub artifact "
+            "attestation (actions/attest-build-provenance), which only GitHub Actions has",
+        ),
+        ('[ci]\nsign = "gpg"\n', "ci.sign: must be 'cosign' or false"),
+        ('[ci.gitlab]\ncosign-image = "a b"\n', "ci.gitlab.cosign-image: image 'a b' must be an image"),
+    ],
+)
+def test_signing_keys_gitlab_cannot_use_fail_naming_the_provider(toml: str, message: str) -> None:
+    base = '[image]\nnames = ["registry.gitlab.com/a/b"]\nplatforms = ["linux/amd64"]\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(base + toml, "splitbuild.toml", provider="gitlab")
+    assert str(info.value).startswith("splitbuild.toml: " + message)
 
 
 # --- header, errors, drift ----------------------------------------------------------------------

@@ -78,7 +78,8 @@ def init_command(
 
 
 def plan_command(config: ConfigOpt = _DEFAULT_CONFIG, json_output: JsonOpt = False, ci: CiOpt = None) -> None:
-    """Show which runner builds each platform, natively or under QEMU, and why."""
+    """Show which runner builds each platform, natively or under QEMU, and why; then what the
+    index carries besides the platform images (attestations) and who signs or attests it."""
     with handle_errors():
         from splitbuild.config import load_config
         from splitbuild.planner import plan
@@ -92,6 +93,7 @@ def plan_command(config: ConfigOpt = _DEFAULT_CONFIG, json_output: JsonOpt = Fal
                         {**leg.model_dump(mode="json"), "output": leg.output_key, "qemu": leg.qemu_arch}
                         for leg in the_plan.legs
                     ],
+                    "notes": list(the_plan.notes),
                 }
             )
             return
@@ -105,6 +107,8 @@ def plan_command(config: ConfigOpt = _DEFAULT_CONFIG, json_output: JsonOpt = Fal
         for leg in the_plan.legs:
             for note in leg.notes:
                 sys.stdout.write(f"note: {leg.platform}: {note}\n")
+        for note in the_plan.notes:
+            sys.stdout.write(f"note: {note}\n")
 
 
 def generate_command(

@@ -4,15 +4,18 @@
 The workflow has two jobs. ``build`` is a matrix with one leg per planned platform: it checks out
 the repository (no persisted credentials), sets up QEMU only on emulated legs and only for their
 platform, builds with buildx and pushes by digest (not on pull requests), and exposes its digest as
-a job output named after the platform. ``merge`` (skipped on pull requests) logs in, installs
-splitbuild and runs ``splitbuild merge`` with every digest, image and tag rule. Values reach
-``run:`` scripts through ``env:`` only; every action is pinned to a commit SHA.
+a job output named after the platform; the images carry the provenance/SBOM attestations of
+``[ci]`` as OCI artifacts (:mod:`.attestations`). ``merge`` (skipped on pull requests) logs in,
+installs splitbuild and runs ``splitbuild merge`` with every digest, image and tag rule, then, with
+``[ci] sign`` or ``attest``, signs or attests the index digest (:mod:`.github_signing`). Values
+reach ``run:`` scripts through ``env:`` only; every action is pinned to a commit SHA.
 
 With ``[ci] provider = "forgejo"`` the same workflow is written for Forgejo/Gitea runners: actions
 are referenced by full URL (``[ci.forgejo] actions-url``, default ``https://github.com``) because a
 bare ``owner/action`` resolves against the instance's own action mirror, and no login uses
 ``GITHUB_TOKEN`` for ghcr.io. It already avoids what those runners lack: the digests travel as job
-outputs (no artifacts), and nothing needs GitHub's OIDC tokens or attestation API.
+outputs (no artifacts), and nothing needs GitHub's OIDC tokens or attestation API (the config
+refuses ``sign`` and ``attest`` for Forgejo).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from splitbuild.config import DOCKER_HUB, GHCR, Config, LoginConfig, image_regis
 from splitbuild.errors import ConfigError
 from splitbuild.planner import Leg, Plan
 from splitbuild.runners import check_foreign_labels
+from splitbuild.workflow.attestations import image_output_options, provenance_setting
+from splitbuild.workflow.github_signing import attest_steps, sign_steps, signing_permissions
 from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, regenerate_command
 from splitbuild.workflow.merge_step import merge_command
 from splitbuild.workflow.model import (
@@ -163,14 +168,15 @@ def _build_inputs(config: Config) -> dict[str, str]:
         **image.labels,
     }
     with_["labels"] = _lines([f"{k}={v}" for k, v in labels.items()])
-    provenance = config.ci.provenance
-    with_["provenance"] = "false" if provenance is False else f"mode={provenance}"
+    with_["provenance"] = provenance_setting(config.ci)
     if config.ci.sbom:
         with_["sbom"] = "true"
     with_.update(_cache_inputs(config))
     names = ",".join(image.names)
+    options = ",".join(image_output_options(config.ci))
     with_["outputs"] = (
-        f'type=image,"name={names}",push-by-digest=true,name-canonical=true,push=${{{{ {NOT_PR} }}}}'
+        f'type=image,"name={names}",{options},push-by-digest=true,name-canonical=true,'
+        f"push=${{{{ {NOT_PR} }}}}"
     )
     return with_
 
@@ -250,6 +256,8 @@ def _merge_job(config: Config, plan: Plan) -> Job:
             run=_INSTALL_SCRIPT,
         ),
         Step(name="Merge the platform images", id="merge", env=env, shell="bash", run=command.script()),
+        *sign_steps(config),
+        *attest_steps(config),
     ]
     return Job(
         name="merge",
@@ -257,7 +265,7 @@ def _merge_job(config: Config, plan: Plan) -> Job:
         if_=NOT_PR,
         runs_on=_runs_on(config.ci.merge_runner_labels),
         timeout_minutes=config.ci.merge_timeout_minutes,
-        permissions=_permissions(config, checkout=False),
+        permissions=_permissions(config, checkout=False) | signing_permissions(config),
         outputs={"digest": "${{ steps.merge.outputs.digest }}"},
         steps=steps,
     )

@@ -5,7 +5,9 @@ default, ``[ci.gitlab.runners]`` or ``[runners]`` for self-managed ones). Each b
 buildx in docker-in-docker (or buildah, ``[ci.gitlab] builder``), pushes by digest when publishing,
 and hands its digest to the merge job in a ``dotenv`` report. The merge job ``needs:`` every build
 job, logs in through ``SPLITBUILD_AUTH_*`` variables and runs ``splitbuild merge``, which reads the
-tag context from GitLab's ``CI_*`` variables. Merge requests build every platform and push nothing.
+tag context from GitLab's ``CI_*`` variables. With ``[ci] sign = "cosign"`` a sign job then signs
+the index digest keyless (:mod:`.gitlab_signing`). Merge requests build every platform and push
+nothing, and never sign.
 
 The file has no global keys (``stages``, ``workflow``, ``default``, ``variables``) and its jobs do
 not inherit ``default:``, so it works as ``.gitlab-ci.yml`` and as a file included from one.
@@ -19,9 +21,15 @@ from splitbuild.config import Config
 from splitbuild.errors import ConfigError
 from splitbuild.planner import Leg, Plan
 from splitbuild.runners import check_foreign_labels
-from splitbuild.workflow.gitlab_model import Artifacts, Job, Need, Pipeline, Reports, Retry, Service
+from splitbuild.workflow.gitlab_model import Artifacts, IdToken, Job, Need, Pipeline, Reports, Retry, Service
 from splitbuild.workflow.gitlab_rules import publish_rules
 from splitbuild.workflow.gitlab_scripts import MERGE_DOTENV, build_script, digest_dotenv, merge_script
+from splitbuild.workflow.gitlab_signing import (
+    ID_TOKEN_VARIABLE,
+    SIGSTORE_AUDIENCE,
+    sign_job_name,
+    sign_script,
+)
 from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, regenerate_command
 from splitbuild.workflow.merge_step import MergeCommand, merge_command
 from splitbuild.workflow.yaml_dump import dump_yaml
@@ -35,6 +43,7 @@ __all__ = [
     "merge_job_name",
     "pipeline_notes",
     "render_pipeline",
+    "sign_job_name",
 ]
 
 DEFAULT_OUTPUT = DEFAULT_OUTPUTS["gitlab"]
@@ -126,6 +135,23 @@ def _merge_job(config: Config, plan: Plan, command: MergeCommand) -> Job | None:
     )
 
 
+def _sign_job(config: Config) -> Job:
+    script = sign_script(config)
+    return Job(
+        stage=config.ci.gitlab.merge_stage,
+        image=config.ci.gitlab.cosign_image,
+        tags=list(config.ci.merge_runner_labels),
+        needs=[Need(job=merge_job_name(config), artifacts=True)],
+        rules=publish_rules(config.ci, merge_requests=False),
+        interruptible=False,
+        timeout=_timeout(config.ci.merge_timeout_minutes),
+        retry=_RETRY,
+        id_tokens={ID_TOKEN_VARIABLE: IdToken(aud=SIGSTORE_AUDIENCE)},
+        variables=script.variables,
+        script=_items(script.script),
+    )
+
+
 def build_pipeline(config: Config, plan: Plan) -> Pipeline:
     """The pipeline model for ``config`` and its ``plan`` (provider ``gitlab``)."""
     if config.ci.provider != "gitlab" or plan.provider != "gitlab":
@@ -139,6 +165,8 @@ def build_pipeline(config: Config, plan: Plan) -> Pipeline:
     merge = _merge_job(config, plan, command)
     if merge is not None:
         jobs[merge_job_name(config)] = merge
+        if config.ci.sign == "cosign":
+            jobs[sign_job_name(config)] = _sign_job(config)
     return Pipeline(jobs=jobs)
 
 
@@ -165,6 +193,11 @@ def pipeline_notes(config: Config, plan: Plan, output_path: str) -> list[str]:
         ]
     if not publish_rules(config.ci, merge_requests=False):
         notes.append("No publishing trigger: merge requests build, nothing is merged or pushed")
+    elif config.ci.sign == "cosign":
+        notes.append(
+            "Keyless signing needs GitLab.com and this CI config in the project itself "
+            "(not in a child pipeline or another project)"
+        )
     return notes
 
 

@@ -11,7 +11,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Artifacts", "Inherit", "Job", "Need", "Pipeline", "Reports", "Retry", "Rule", "Service"]
+__all__ = [
+    "Artifacts",
+    "IdToken",
+    "Inherit",
+    "Job",
+    "Need",
+    "Pipeline",
+    "Reports",
+    "Retry",
+    "Rule",
+    "Service",
+]
 
 RetryWhen = Literal["runner_system_failure", "api_failure", "scheduler_failure"]
 
@@ -59,6 +70,12 @@ class Artifacts(_Node):
     expire_in: str
 
 
+class IdToken(_Node):
+    """An ``id_tokens:`` entry: GitLab puts an OIDC token for audience ``aud`` in the variable."""
+
+    aud: str
+
+
 class Inherit(_Node):
     """``inherit: {default: false}``: the project's ``default:`` (image, before_script...) does not
     leak into splitbuild's jobs when the file is included."""
@@ -77,9 +94,10 @@ class Job(_Node):
     timeout: str
     retry: Retry
     resource_group: str | None = None
+    id_tokens: dict[str, IdToken] | None = None
     variables: dict[str, str]
     script: list[str]
-    artifacts: Artifacts
+    artifacts: Artifacts | None = None
     inherit: Inherit = Field(default_factory=Inherit)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from splitbuild.auth.environment import registry_env_prefix
 from splitbuild.config import DOCKER_HUB, Config, LoginConfig
 from splitbuild.planner import Leg
+from splitbuild.workflow.attestations import image_output_options, provenance_setting
 from splitbuild.workflow.gitlab_rules import PUSH_VARIABLE
 from splitbuild.workflow.merge_step import MergeCommand
 
@@ -36,6 +37,7 @@ __all__ = [
     "digest_variable",
     "logins",
     "merge_script",
+    "required_checks",
 ]
 
 DEFAULT_BINFMT_IMAGE = "tonistiigi/binfmt:latest"
@@ -131,7 +133,8 @@ def logins(config: Config) -> list[Login]:
     return out
 
 
-def _required(names: Sequence[str]) -> list[str]:
+def required_checks(names: Sequence[str]) -> list[str]:
+    """One ``sh`` line per CI/CD variable that stops the job, naming it, when it is empty."""
     return [
         f': "${{{name}:?is empty: define the CI/CD variable {name}; '
         'protected variables reach only protected branches and tags}"'
@@ -144,7 +147,7 @@ def _login_item(config: Config, tool: str) -> tuple[dict[str, str], str | None]:
     lines: list[str] = []
     for login in logins(config):
         variables.update(login.variables)
-        lines += _required(login.required)
+        lines += required_checks(login.required)
         lines.append(
             f"printf '%s' {login.password} | {tool} login --username {login.username} "
             f"--password-stdin {shlex.quote(login.registry)}"
@@ -217,8 +220,7 @@ def _buildx(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
     script.append("docker buildx create --name splitbuild --driver docker-container --use --bootstrap\n")
     option_vars, groups = _build_options(config)
     variables.update(option_vars)
-    provenance = config.ci.provenance
-    groups.append("--provenance " + ("false" if provenance is False else f"mode={provenance}"))
+    groups.append(f"--provenance {provenance_setting(config.ci)}")
     if config.ci.sbom:
         groups.append("--sbom true")
     prefix = ""
@@ -231,7 +233,8 @@ def _buildx(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
     variables[_PREFIX + "IMAGES"] = ",".join(config.image.names)
     variables[_PREFIX + "CONTEXT"] = config.image.context
     groups += [
-        '--output "type=image,\\"name=$SPLITBUILD_IMAGES\\",push-by-digest=true,name-canonical=true,'
+        '--output "type=image,\\"name=$SPLITBUILD_IMAGES\\",'
+        f"{','.join(image_output_options(config.ci))},push-by-digest=true,name-canonical=true,"
         f'push=${PUSH_VARIABLE}"',
         f"--metadata-file {METADATA_FILE}",
         _ref(_PREFIX + "CONTEXT"),
@@ -304,7 +307,7 @@ def merge_script(config: Config, command: MergeCommand) -> JobScript:
     for login in logins(config):
         variables.update(login.variables)
         prefix = registry_env_prefix(login.registry)
-        credentials += _required(login.required)
+        credentials += required_checks(login.required)
         credentials += [
             f"export {prefix}USERNAME={login.username}",
             f"export {prefix}PASSWORD={login.password}",

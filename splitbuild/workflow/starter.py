@@ -112,6 +112,9 @@ _PROVIDER_LINES = {
         "cache": _line('# cache = "gha"', '"gha", "registry" or "none"'),
         "merge": _line('# merge-runner = "ubuntu-24.04"'),
         "logins": _line(_LOGINS, "ghcr.io uses GITHUB_TOKEN; docker.io defaults to these"),
+        "signing": _line('# sign = "cosign"', "the merge job signs the index (keyless, by digest)")
+        + "\n"
+        + _line("# attest = true", "GitHub build provenance attestation of the index"),
     },
     "gitlab": {
         "provider": _line('provider = "gitlab"', "GitLab CI: splitbuild generate writes .gitlab-ci.yml"),
@@ -119,6 +122,7 @@ _PROVIDER_LINES = {
         "cache": _line('# cache = "registry"', '"registry" or "none"'),
         "merge": _line('# merge-runner = "saas-linux-small-amd64"'),
         "logins": _line(_LOGINS, "the GitLab registry uses the job token; Docker Hub these"),
+        "signing": _line('# sign = "cosign"', "a job signs the index (keyless; GitLab.com only)"),
     },
     "forgejo": {
         "provider": _line('provider = "forgejo"', "Forgejo/Gitea Actions: .forgejo/workflows/splitbuild.yml"),
@@ -126,6 +130,7 @@ _PROVIDER_LINES = {
         "cache": _line('# cache = "registry"', '"registry", "gha" or "none"'),
         "merge": _line('# merge-runner = "ubuntu-latest"'),
         "logins": _line(_LOGINS, "Docker Hub defaults to these; other registries need one"),
+        "signing": "# (sign and attest need GitHub Actions or GitLab.com OIDC identities)",
     },
 }
 
@@ -195,6 +200,7 @@ pull-requests = true                   # pull requests build every platform, pus
 # cache-mode = "max"
 # provenance = "min"                   # "min", "max" or false
 # sbom = false
+{lines["signing"]}
 # timeout-minutes = 60                 # native legs
 # qemu-timeout-minutes = 180           # emulated legs
 {lines["merge"]}
