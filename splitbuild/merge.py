@@ -5,6 +5,14 @@ everything; ``execute`` writes, in the only safe order: children by digest into 
 repository, then the index by digest, then the tags. A failure before the tags leaves every tag
 untouched; a failure among the tags is reported tag by tag, and a re-run completes the rest
 (a tag already pointing at the index is not pushed again).
+
+Attestation manifests in the source indexes are kept with the images they attest. Referrers of
+the children (signatures, SBOMs, attestations pushed with a ``subject``) travel with every child
+copied into another repository, after the child and before the index. A child already in the
+target repository has its referrers there, so the usual split build (legs push by digest into the
+target repository) looks nothing up: referrers cost requests only where something is copied, one
+lookup per child whatever the number of targets, plus one per source registry (its first lookup
+asks the referrers API and reads the referrers tag at once), run beside the copies.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from splitbuild.errors import InvalidInput, NotFound, Refused, RegistryError, Sp
 from splitbuild.index import Annotations, Entry, assemble, platform_set, select
 from splitbuild.models import Descriptor, ImageConfig, Manifest, Platform
 from splitbuild.reference import AnyReference, parse_reference
+from splitbuild.referrers import ReferrerFinder
 from splitbuild.store.base import Repository
 from splitbuild.transfer import Transfer
 
@@ -54,6 +63,8 @@ class MergeOptions:
     platforms: list[str] | None = None
     annotations: Annotations = field(default_factory=Annotations)
     allow_shrink: bool = False
+    referrers: bool = True
+    """Copy the referrers of children copied into another repository."""
 
     def __post_init__(self) -> None:
         if self.platforms is not None:
@@ -73,6 +84,7 @@ class MergePlan:
     children: list[Entry]
     sources: list[Source]
     targets: list[TargetState]
+    referrers: bool = True
 
     @property
     def tags_to_push(self) -> list[TargetState]:
@@ -89,8 +101,9 @@ class MergePlan:
             foreign = sorted(
                 {self.sources[c.source].ref.repo().name for c in self.children} - {target.ref.repo().name}
             )
+            what = "children and their referrers" if self.referrers else "children"
             for src in foreign:
-                writes.append(f"copy children from {src} to {name} (missing ones only)")
+                writes.append(f"copy {what} from {src} to {name} (missing ones only)")
         writes.extend(f"PUT {name}@{self.index.digest}" for name in repos)
         writes.extend(f"PUT {t.ref}" for t in self.tags_to_push)
         return writes
@@ -108,6 +121,8 @@ class MergeResult:
     pushed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[TagFailure] = field(default_factory=list)
+    referrers: list[str] = field(default_factory=list)
+    """Referrers copied into a target repository (digests, each once)."""
     requests: int = 0
     dry_run: bool = False
 
@@ -129,6 +144,7 @@ class MergeResult:
             "tags": self.pushed,
             "unchanged": self.unchanged,
             "failed": [{"tag": f.ref, "error": f.error} for f in self.failed],
+            "referrers": self.referrers,
             "requests": self.requests,
             "dryRun": self.dry_run,
         }
@@ -329,7 +345,13 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
     children = select([e for group in resolved for e in group], options.platforms)
     index = assemble(children, options.annotations)
     targets = [s for s in states if s is not None]
-    plan = MergePlan(index=index, children=children, sources=list(options.sources), targets=targets)
+    plan = MergePlan(
+        index=index,
+        children=children,
+        sources=list(options.sources),
+        targets=targets,
+        referrers=options.referrers,
+    )
     if not options.allow_shrink:
         new = platform_set(index)
         async with task_group() as tg:
@@ -347,6 +369,13 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
     start = client.requests
     result = MergeResult(plan=plan)
     repos = {name: client.repository(t.ref) for name, t in _unique_repos(plan.targets).items()}
+    finders: dict[str, ReferrerFinder] = {}
+    transfers: list[Transfer] = []
+
+    def finder_for(source: Repository) -> ReferrerFinder | None:
+        if not plan.referrers:
+            return None
+        return finders.setdefault(source.name, ReferrerFinder(source))
 
     async def copy_children(target: Repository) -> None:
         by_source: dict[int, list[Entry]] = {}
@@ -356,12 +385,15 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
             for source_index, entries in by_source.items():
                 source_repo = client.repository(plan.sources[source_index].ref)
                 transfer = Transfer(source_repo, target)
+                transfers.append(transfer)
+                finder = finder_for(source_repo)
                 for entry in entries:
-                    tg.start_soon(_copy_entry, transfer, entry)
+                    tg.start_soon(_copy_entry, transfer, entry, finder)
 
     async with task_group() as tg:
         for target in repos.values():
             tg.start_soon(copy_children, target)
+    result.referrers = list(dict.fromkeys(d for t in transfers for d in t.stats.referrers))
     async with task_group() as tg:
         for target in repos.values():
             tg.start_soon(target.put_manifest, plan.index)
@@ -387,8 +419,14 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
     return result
 
 
-async def _copy_entry(transfer: Transfer, entry: Entry) -> None:
-    await transfer.manifest(entry.descriptor, entry.manifest)
+async def _copy_entry(transfer: Transfer, entry: Entry, finder: ReferrerFinder | None) -> None:
+    if finder is None or transfer.same_repository:
+        await transfer.manifest(entry.descriptor, entry.manifest)
+        return
+    async with task_group() as tg:  # the referrers are looked up while the child is copied
+        tg.start_soon(transfer.manifest, entry.descriptor, entry.manifest)
+        tg.start_soon(finder.levels, entry.digest)
+    await transfer.referrers(finder, entry.digest)
 
 
 async def merge(client: Client, options: MergeOptions, *, dry_run: bool = False) -> MergeResult:

@@ -4,6 +4,10 @@ Used by ``merge`` (children pushed by digest into each target) and ``copy``. Wha
 already has is skipped (a manifest present by digest skips its whole subtree, as crane does);
 blobs are mounted when source and destination share a registry, otherwise streamed through with
 bounded memory. Digests are preserved because manifests are copied as their exact bytes.
+
+Referrers (:meth:`Transfer.referrers`) follow their subject: those the destination does not list
+yet are copied after the subject is there (some registries refuse a ``subject`` that does not exist
+yet), and the destination store lists them (referrers API, or the referrers tag it updates).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from dataclasses import dataclass, field
 import anyio
 
 from splitbuild._tasks import task_group
+from splitbuild.errors import NotFound
 from splitbuild.models import Descriptor, Manifest
-from splitbuild.store.base import Mounter, Repository
+from splitbuild.referrers import Referrer, ReferrerFinder
+from splitbuild.store.base import Mounter, ReferrerLister, Repository
 
 __all__ = ["BytesCallback", "ProgressCallback", "Transfer", "TransferStats"]
 
@@ -30,6 +36,10 @@ class TransferStats:
     manifests_pushed: int = 0
     manifests_skipped: int = 0
     pushed: list[str] = field(default_factory=list)
+    referrers: list[str] = field(default_factory=list)
+    """Referrers copied (their digests)."""
+    referrers_present: int = 0
+    """Referrers the destination listed already."""
 
 
 ProgressCallback = Callable[[str, Descriptor], None]
@@ -60,8 +70,9 @@ class Transfer:
         self._on_progress = on_progress
         self._on_bytes = on_bytes
         self._same_location = source.location == target.location
-        self._done_blobs: set[str] = set()
-        self._done_manifests: set[str] = set()
+        self._done_blobs: dict[str, anyio.Event] = {}
+        self._settled: dict[str, anyio.Event] = {}
+        """Manifests this transfer has started on, and whether each is done (pushed or skipped)."""
 
     @property
     def same_repository(self) -> bool:
@@ -72,9 +83,19 @@ class Transfer:
             self._on_progress(event, desc)
 
     async def blob(self, desc: Descriptor) -> None:
-        if desc.digest in self._done_blobs:
+        """Copy one blob unless the target has it. A blob shared by several manifests is copied
+        once; the other callers wait until it is there (their manifest must not be put before)."""
+        started = self._done_blobs.get(desc.digest)
+        if started is not None:
+            await started.wait()
             return
-        self._done_blobs.add(desc.digest)
+        done = self._done_blobs[desc.digest] = anyio.Event()
+        try:
+            await self._blob(desc)
+        finally:
+            done.set()
+
+    async def _blob(self, desc: Descriptor) -> None:
         async with self._limiter:
             if await self.target.has_blob(desc.digest):
                 self.stats.blobs_skipped += 1
@@ -106,30 +127,41 @@ class Transfer:
         *,
         check_target: bool = True,
         children: Sequence[Descriptor] | None = None,
-    ) -> None:
+    ) -> bool:
         """Copy the manifest ``desc`` (and everything it references) into the target, by digest.
 
         ``manifest``: the bytes when already fetched. ``check_target``: HEAD the target first and
         skip the subtree if it is there. ``children``: for an index, copy only these children
-        (the caller filtered the platforms); the index itself is then not pushed.
+        (the caller filtered the platforms); the index itself is then not pushed. A manifest with a
+        ``subject`` this transfer is copying too is pushed after it. A manifest another task of this
+        transfer is copying is waited for. True when this call pushed it.
         """
-        if desc.digest in self._done_manifests:
-            return
-        self._done_manifests.add(desc.digest)
-        if self.same_repository:
-            return
-        if check_target and await self.target.head_manifest(desc.digest) is not None:
-            self.stats.manifests_skipped += 1
-            return
-        if manifest is None:
-            manifest = await self.source.get_manifest(desc.digest)
-        await self.tree(manifest, children=children)
-        if children is not None and manifest.is_index:
-            return
-        await self.target.put_manifest(manifest)
-        self.stats.manifests_pushed += 1
-        self.stats.pushed.append(manifest.digest)
-        self._emit("manifest-done", desc)
+        started = self._settled.get(desc.digest)
+        if started is not None:  # copied by another task: done once that one is
+            await started.wait()
+            return False
+        settled = self._settled[desc.digest] = anyio.Event()
+        try:
+            if self.same_repository:
+                return False
+            if check_target and await self.target.head_manifest(desc.digest) is not None:
+                self.stats.manifests_skipped += 1
+                return False
+            if manifest is None:
+                manifest = await self.source.get_manifest(desc.digest)
+            await self.tree(manifest, children=children)
+            if children is not None and manifest.is_index:
+                return False
+            subject = manifest.parsed.subject
+            if subject is not None and subject.digest in self._settled:
+                await self._settled[subject.digest].wait()
+            await self.target.put_manifest(manifest)
+            self.stats.manifests_pushed += 1
+            self.stats.pushed.append(manifest.digest)
+            self._emit("manifest-done", desc)
+            return True
+        finally:
+            settled.set()
 
     async def tree(self, manifest: Manifest, *, children: Sequence[Descriptor] | None = None) -> None:
         """Copy what ``manifest`` references, but not the manifest itself: the children of an index
@@ -145,6 +177,46 @@ class Transfer:
 
     async def _child(self, desc: Descriptor) -> None:
         await self.manifest(desc)
+
+    async def referrers(self, finder: ReferrerFinder, subject: str) -> None:
+        """Copy the referrers of ``subject`` (and theirs, level by level) that the target does not
+        list yet; ``finder`` looks them up in the source. Call once ``subject`` is in the target.
+
+        Referrers listed by the source that it no longer holds (a stale referrers tag) are skipped.
+        """
+        if self.same_repository:
+            return
+        for level in await finder.levels(subject):
+            by_subject: dict[str, list[Referrer]] = {}
+            for referrer in level:
+                by_subject.setdefault(referrer.subject, []).append(referrer)
+            async with task_group() as tg:
+                for parent, found in by_subject.items():
+                    tg.start_soon(self._referrers_of, parent, found)
+
+    async def _referrers_of(self, subject: str, found: list[Referrer]) -> None:
+        listed: set[str] = set()
+        lister = self.target if isinstance(self.target, ReferrerLister) else None
+        if lister is not None:
+            listed = {d.digest for d in await lister.list_referrers(subject)}
+        async with task_group() as tg:
+            for referrer in found:
+                if referrer.digest in listed:
+                    self.stats.referrers_present += 1
+                else:
+                    # Present but not listed (an interrupted earlier copy): pushed again, which
+                    # lists it. Without a lister, presence is all that can be checked.
+                    tg.start_soon(self._referrer, referrer.descriptor, lister is None)
+
+    async def _referrer(self, desc: Descriptor, check_target: bool) -> None:
+        try:
+            pushed = await self.manifest(desc, check_target=check_target)
+        except NotFound:
+            if await self.source.head_manifest(desc.digest) is not None:
+                raise
+            return
+        if pushed:
+            self.stats.referrers.append(desc.digest)
 
 
 @asynccontextmanager

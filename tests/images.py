@@ -1,8 +1,9 @@
 """Synthetic images for tests: real manifests, configs and layers with the digests they claim.
 
 The bytes are built the way buildx/buildah lay them out (OCI or Docker schema 2 image manifests,
-buildx-style indexes with attestation manifests), then pushed through the library's own
-Repository interface.
+buildx-style indexes with attestation manifests, BuildKit's ``oci-artifact=true`` attestations
+with a ``subject``), and referrers the way cosign v3 and SBOM tools push them (OCI artifacts with
+a ``subject``), then pushed through the library's own Repository interface.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from splitbuild.models import (
     DOCKER_LAYER,
     DOCKER_MANIFEST,
     OCI_CONFIG,
+    OCI_EMPTY,
     OCI_INDEX,
     OCI_LAYER,
     OCI_MANIFEST,
@@ -96,44 +98,75 @@ def make_image(
     return Image(Manifest.from_bytes(raw), blobs)
 
 
-def make_attestation(subject: Image, *, seed: int | str = 0) -> Image:
-    """An attestation manifest as BuildKit writes it (in-toto layer, unknown/unknown in the index)."""
-    statement = json.dumps(
-        {
-            "_type": "https://in-toto.io/Statement/v0.1",
-            "predicateType": "https://slsa.dev/provenance/v0.2",
-            "subject": [{"name": "x", "digest": {"sha256": subject.digest.split(":")[1]}}],
-            "predicate": {"seed": str(seed)},
-        }
-    ).encode()
-    config_raw = json.dumps(
-        {
-            "architecture": "unknown",
-            "os": "unknown",
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [sha256(statement)]},
-        }
-    ).encode()
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": sha256(config_raw), "size": len(config_raw)},
-        "layers": [
+SLSA_V02 = "https://slsa.dev/provenance/v0.2"
+SPDX = "https://spdx.dev/Document"
+DOCKER_ATTESTATION = "application/vnd.docker.attestation.manifest.v1+json"
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
+EMPTY = b"{}"
+
+
+def make_attestation(
+    subject: Image,
+    *,
+    seed: int | str = 0,
+    oci_artifact: bool = False,
+    predicate_types: tuple[str, ...] = (SLSA_V02,),
+) -> Image:
+    """An attestation manifest as BuildKit writes it (in-toto layers, unknown/unknown in the index).
+
+    ``oci_artifact``: as with the exporter's ``oci-artifact=true``: ``artifactType`` set, the empty
+    config, and a ``subject`` naming the image (so it is a referrer too).
+    """
+    blobs: dict[str, bytes] = {}
+    layers = []
+    for predicate in predicate_types:
+        statement = json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": predicate,
+                "subject": [{"name": "x", "digest": {"sha256": subject.digest.split(":")[1]}}],
+                "predicate": {"seed": str(seed)},
+            }
+        ).encode()
+        blobs[sha256(statement)] = statement
+        layers.append(
             {
                 "mediaType": "application/vnd.in-toto+json",
                 "digest": sha256(statement),
                 "size": len(statement),
-                "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
+                "annotations": {"in-toto.io/predicate-type": predicate},
             }
-        ],
-    }
+        )
+    if oci_artifact:
+        config_raw = EMPTY
+        config = {"mediaType": OCI_EMPTY, "digest": sha256(EMPTY), "size": len(EMPTY)}
+    else:
+        config_raw = json.dumps(
+            {
+                "architecture": "unknown",
+                "os": "unknown",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
+            }
+        ).encode()
+        config = {"mediaType": OCI_CONFIG, "digest": sha256(config_raw), "size": len(config_raw)}
+    blobs[sha256(config_raw)] = config_raw
+    doc: dict[str, object] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST}
+    if oci_artifact:
+        doc["artifactType"] = DOCKER_ATTESTATION
+    doc.update({"config": config, "layers": layers})
+    if oci_artifact:
+        doc["subject"] = subject.manifest.descriptor().to_dict()
     raw = json.dumps(doc).encode()
-    return Image(Manifest.from_bytes(raw), {sha256(statement): statement, sha256(config_raw): config_raw})
+    return Image(Manifest.from_bytes(raw), blobs)
 
 
-def make_buildx_index(image: Image, platform: str, *, seed: int | str = 0) -> Image:
+def make_buildx_index(
+    image: Image, platform: str, *, seed: int | str = 0, oci_artifact: bool = False
+) -> Image:
     """What buildx pushes per platform with provenance on: an index of the image and its attestation."""
-    att = make_attestation(image, seed=seed)
+    att = make_attestation(image, seed=seed, oci_artifact=oci_artifact)
     p = Platform.parse(platform)
     doc = {
         "schemaVersion": 2,
@@ -148,6 +181,52 @@ def make_buildx_index(image: Image, platform: str, *, seed: int | str = 0) -> Im
     }
     raw = json.dumps(doc, indent=2).encode()
     return Image(Manifest.from_bytes(raw), {}, [image, att])
+
+
+def make_artifact(
+    subject: Image,
+    artifact_type: str,
+    *,
+    layer_type: str,
+    payload: bytes,
+    annotations: dict[str, str] | None = None,
+) -> Image:
+    """An OCI artifact referring to ``subject``: empty config, one layer, ``artifactType``, ``subject``."""
+    doc: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": OCI_EMPTY, "digest": sha256(EMPTY), "size": len(EMPTY)},
+        "layers": [{"mediaType": layer_type, "digest": sha256(payload), "size": len(payload)}],
+        "subject": subject.manifest.descriptor().to_dict(),
+    }
+    if annotations:
+        doc["annotations"] = annotations
+    raw = json.dumps(doc, indent=2).encode()
+    return Image(Manifest.from_bytes(raw), {sha256(EMPTY): EMPTY, sha256(payload): payload})
+
+
+def make_signature(subject: Image, *, seed: int | str = 0) -> Image:
+    """A cosign v3 signature: a sigstore bundle pushed as a referrer of ``subject``."""
+    bundle = json.dumps({"mediaType": SIGSTORE_BUNDLE, "seed": str(seed)}).encode()
+    return make_artifact(
+        subject,
+        SIGSTORE_BUNDLE,
+        layer_type=SIGSTORE_BUNDLE,
+        payload=bundle,
+        annotations={
+            "dev.sigstore.bundle.content": "message-signature",
+            "dev.sigstore.bundle.predicateType": COSIGN_SIGN,
+            "org.opencontainers.image.created": "2026-01-01T00:00:00Z",
+        },
+    )
+
+
+def make_sbom(subject: Image, *, seed: int | str = 0) -> Image:
+    """An SPDX SBOM attached to ``subject`` (as ``oras attach --artifact-type application/spdx+json``)."""
+    document = json.dumps({"spdxVersion": "SPDX-2.3", "name": str(seed)}).encode()
+    spdx = "application/spdx+json"
+    return make_artifact(subject, spdx, layer_type=spdx, payload=document)
 
 
 async def push(repo: Repository, image: Image, tag: str | None = None) -> Descriptor:

@@ -73,11 +73,17 @@ async def test_cross_registry_copy_is_byte_for_byte(
     assert sum(streamed) == result.stats.bytes_copied
     assert events.count("blob-done") == 8
     # everything there: one GET of the source and one HEAD of the destination tag
-    again = await copy(client, f"{src}:v1", f"{dst}:v1")
+    again = await copy(client, f"{src}:v1", f"{dst}:v1", referrers=False)
     assert again.unchanged
     assert again.requests == 2
+    # looking for referrers (the default) adds one lookup per manifest of the tree: the root and
+    # its 4 children (the first copy learnt that the registry answers them from the tag schema)
+    synced = await copy(client, f"{src}:v1", f"{dst}:v1")
+    assert synced.unchanged
+    assert synced.requests == 2 + 5
+    assert (synced.stats.referrers, synced.stats.referrers_present) == ([], 0)
     # the same tree under a new tag: no blob or child request, just the tag
-    other = await copy(client, f"{src}@{index.digest}", f"{dst}:stable")
+    other = await copy(client, f"{src}@{index.digest}", f"{dst}:stable", referrers=False)
     assert other.stats.manifests_skipped == 1
     assert other.requests == 4  # GET source, HEAD tag, HEAD digest, PUT tag
 

@@ -16,7 +16,7 @@ from splitbuild.errors import UsageError
 from splitbuild.ops import verify
 from splitbuild.reference import parse_reference
 from splitbuild.retry import FAST_RETRY
-from tests.images import make_image, push
+from tests.images import make_attestation, make_image, make_signature, push
 from tests.ops_support import multiarch, unique
 from tests.registry_server import RegistryServer
 
@@ -112,3 +112,50 @@ def test_cli_verify_exit_codes(registry: RegistryServer) -> None:
     assert data["references"][0]["missing"] == ["linux/s390x"]
     bad_platform = runner.invoke(app, ["verify", f"{name}:v1", "--platform", "linux"])
     assert bad_platform.exit_code == 3
+
+
+async def test_require_attestations_in_the_index_or_among_referrers(
+    registry: RegistryServer, client: Client
+) -> None:
+    name = f"{registry.host}/{unique('verify')}"
+    repo = client.repository(parse_reference(name))
+    two = ["linux/amd64", "linux/arm64"]
+    await push(repo, multiarch(two, seed="attested"), "attested")
+    attested = await verify(client, [f"{name}:attested"], two, require_attestations=True)
+    assert attested.ok
+    assert attested.requests == 1 + 4  # every image attested in the index: no referrers lookup
+    plain = multiarch(two, seed="plain", attest=False)
+    await push(repo, plain, "plain")
+    assert (await verify(client, [f"{name}:plain"], two)).ok
+    bare = await verify(client, [f"{name}:plain"], two, require_attestations=True)
+    assert bare.checks[0].unattested == two
+    assert bare.checks[0].summary() == "no attestation for linux/amd64, linux/arm64"
+    assert bare.to_dict()["requireAttestations"] is True
+    # an attestation pushed with a subject (BuildKit's oci-artifact=true, outside any index)
+    # counts for its image; a signature does not
+    await push(repo, make_attestation(plain.children[1], seed="referrer", oci_artifact=True))
+    await push(repo, make_signature(plain.children[0]))
+    half = await verify(client, [f"{name}:plain"], two, require_attestations=True)
+    assert half.checks[0].unattested == ["linux/amd64"]
+    assert half.to_dict()["references"][0]["unattested"] == ["linux/amd64"]
+
+
+def test_cli_require_attestations(registry: RegistryServer) -> None:
+    name = f"{registry.host}/{unique('verifycli')}"
+
+    async def prepare() -> None:
+        async with Client(retry=FAST_RETRY, env={}) as c:
+            repo = c.repository(parse_reference(name))
+            await push(repo, multiarch(seed="cli-att"), "attested")
+            await push(repo, multiarch(seed="cli-plain", attest=False), "plain")
+
+    anyio.run(prepare)
+    runner = CliRunner()
+    app = make_app()
+    args = ["--platform", "linux/amd64,linux/arm64", "--require-attestations"]
+    ok = runner.invoke(app, ["verify", f"{name}:attested", *args])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.rstrip().endswith("linux/amd64, linux/arm64 (attested)")
+    bad = runner.invoke(app, ["verify", f"{name}:plain", *args])
+    assert bad.exit_code == 7
+    assert "no attestation for linux/amd64, linux/arm64" in bad.stderr

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 
 from splitbuild.client import Client
@@ -18,7 +19,7 @@ from splitbuild.reference import LayoutReference, Reference
 from splitbuild.retry import FAST_RETRY
 from splitbuild.store.base import Mounter, Repository
 from splitbuild.transfer import Transfer
-from tests.images import make_image, push, sha256
+from tests.images import Image, make_image, push, sha256
 from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio
@@ -223,3 +224,40 @@ async def test_skopeo_reads_what_we_write(registry: RegistryServer, client: Clie
         (await anyio.run_process(["skopeo", "inspect", "--config", f"oci:{tmp_path / 'oci'}:v1"])).stdout
     )
     assert config["architecture"] == "arm64"
+
+
+class SlowUploads(httpx.AsyncBaseTransport):
+    """Forwards to the registry, finishing blob uploads (the PUT ``?digest=``) a little late."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and "/blobs/uploads/" in request.url.path:
+            await anyio.sleep(0.1)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_blob_shared_by_two_manifests_is_there_before_either_is_put(
+    registry: RegistryServer, registry2: RegistryServer
+) -> None:
+    first = make_image("linux/amd64", seed="shared-layer")
+    doc = json.loads(first.manifest.raw)
+    doc["annotations"] = {"org.opencontainers.image.title": "second"}  # same blobs, other manifest
+    second = Image(Manifest.from_bytes(json.dumps(doc).encode()), first.blobs)
+    async with Client(retry=FAST_RETRY, env={}, transport=SlowUploads()) as client:
+        src = client.repository(Reference.parse(f"{registry.host}/{unique('shared')}"))
+        dst = client.repository(Reference.parse(f"{registry2.host}/{unique('shared')}"))
+        for image in (first, second):
+            await push(src, image)
+        transfer = Transfer(src, dst)
+        async with anyio.create_task_group() as tg:
+            for image in (first, second):
+                tg.start_soon(transfer.manifest, image.manifest.descriptor(), image.manifest)
+        assert transfer.stats.blobs_copied == 2  # each blob once
+        assert transfer.stats.manifests_pushed == 2
+        for image in (first, second):
+            assert (await dst.get_manifest(image.digest)).raw == image.manifest.raw

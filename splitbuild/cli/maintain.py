@@ -27,6 +27,13 @@ IncludeOpt = Annotated[
 ExcludeOpt = Annotated[
     str | None, typer.Option("--exclude", help="Leave out tags matching this regular expression (whole tag).")
 ]
+ReferrersOpt = Annotated[
+    bool,
+    typer.Option(
+        "--referrers/--no-referrers",
+        help="Include referrers (signatures, SBOMs, attestations with a subject): API or sha256-<hex> tag.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -55,11 +62,13 @@ def inspect_command(
     platform: Annotated[
         str | None, typer.Option("--platform", help="Show this platform's image from an index.")
     ] = None,
+    referrers: ReferrersOpt = True,
     json_output: JsonOpt = False,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
 ) -> None:
-    """Show what REF points at: an index's platforms and attestations, or an image's layers and labels."""
+    """Show what REF points at: an index's platforms and attestations (with their predicate types),
+    an image's layers and labels, and the referrers of either."""
     if raw and json_output:
         fail("--raw and --json cannot be combined", 2)
 
@@ -67,7 +76,7 @@ def inspect_command(
         from splitbuild.ops import inspect
 
         async with _client(insecure_registry, ca_file) as client:
-            return await inspect(client, ref, platform=platform)
+            return await inspect(client, ref, platform=platform, referrers=referrers and not raw)
 
     result = run_async(go)
     with handle_errors():
@@ -117,6 +126,7 @@ def copy_command(
         list[str] | None,
         typer.Option("--platform", help="Keep only these platforms (comma-separated): writes a new index."),
     ] = None,
+    referrers: ReferrersOpt = True,
     jobs: JobsOpt = 8,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on a terminal (stderr).")
@@ -140,6 +150,7 @@ def copy_command(
                     source,
                     destination,
                     platforms=platforms or None,
+                    referrers=referrers,
                     jobs=jobs,
                     on_progress=on_progress,
                     on_bytes=on_bytes,
@@ -258,6 +269,13 @@ def verify_command(
     deep: Annotated[
         bool, typer.Option("--deep", help="Read every child (bytes verified) and check its blobs exist.")
     ] = False,
+    require_attestations: Annotated[
+        bool,
+        typer.Option(
+            "--require-attestations",
+            help="Every platform image must have an attestation manifest (in the index, or a referrer).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
@@ -268,7 +286,14 @@ def verify_command(
         from splitbuild.ops import verify
 
         async with _client(insecure_registry, ca_file) as client:
-            return await verify(client, refs, _platforms(platform), exact=exact, deep=deep)
+            return await verify(
+                client,
+                refs,
+                _platforms(platform),
+                exact=exact,
+                deep=deep,
+                require_attestations=require_attestations,
+            )
 
     result = run_async(go)
     if json_output:

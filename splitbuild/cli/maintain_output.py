@@ -88,8 +88,9 @@ def inspect_report(result: InspectResult) -> None:
                 what = f"attestation for {target}"
             else:
                 what = child.platform or child.kind
-            rows.append([what, child.digest, str(child.descriptor.size)])
-        table("manifests", ["PLATFORM", "DIGEST", "SIZE"], rows)
+            predicates = ", ".join(child.predicate_types)
+            rows.append([what, child.digest, str(child.descriptor.size), predicates])
+        table("manifests", ["PLATFORM", "DIGEST", "SIZE", "PREDICATE TYPES"], rows)
     else:
         layers = m.image().layers
         rows = [[layer.digest, str(layer.size), layer.media_type] for layer in layers]
@@ -99,6 +100,15 @@ def inspect_report(result: InspectResult) -> None:
     annotations = m.parsed.annotations or {}
     if annotations:
         table("annotations", ["KEY", "VALUE"], sorted(annotations.items()))
+    rows = []
+    for referrer in result.referrers or []:
+        if referrer.subject == m.digest:
+            subject = "this " + ("index" if m.is_index else "image")
+        else:
+            subject = referrer.subject_platform or referrer.subject
+        what = ", ".join(referrer.predicate_types) or referrer.descriptor.artifact_type or ""
+        rows.append([f"{referrer.kind} for {subject}", referrer.digest, what])
+    table("referrers", ["KIND", "DIGEST", "TYPE"], rows)
 
 
 def tag_report(result: TagResult) -> None:
@@ -111,6 +121,7 @@ def tag_report(result: TagResult) -> None:
 def copy_report(result: CopyResult) -> None:
     if result.unchanged:
         _out(f"unchanged  {result.destination} already points at {result.digest}")
+        _referrer_line(result)
         return
     if result.rewritten:
         platforms = ", ".join(result.platforms or [])
@@ -126,7 +137,14 @@ def copy_report(result: CopyResult) -> None:
         f"{s.blobs_skipped} already there"
     )
     _out(f"manifests  {s.manifests_pushed} pushed, {s.manifests_skipped} already there")
+    _referrer_line(result)
     _out(f"requests   {result.requests}")
+
+
+def _referrer_line(result: CopyResult) -> None:
+    s = result.stats
+    if s.referrers or s.referrers_present:
+        _out(f"referrers  {len(s.referrers)} copied, {s.referrers_present} already there")
 
 
 def _plan_tables(plan: DeletionPlan, *, show_keep: bool = True) -> None:
@@ -201,6 +219,8 @@ def verify_report(result: VerifyResult) -> None:
     for check in result.checks:
         status = "ok  " if check.ok else "FAIL"
         detail = ", ".join(check.platforms) if check.ok else check.summary()
+        if check.ok and result.require_attestations:
+            detail += " (attested)"
         _out(f"{status}  {check.reference}  {detail}")
 
 

@@ -48,6 +48,14 @@ def merge_command(
     allow_shrink: Annotated[
         bool, typer.Option("--allow-shrink", help="Allow a tag to move to an index with fewer platforms.")
     ] = False,
+    referrers: Annotated[
+        bool,
+        typer.Option(
+            "--referrers/--no-referrers",
+            help="Copy the referrers (signatures, SBOMs, attestations with a subject) of children "
+            "copied from another repository.",
+        ),
+    ] = True,
     image: Annotated[
         list[str] | None,
         typer.Option(
@@ -91,6 +99,7 @@ def merge_command(
                 annotation or [],
                 dry_run,
                 allow_shrink,
+                referrers,
                 insecure_registry or [],
                 ca_file,
             )
@@ -122,6 +131,7 @@ async def _merge(
     annotations: list[str],
     dry_run: bool,
     allow_shrink: bool,
+    referrers: bool,
     insecure: list[str],
     ca_file: Path | None,
 ) -> Any:
@@ -163,6 +173,7 @@ async def _merge(
         platforms=platforms,
         annotations=parsed_annotations,
         allow_shrink=allow_shrink,
+        referrers=referrers,
     )
     async with Client(insecure=insecure, ca_file=ca_file) as client:
         return await merge(client, options, dry_run=dry_run)

@@ -35,4 +35,6 @@ def merge_report(result: MergeResult) -> None:
         out(f"pushed    {ref}\n")
     for ref in result.unchanged:
         out(f"unchanged {ref}\n")
+    if result.referrers:
+        out(f"referrers {len(result.referrers)} copied\n")
     out(f"{result.requests} HTTP requests\n")

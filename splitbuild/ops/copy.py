@@ -7,6 +7,12 @@ a manifest's whole subtree when the manifest is there by digest, each blob prese
 
 With ``platforms`` an index is narrowed to those images and the attestation manifests of those
 images; that is a new index, with a new digest (:attr:`CopyResult.rewritten`).
+
+Referrers (signatures, SBOMs, attestations pushed with a ``subject``) of the copied manifest and of
+its children come along, and theirs in turn, including when the destination tag was up to date
+(a mirror run picks up signatures added since): one lookup per manifest in the source, and one per
+subject that has referrers in the destination. A rewritten index has a new digest, so the
+referrers of the source index do not apply to it and stay behind.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from splitbuild._tasks import task_group
 from splitbuild.errors import NotFound, UsageError
 from splitbuild.models import Descriptor, Manifest, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
 from splitbuild.ops.inspect import read_config
 from splitbuild.reference import AnyReference
+from splitbuild.referrers import ReferrerFinder
 from splitbuild.store.base import Repository
 from splitbuild.transfer import BytesCallback, ProgressCallback, Transfer, TransferStats
 
@@ -43,7 +51,8 @@ class CopyResult:
     """The platforms kept by the filter (None without a filter)."""
     rewritten: bool = False
     unchanged: bool = False
-    """The destination tag already pointed at the digest: nothing was written."""
+    """The destination tag already pointed at the digest: the tree was not copied (referrers
+    missing at the destination still were)."""
     stats: TransferStats = field(default_factory=TransferStats)
     requests: int = 0
 
@@ -62,6 +71,7 @@ class CopyResult:
             "blobs": {"copied": s.blobs_copied, "mounted": s.blobs_mounted, "skipped": s.blobs_skipped},
             "bytesCopied": s.bytes_copied,
             "manifests": {"pushed": s.manifests_pushed, "skipped": s.manifests_skipped},
+            "referrers": {"copied": list(s.referrers), "present": s.referrers_present},
             "requests": self.requests,
         }
 
@@ -134,13 +144,15 @@ async def copy(
     destination: RefLike,
     *,
     platforms: Sequence[str] | None = None,
+    referrers: bool = True,
     jobs: int = DEFAULT_JOBS,
     on_progress: ProgressCallback | None = None,
     on_bytes: BytesCallback | None = None,
 ) -> CopyResult:
     """Copy ``source`` to ``destination`` (a tag, a digest, or a repository: then the source's tag).
 
-    Requests for a tree already at the destination: the source ``GET`` and one tag ``HEAD``.
+    Requests for a tree already at the destination: the source ``GET`` and one tag ``HEAD``, plus
+    with ``referrers`` a lookup per manifest of the tree (in the source).
     """
     src_ref, dst_ref = as_reference(source), as_reference(destination)
     src_repo, dst_repo = client.repository(src_ref), client.repository(dst_ref)
@@ -163,19 +175,36 @@ async def copy(
         platforms=kept,
         rewritten=root is not original,
     )
+    transfer = Transfer(src_repo, dst_repo, jobs=jobs, on_progress=on_progress, on_bytes=on_bytes)
+    result.stats = transfer.stats
+    finder = ReferrerFinder(src_repo) if referrers and not transfer.same_repository else None
+    subjects = [] if result.rewritten else [root.digest]
+    subjects += [child.digest for child in root.children()]
+    async with task_group() as tg:
+        if finder is not None:  # looked up while the tree is copied
+            for subject in subjects:
+                tg.start_soon(finder.levels, subject)
+        await _copy_tree(transfer, dst_repo, root, tag, result)
+    if finder is not None:
+        async with task_group() as tg:
+            for subject in subjects:
+                tg.start_soon(transfer.referrers, finder, subject)
+    result.requests = client.requests - start
+    return result
+
+
+async def _copy_tree(
+    transfer: Transfer, dst_repo: Repository, root: Manifest, tag: str | None, result: CopyResult
+) -> None:
     current = await dst_repo.head_manifest(tag or root.digest)
     if current is not None and current.digest == root.digest:
         result.unchanged = True
+        return
+    present = tag is not None and await dst_repo.head_manifest(root.digest) is not None
+    if present:
+        transfer.stats.manifests_skipped += 1
     else:
-        transfer = Transfer(src_repo, dst_repo, jobs=jobs, on_progress=on_progress, on_bytes=on_bytes)
-        result.stats = transfer.stats
-        present = tag is not None and await dst_repo.head_manifest(root.digest) is not None
-        if present:
-            transfer.stats.manifests_skipped += 1
-        else:
-            await transfer.tree(root)
-            transfer.stats.manifests_pushed += 1
-            transfer.stats.pushed.append(root.digest)
-        await dst_repo.put_manifest(root, tag)
-    result.requests = client.requests - start
-    return result
+        await transfer.tree(root)
+        transfer.stats.manifests_pushed += 1
+        transfer.stats.pushed.append(root.digest)
+    await dst_repo.put_manifest(root, tag)

@@ -1,26 +1,33 @@
-"""``inspect``: what a reference points at, from the fewest reads.
+"""``inspect``: what a reference points at, from the fewest reads that show it.
 
 An index costs one ``GET``: its children are described from their descriptors, attestation
 manifests recognised by BuildKit's annotations (``vnd.docker.reference.type``) and shown with the
-image they attest, never as ``unknown/unknown`` platforms. An image costs a ``GET`` and one config
-blob read (platform, labels, creation time). ``platform=`` picks one image out of an index (a
-``GET`` of that child more).
+image they attest, never as ``unknown/unknown`` platforms; each attestation manifest is read once
+more for its predicate types (provenance, SBOM). An image costs a ``GET`` and one config blob read
+(platform, labels, creation time). ``platform=`` picks one image out of an index (a ``GET`` of that
+child more).
+
+With ``referrers`` (the default) the referrers of the manifest, and of an index's images, are
+listed too (signatures, SBOMs, attestations pushed with a ``subject``; referrers of those
+included): one lookup per manifest, and a read of each referrer whose descriptor does not name its
+predicate types.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from splitbuild.errors import InvalidManifest, NotFound
 from splitbuild.models import Descriptor, ImageConfig, Manifest, Platform
-from splitbuild.ops._common import RefLike, as_reference, identifier
+from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded, identifier
+from splitbuild.referrers import ReferrerFinder, kind_of, needs_manifest, predicate_types
 from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
     from splitbuild.client import Client
 
-__all__ = ["Child", "InspectResult", "inspect", "read_config"]
+__all__ = ["Child", "InspectResult", "ReferrerInfo", "inspect", "read_config"]
 
 _MAX_CONFIG = 4 * 1024 * 1024
 
@@ -34,6 +41,8 @@ class Child:
     """``image``, ``attestation``, ``index`` or ``artifact`` (no platform, or ``unknown/unknown``)."""
     attests_platform: str | None = None
     """For an attestation, the platform of the image it attests (when that image is in the index)."""
+    predicate_types: tuple[str, ...] = ()
+    """For an attestation, the in-toto predicate types it holds (read from its manifest)."""
 
     @property
     def digest(self) -> str:
@@ -55,6 +64,7 @@ class Child:
         if self.kind == "attestation":
             data["attests"] = self.descriptor.attests
             data["attestsPlatform"] = self.attests_platform
+            data["predicateTypes"] = list(self.predicate_types)
         if self.descriptor.artifact_type:
             data["artifactType"] = self.descriptor.artifact_type
         if self.descriptor.annotations:
@@ -77,6 +87,38 @@ def classify(children: list[Descriptor]) -> list[Child]:
     return result
 
 
+@dataclass(frozen=True)
+class ReferrerInfo:
+    """A referrer of the inspected manifest or of one of its images."""
+
+    subject: str
+    descriptor: Descriptor
+    kind: str
+    """``signature``, ``attestation``, ``sbom`` or ``artifact``."""
+    predicate_types: tuple[str, ...] = ()
+    subject_platform: str | None = None
+    """The platform of the image it refers to (None: the inspected manifest, or a referrer)."""
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "subject": self.subject,
+            "subjectPlatform": self.subject_platform,
+            "digest": self.digest,
+            "size": self.descriptor.size,
+            "mediaType": self.descriptor.media_type,
+            "artifactType": self.descriptor.artifact_type,
+            "predicateTypes": list(self.predicate_types),
+        }
+        if self.descriptor.annotations:
+            data["annotations"] = dict(self.descriptor.annotations)
+        return data
+
+
 @dataclass
 class InspectResult:
     reference: str
@@ -85,6 +127,8 @@ class InspectResult:
     children: list[Child] = field(default_factory=list)
     parent: Manifest | None = None
     """With ``platform=``: the index the image was picked from."""
+    referrers: list[ReferrerInfo] | None = None
+    """Referrers found (None: not looked up)."""
     requests: int = 0
 
     @property
@@ -123,6 +167,8 @@ class InspectResult:
                 data["labels"] = self.config.labels
         if self.parent is not None:
             data["index"] = self.parent.digest
+        if self.referrers is not None:
+            data["referrers"] = [r.to_dict() for r in self.referrers]
         data["requests"] = self.requests
         return data
 
@@ -139,8 +185,59 @@ async def read_config(repo: Repository, manifest: Manifest) -> ImageConfig | Non
         return None
 
 
-async def inspect(client: Client, ref: RefLike, *, platform: str | None = None) -> InspectResult:
-    """Read ``ref``: its manifest, and the image config or the classified children."""
+async def _predicates(repo: Repository, desc: Descriptor) -> tuple[str, ...]:
+    """The predicate types of an attestation or referrer, reading its manifest only when needed."""
+    manifest = None
+    if needs_manifest(desc):
+        try:
+            manifest = await repo.get_manifest(desc.digest)
+        except NotFound:
+            manifest = None
+    return tuple(predicate_types(desc, manifest))
+
+
+async def _with_predicates(repo: Repository, children: list[Child], jobs: int) -> list[Child]:
+    async def read(child: Child) -> Child:
+        if child.kind != "attestation":
+            return child
+        return replace(child, predicate_types=await _predicates(repo, child.descriptor))
+
+    return await bounded(children, read, jobs)
+
+
+async def _referrers(repo: Repository, manifest: Manifest, jobs: int) -> list[ReferrerInfo]:
+    finder = ReferrerFinder(repo)
+    subjects: dict[str, str | None] = {manifest.digest: None}
+    for child in manifest.children():
+        if child.platform is not None and not child.platform.is_unknown and not child.is_attestation:
+            subjects.setdefault(child.digest, str(child.platform))
+    trees = await bounded(list(subjects), finder.tree, jobs)
+    found = [r for tree in trees for r in tree]
+
+    async def describe(index: int) -> ReferrerInfo:
+        referrer = found[index]
+        predicates = await _predicates(repo, referrer.descriptor)
+        return ReferrerInfo(
+            subject=referrer.subject,
+            descriptor=referrer.descriptor,
+            kind=kind_of(referrer.descriptor, predicates),
+            predicate_types=predicates,
+            subject_platform=subjects.get(referrer.subject),
+        )
+
+    return await bounded(range(len(found)), describe, jobs)
+
+
+async def inspect(
+    client: Client,
+    ref: RefLike,
+    *,
+    platform: str | None = None,
+    referrers: bool = True,
+    jobs: int = DEFAULT_JOBS,
+) -> InspectResult:
+    """Read ``ref``: its manifest, and the image config or the classified children; with
+    ``referrers``, the referrers of the manifest and of an index's images."""
     reference = as_reference(ref)
     repo: Repository = client.repository(reference)
     start = client.requests
@@ -163,8 +260,10 @@ async def inspect(client: Client, ref: RefLike, *, platform: str | None = None) 
         parent, manifest = manifest, await repo.get_manifest(match.digest)
     result = InspectResult(str(reference), manifest, parent=parent)
     if manifest.is_index:
-        result.children = classify(manifest.children())
+        result.children = await _with_predicates(repo, classify(manifest.children()), jobs)
     else:
         result.config = await read_config(repo, manifest)
+    if referrers:
+        result.referrers = await _referrers(repo, manifest, jobs)
     result.requests = client.requests - start
     return result

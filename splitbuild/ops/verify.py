@@ -3,6 +3,9 @@
 Each reference is read once (its bytes checked against the digest); every child is then checked
 with a ``HEAD`` by digest (present, same size and media type). ``deep`` reads each child instead
 (its bytes verified against its digest) and checks that every blob of an image child exists.
+``require_attestations``: every platform image must have an attestation manifest, in the index
+(BuildKit's ``attestation-manifest`` entries) or else among its referrers (an attestation pushed
+with a ``subject``: one referrers lookup per image the index does not attest).
 Problems are collected, not raised: :attr:`VerifyResult.ok` says whether all passed, and the CLI
 exits with 7 when not.
 """
@@ -16,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from splitbuild.errors import NotFound, SplitbuildError, UsageError
 from splitbuild.models import Descriptor, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded, identifier, short
-from splitbuild.store.base import Repository
+from splitbuild.referrers import kind_of, predicate_types
+from splitbuild.store.base import ReferrerLister, Repository
 
 if TYPE_CHECKING:
     from splitbuild.client import Client
@@ -32,12 +36,14 @@ class RefCheck:
     platforms: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    unattested: list[str] = field(default_factory=list)
+    """With ``require_attestations``: platforms whose image has no attestation manifest."""
     problems: list[str] = field(default_factory=list)
     """Everything else wrong: not found, not an index, a child missing or different."""
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.problems)
+        return not (self.missing or self.unexpected or self.unattested or self.problems)
 
     def summary(self) -> str:
         parts = []
@@ -45,6 +51,8 @@ class RefCheck:
             parts.append("missing " + ", ".join(self.missing))
         if self.unexpected:
             parts.append("unexpected " + ", ".join(self.unexpected))
+        if self.unattested:
+            parts.append("no attestation for " + ", ".join(self.unattested))
         parts.extend(self.problems)
         return "; ".join(parts) if parts else "ok"
 
@@ -57,6 +65,7 @@ class RefCheck:
             "platforms": list(self.platforms),
             "missing": list(self.missing),
             "unexpected": list(self.unexpected),
+            "unattested": list(self.unattested),
             "problems": list(self.problems),
         }
 
@@ -67,6 +76,7 @@ class VerifyResult:
     exact: bool
     checks: list[RefCheck]
     requests: int = 0
+    require_attestations: bool = False
 
     @property
     def ok(self) -> bool:
@@ -81,6 +91,7 @@ class VerifyResult:
             "ok": self.ok,
             "platforms": list(self.platforms),
             "exact": self.exact,
+            "requireAttestations": self.require_attestations,
             "references": [c.to_dict() for c in self.checks],
             "requests": self.requests,
         }
@@ -109,8 +120,35 @@ async def _check_child(repo: Repository, child: Descriptor, deep: bool) -> str |
     return None
 
 
+async def _attested_by_referrer(repo: Repository, image: Descriptor) -> bool:
+    """Whether an attestation of ``image`` is among its referrers."""
+    if not isinstance(repo, ReferrerLister):
+        return False
+    found = await repo.list_referrers(image.digest)
+    return any(kind_of(d, predicate_types(d)) == "attestation" for d in found)
+
+
+async def _unattested(repo: Repository, children: list[Descriptor], jobs: int) -> list[str]:
+    """The platforms whose image has no attestation, in the index or among its referrers."""
+    attested = {c.attests for c in children if c.is_attestation}
+    lacking: dict[str, Descriptor] = {}
+    for child in children:
+        if child.is_attestation or child.platform is None or child.platform.is_unknown:
+            continue
+        if child.digest not in attested:
+            lacking.setdefault(child.platform.key, child)
+    found = await bounded(list(lacking.values()), lambda d: _attested_by_referrer(repo, d), jobs)
+    return [key for key, ok in zip(lacking, found, strict=True) if not ok]
+
+
 async def _check(
-    client: Client, text: RefLike, wanted: list[str], exact: bool, deep: bool, jobs: int
+    client: Client,
+    text: RefLike,
+    wanted: list[str],
+    exact: bool,
+    deep: bool,
+    jobs: int,
+    require_attestations: bool = False,
 ) -> RefCheck:
     ref = as_reference(text)
     check = RefCheck(str(ref))
@@ -146,6 +184,11 @@ async def _check(
             check.problems.append(f"attestation {short(att.digest)} is for {att.attests}, not in the index")
     found = await bounded(children, lambda c: _check_child(repo, c, deep), jobs)
     check.problems.extend(p for p in found if p is not None)
+    if require_attestations:
+        try:
+            check.unattested = await _unattested(repo, children, jobs)
+        except SplitbuildError as exc:
+            check.problems.append(f"referrers: {exc.message}")
     return check
 
 
@@ -156,6 +199,7 @@ async def verify(
     *,
     exact: bool = False,
     deep: bool = False,
+    require_attestations: bool = False,
     jobs: int = DEFAULT_JOBS,
 ) -> VerifyResult:
     """Check each of ``refs``; never raises for what it finds (see :attr:`VerifyResult.ok`)."""
@@ -165,5 +209,7 @@ async def verify(
     if not wanted:
         raise UsageError("no platform given: --platform linux/amd64,linux/arm64")
     start = client.requests
-    checks = await bounded(refs, lambda r: _check(client, r, wanted, exact, deep, jobs), jobs)
-    return VerifyResult(wanted, exact, checks, client.requests - start)
+    checks = await bounded(
+        refs, lambda r: _check(client, r, wanted, exact, deep, jobs, require_attestations), jobs
+    )
+    return VerifyResult(wanted, exact, checks, client.requests - start, require_attestations)

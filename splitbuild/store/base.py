@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from splitbuild.models import Descriptor, Manifest
 
-__all__ = ["BlobOpener", "BlobSource", "Mounter", "Repository", "TagDeleter"]
+__all__ = ["BlobOpener", "BlobSource", "Mounter", "ReferrerLister", "Repository", "TagDeleter"]
 
 BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 """Opens a (re-openable) stream of a blob's bytes; called again when an upload is retried."""
@@ -50,7 +50,10 @@ class Repository(Protocol):
         ...
 
     async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
-        """Store the manifest by digest, or under ``tag`` when given."""
+        """Store the manifest by digest, or under ``tag`` when given.
+
+        A manifest with a ``subject`` is also added to its subject's referrers tag index
+        (``sha256-<hex>``) where the backend does not track referrers itself."""
         ...
 
     async def delete_manifest(self, ref: str) -> None:
@@ -96,4 +99,18 @@ class TagDeleter(Protocol):
         """Remove ``tag``; returns how it was done (``"tag"``: the backend deletes tags natively,
         ``"placeholder"``: the tag was pointed at a placeholder manifest deleted by digest).
         Raises NotFound when the tag does not exist."""
+        ...
+
+
+@runtime_checkable
+class ReferrerLister(Protocol):
+    """Optional ability: list the referrers of a manifest (the manifests whose ``subject`` it is).
+
+    Registries answer from the OCI referrers API, or from the referrers tag index where they lack
+    it; OCI layouts keep that tag index in ``index.json``.
+    """
+
+    async def list_referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+        """Descriptors of the referrers of ``digest`` (with ``artifactType`` and annotations), only
+        those of ``artifact_type`` when given; empty when there are none."""
         ...

@@ -6,6 +6,13 @@ Follows the OCI image-layout spec: ``oci-layout`` (``{"imageLayoutVersion": "1.0
 ``blobs/<alg>/<hex>``. Manifests pushed by digest only are stored as blobs (reachable from
 the index that references them). Writes are atomic (temp file + rename) and ``index.json``
 updates are serialised, within the process and across processes (``flock``).
+
+Referrers: the image-layout spec has no referrers API, so a layout keeps them the way a registry
+without that API does: an image index of the referrers of ``<alg>:<hex>``, tagged ``<alg>-<hex>``
+in ``index.json`` (updated under the same locks, so not racy here). That is one read per lookup,
+skopeo and oras see an ordinary tagged index, and copying a layout to a registry carries the tag
+along. Listing also takes untagged ``index.json`` entries whose manifest names the subject (where
+other tools put referrers in a layout); tagged entries are not opened.
 """
 
 from __future__ import annotations
@@ -23,8 +30,16 @@ from typing import Any
 import anyio
 
 from splitbuild.digest import Verifier, parse_digest, verify_bytes
-from splitbuild.errors import InvalidInput, NotFound
-from splitbuild.models import ANNOTATION_REF_NAME, INDEX_TYPES, OCI_INDEX, Descriptor, Manifest
+from splitbuild.errors import InvalidInput, InvalidManifest, NotFound
+from splitbuild.models import (
+    ANNOTATION_REF_NAME,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    Descriptor,
+    Manifest,
+)
+from splitbuild.referrers import only_type, referrer_descriptor, referrers_tag, with_referrer
 from splitbuild.store.base import BlobSource
 
 __all__ = ["LayoutRepository"]
@@ -68,7 +83,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 class LayoutRepository:
-    """An OCI image layout directory. Implements :class:`splitbuild.store.base.Repository`.
+    """An OCI image layout directory. Implements :class:`splitbuild.store.base.Repository`,
+    ``TagDeleter`` and ``ReferrerLister``.
 
     The directory is created on the first write; reading one that is not a layout raises
     :class:`NotFound`.
@@ -182,6 +198,9 @@ class LayoutRepository:
     async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
         await anyio.to_thread.run_sync(self._ensure_layout)
         await anyio.to_thread.run_sync(self._write_blob, manifest.digest, manifest.raw)
+        subject = manifest.parsed.subject
+        if subject is not None:
+            await self._list_in_referrers_tag(manifest, subject.digest)
         if tag is None:
             return
         entry = manifest.descriptor(annotations={ANNOTATION_REF_NAME: tag}).to_dict()
@@ -226,6 +245,66 @@ class LayoutRepository:
             if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME)
         }
         return sorted(tags)
+
+    # -- referrers -------------------------------------------------------------------------
+
+    async def list_referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+        """The referrers tag index of ``digest``, plus untagged entries whose manifest names it."""
+        parse_digest(digest)
+        found = await anyio.to_thread.run_sync(self._referrers, digest)
+        return only_type(found, artifact_type)
+
+    def _referrers(self, digest: str) -> list[Descriptor]:
+        try:
+            entries = self._entries()
+        except NotFound:
+            return []
+        tag = referrers_tag(digest)
+        found: dict[str, Descriptor] = {}
+        for entry in entries:
+            name = (entry.get("annotations") or {}).get(ANNOTATION_REF_NAME)
+            if name is not None and name != tag:
+                continue
+            manifest = self._read_manifest(entry)
+            if manifest is None:
+                continue
+            if name == tag:
+                if manifest.is_index:
+                    found.update((d.digest, d) for d in manifest.children())
+            elif manifest.parsed.subject is not None and manifest.parsed.subject.digest == digest:
+                found.setdefault(manifest.digest, referrer_descriptor(manifest))
+        return list(found.values())
+
+    def _read_manifest(self, entry: dict[str, Any]) -> Manifest | None:
+        digest, media_type = entry.get("digest"), entry.get("mediaType")
+        if not isinstance(digest, str) or media_type not in MANIFEST_TYPES:
+            return None
+        try:
+            raw = self._blob_path(digest).read_bytes()
+            return Manifest.from_bytes(raw, media_type=str(media_type), digest=digest, source=self.name)
+        except (FileNotFoundError, InvalidInput):
+            return None
+
+    async def _list_in_referrers_tag(self, manifest: Manifest, subject: str) -> None:
+        """Add ``manifest`` to the referrers tag index of ``subject``, under the index.json locks."""
+        tag = referrers_tag(subject)
+        entry = referrer_descriptor(manifest)
+
+        def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            current_entry = next(
+                (e for e in entries if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) == tag), None
+            )
+            current = self._read_manifest(current_entry) if current_entry is not None else None
+            if current_entry is not None and current is None:
+                raise InvalidManifest(f"{self.name}:{tag}: the referrers tag holds no readable manifest")
+            updated = with_referrer(current, entry, what=f"{self.name}:{tag}")
+            if updated is None:
+                return entries
+            self._write_blob(updated.digest, updated.raw)
+            tagged = updated.descriptor(annotations={ANNOTATION_REF_NAME: tag}).to_dict()
+            return [*(e for e in entries if e is not current_entry), tagged]
+
+        await self._update_index(change)
 
     # -- blobs -----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 import anyio
 import httpx
 
+from splitbuild._tasks import task_group
 from splitbuild._version import __version__
 from splitbuild.digest import Verifier, compute, verify_bytes
 from splitbuild.errors import (
@@ -36,10 +37,12 @@ from splitbuild.models import (
     MANIFEST_ACCEPT,
     MAX_MANIFEST_SIZE,
     OCI_EMPTY,
+    OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
     Manifest,
 )
+from splitbuild.referrers import only_type, referrer_descriptor, referrers_tag, with_referrer
 from splitbuild.retry import RetryPolicy
 from splitbuild.store.base import BlobSource
 
@@ -205,8 +208,11 @@ class RegistryClient:
             event_hooks={"request": [self._count]},
         )
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self._locks: dict[str, anyio.Lock] = {}
         self.native_tag_delete: dict[str, bool] = {}
         """Per registry: whether ``DELETE /manifests/<tag>`` works (learnt on first use)."""
+        self.referrers_api: dict[str, bool] = {}
+        """Per registry: whether it has the OCI referrers API (learnt from the first answer)."""
 
     async def _count(self, request: httpx.Request) -> None:
         self.requests += 1
@@ -235,6 +241,13 @@ class RegistryClient:
         if limiter is None:
             limiter = self._limiters[host] = anyio.CapacityLimiter(self.per_host)
         return limiter
+
+    def lock(self, key: str) -> anyio.Lock:
+        """The lock serialising work on ``key`` in this run (a referrers tag, a first probe)."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = anyio.Lock()
+        return lock
 
     async def send(
         self,
@@ -275,7 +288,8 @@ class RegistryClient:
 
 
 class RegistryRepository:
-    """One repository on a registry. Implements :class:`splitbuild.store.base.Repository` and ``Mounter``."""
+    """One repository on a registry. Implements :class:`splitbuild.store.base.Repository`,
+    ``Mounter``, ``TagDeleter`` and ``ReferrerLister``."""
 
     def __init__(self, client: RegistryClient, ref: Reference) -> None:
         self.client = client
@@ -350,12 +364,24 @@ class RegistryRepository:
         return Descriptor.model_validate({"mediaType": media_type, "digest": digest, "size": int(length)})
 
     async def get_manifest(self, ref: str) -> Manifest:
+        found = await self._fetch_manifest(ref)
+        assert found is not None
+        return found[0]
+
+    async def _fetch_manifest(
+        self, ref: str, *, missing_ok: bool = False
+    ) -> tuple[Manifest, httpx.Response] | None:
         by_digest = ":" in ref
         what = f"{self.name}@{ref}" if by_digest else f"{self.name}:{ref}"
         response = await self._call(
-            "GET", f"{self._base}/manifests/{ref}", what=what, headers={"Accept": MANIFEST_ACCEPT}
+            "GET",
+            f"{self._base}/manifests/{ref}",
+            what=what,
+            headers={"Accept": MANIFEST_ACCEPT},
+            missing_ok=missing_ok,
         )
-        assert response is not None
+        if response is None:
+            return None
         raw = response.content
         if len(raw) > MAX_MANIFEST_SIZE:
             raise InvalidManifest(f"{what}: manifest of {len(raw)} bytes exceeds the 4 MiB limit")
@@ -364,11 +390,26 @@ class RegistryRepository:
         if by_digest and header_digest and header_digest != ref:
             # The body is what is verified; a differing header (other algorithm) is informative only.
             verify_bytes(raw, ref, what=what)
-        return Manifest.from_bytes(
+        manifest = Manifest.from_bytes(
             raw, media_type=response.headers.get("Content-Type"), digest=expected, source=what
         )
+        return manifest, response
 
     async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+        """PUT the manifest. One with a ``subject`` that the registry did not process (no
+        ``OCI-Subject`` in the answer: no referrers API) is then added to the referrers tag index."""
+        response = await self._put(manifest, tag)
+        subject = manifest.parsed.subject
+        if subject is None:
+            return
+        if response.headers.get("OCI-Subject"):
+            self.client.referrers_api[self.ref.registry] = True
+        else:
+            await self._list_in_referrers_tag(manifest, subject.digest)
+
+    async def _put(
+        self, manifest: Manifest, tag: str | None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         ref = tag or manifest.digest
         what = f"{self.name}:{tag}" if tag else f"{self.name}@{manifest.digest}"
         response = await self._call(
@@ -377,7 +418,7 @@ class RegistryRepository:
             what=what,
             scopes=self._push,
             ok=(200, 201, 202),
-            headers={"Content-Type": manifest.media_type},
+            headers={"Content-Type": manifest.media_type, **(headers or {})},
             content=manifest.raw,
         )
         assert response is not None
@@ -389,6 +430,7 @@ class RegistryRepository:
             and got != manifest.digest
         ):
             raise RegistryError(f"{what}: registry stored digest {got}, expected {manifest.digest}")
+        return response
 
     async def delete_manifest(self, ref: str) -> None:
         """``DELETE /manifests/<ref>``. A 405 (deletion not offered) names the registry's own API."""
@@ -479,6 +521,123 @@ class RegistryRepository:
             link = response.links.get("next", {}).get("url")
             url = urljoin(str(response.url), link) if link else None
         return tags
+
+    # -- referrers -------------------------------------------------------------------------
+
+    async def list_referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+        """The referrers of ``digest``: from the referrers API, else from the referrers tag index.
+
+        Whether the registry has the API is learnt from its first answer (a 404 says it has not) and
+        remembered for the run. The first lookup on a registry asks the API and reads the tag at
+        once, and the others wait for it: a registry costs one request more per run (the tag read
+        where the API answered, or the API's 404), not one more per manifest, and one round trip.
+        """
+        registry = self.ref.registry
+        if registry not in self.client.referrers_api:
+            async with self.client.lock(f"referrers-api:{registry}"):
+                if registry not in self.client.referrers_api:
+                    return await self._first_referrers(digest, artifact_type)
+        if self.client.referrers_api[registry]:
+            found = await self._referrers_api(digest, artifact_type)
+            if found is not None:
+                return found
+        return await self._referrers_tag(digest, artifact_type)
+
+    async def _first_referrers(self, digest: str, artifact_type: str | None) -> list[Descriptor]:
+        from_api: list[Descriptor] | None = None
+        from_tag: list[Descriptor] = []
+
+        async def api() -> None:
+            nonlocal from_api
+            from_api = await self._referrers_api(digest, artifact_type)
+
+        async def tag() -> None:
+            nonlocal from_tag
+            from_tag = await self._referrers_tag(digest, artifact_type)
+
+        async with task_group() as tg:
+            tg.start_soon(api)
+            tg.start_soon(tag)
+        self.client.referrers_api[self.ref.registry] = from_api is not None
+        return from_api if from_api is not None else from_tag
+
+    async def _referrers_api(self, digest: str, artifact_type: str | None) -> list[Descriptor] | None:
+        """``GET /referrers/<digest>`` (every page); None when the registry has no referrers API
+        (404, or an answer that is not an image index, as from a login page)."""
+        what = f"{self.name} referrers of {digest}"
+        query = f"?{urlencode({'artifactType': artifact_type})}" if artifact_type else ""
+        url: str | None = f"{self._base}/referrers/{digest}{query}"
+        found: list[Descriptor] = []
+        filtered = artifact_type is not None
+        first = True
+        while url is not None:
+            response = await self._call(
+                "GET", url, what=what, headers={"Accept": OCI_INDEX}, missing_ok=first
+            )
+            if response is None:
+                return None
+            try:
+                page = Manifest.from_bytes(
+                    response.content, media_type=response.headers.get("Content-Type"), source=what
+                )
+            except InvalidManifest:
+                if first:
+                    return None
+                raise
+            if not page.is_index:
+                if first:
+                    return None
+                raise InvalidManifest(f"{what}: the registry answered with {page.media_type}")
+            found.extend(page.children())
+            applied = {p.strip() for p in response.headers.get("OCI-Filters-Applied", "").split(",")}
+            filtered = filtered and "artifactType" in applied
+            link = response.links.get("next", {}).get("url")
+            url = urljoin(str(response.url), link) if link else None
+            first = False
+        # A registry that did not apply the filter says so by leaving the header out.
+        return found if filtered or artifact_type is None else only_type(found, artifact_type)
+
+    async def _referrers_tag(self, digest: str, artifact_type: str | None) -> list[Descriptor]:
+        """The referrers tag index of ``digest``; none when the tag is absent or not an index."""
+        try:
+            found = await self._fetch_manifest(referrers_tag(digest), missing_ok=True)
+        except InvalidManifest:
+            return []
+        if found is None or not found[0].is_index:
+            return []
+        return only_type(found[0].children(), artifact_type)
+
+    async def _list_in_referrers_tag(self, manifest: Manifest, subject: str) -> None:
+        """Add ``manifest`` to the referrers tag index of ``subject`` (read, add, write back).
+
+        This is racy, as the spec says: two clients adding a referrer to the same subject at the
+        same time can each write an index without the other's. The write is conditional
+        (``If-Match`` on the ETag read, ``If-None-Match: *`` for a new tag) so that a registry
+        honouring those refuses the stale write with 412, and the update is done again;
+        distribution 2.x ignores them. Within one run, updates of one tag are serialised.
+        """
+        tag = referrers_tag(subject)
+        what = f"{self.name}:{tag}"
+        entry = referrer_descriptor(manifest)
+        async with self.client.lock(f"tag:{self.name}:{tag}"):
+            for _ in range(3):
+                found = await self._fetch_manifest(tag, missing_ok=True)
+                current, response = found if found is not None else (None, None)
+                updated = with_referrer(current, entry, what=what)
+                if updated is None:
+                    return
+                etag = response.headers.get("ETag") if response is not None else None
+                condition = {"If-Match": etag} if etag else {}
+                if current is None:
+                    condition = {"If-None-Match": "*"}
+                try:
+                    await self._put(updated, tag, condition)
+                except RegistryError as exc:
+                    if exc.status == 412:
+                        continue
+                    raise
+                return
+        raise RegistryError(f"{what}: the referrers index kept changing while adding {manifest.digest}")
 
     # -- blobs -----------------------------------------------------------------------------
 
