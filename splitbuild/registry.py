@@ -45,10 +45,12 @@ __all__ = ["Registry"]
 class Registry(Client):
     """A :class:`~splitbuild.client.Client` with the operations as methods (same keyword options)."""
 
-    async def inspect(self, ref: RefLike, *, platform: str | None = None) -> InspectResult:
+    async def inspect(
+        self, ref: RefLike, *, platform: str | None = None, referrers: bool = True
+    ) -> InspectResult:
         from splitbuild import ops
 
-        return await ops.inspect(self, ref, platform=platform)
+        return await ops.inspect(self, ref, platform=platform, referrers=referrers)
 
     async def list_tags(
         self, repository: RefLike, *, include: str | None = None, exclude: str | None = None
@@ -63,11 +65,16 @@ class Registry(Client):
         return await ops.add_tags(self, source, tags)
 
     async def copy(
-        self, source: RefLike, destination: RefLike, *, platforms: Sequence[str] | None = None
+        self,
+        source: RefLike,
+        destination: RefLike,
+        *,
+        platforms: Sequence[str] | None = None,
+        referrers: bool = True,
     ) -> CopyResult:
         from splitbuild import ops
 
-        return await ops.copy(self, source, destination, platforms=platforms)
+        return await ops.copy(self, source, destination, platforms=platforms, referrers=referrers)
 
     async def delete(
         self, ref: RefLike, *, force: bool = False, tag_only: bool = False, dry_run: bool = False
@@ -89,11 +96,19 @@ class Registry(Client):
         return await ops.prune(self, repository, policy, dry_run=dry_run, now=now)
 
     async def verify(
-        self, refs: Sequence[RefLike], platforms: Sequence[str], *, exact: bool = False, deep: bool = False
+        self,
+        refs: Sequence[RefLike],
+        platforms: Sequence[str],
+        *,
+        exact: bool = False,
+        deep: bool = False,
+        require_attestations: bool = False,
     ) -> VerifyResult:
         from splitbuild import ops
 
-        return await ops.verify(self, refs, platforms, exact=exact, deep=deep)
+        return await ops.verify(
+            self, refs, platforms, exact=exact, deep=deep, require_attestations=require_attestations
+        )
 
     async def merge(self, options: MergeOptions, *, dry_run: bool = False) -> MergeResult:
         from splitbuild.merge import merge

@@ -36,7 +36,7 @@ async def test_registry_facade_round_trip(registry: RegistryServer, registry2: R
         assert (await reg.list_tags(repo)).tags == ["1.2.3", "stable"]
         copied = await reg.copy(f"{repo}:1.2.3", f"{mirror}:1.2.3")
         assert copied.digest == merged.plan.index.digest
-        check = await reg.verify([f"{mirror}:1.2.3"], PLATFORMS)
+        check = await reg.verify([f"{mirror}:1.2.3"], PLATFORMS, require_attestations=True)
         assert check.ok
         plan = await reg.prune(repo, splitbuild.RetentionPolicy(keep_last=0, include="stable"))
         assert set(plan.plan.remove) == {"stable"}
