@@ -119,6 +119,8 @@ class RegistryError(SplitbuildError):
         self.details = tuple(details)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.attempts: int | None = None
+        """Attempts made before giving up, when :class:`splitbuild.retry.RetryPolicy` gave up."""
 
     @property
     def codes(self) -> tuple[str, ...]:

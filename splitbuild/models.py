@@ -198,7 +198,7 @@ class ImageConfig(_Model):
         return {str(k): str(v) for k, v in labels.items()}
 
 
-def _detect_media_type(doc: dict[str, Any], declared: str | None) -> str:
+def _detect_media_type(doc: dict[str, Any], declared: str | None, source: str) -> str:
     field_type = doc.get("mediaType")
     if isinstance(field_type, str) and field_type in MANIFEST_TYPES:
         return field_type
@@ -210,8 +210,34 @@ def _detect_media_type(doc: dict[str, Any], declared: str | None) -> str:
     if "config" in doc and "layers" in doc:
         return OCI_MANIFEST
     if doc.get("schemaVersion") == 1:
-        raise InvalidManifest("Docker schema 1 manifests are not supported")
-    raise InvalidManifest(f"unsupported manifest media type {field_type or declared!r}")
+        raise InvalidManifest(f"{source}: Docker schema 1 manifests are not supported")
+    raise InvalidManifest(f"{source}: unsupported manifest media type {field_type or declared!r}")
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _loc_part(part: object) -> str:
+    """A key of the document path in an error message: quoted (escaped) unless plain."""
+    text = str(part)
+    return text if _PLAIN_KEY.match(text) else repr(text)
+
+
+def _check_references(parsed: ImageManifest | ImageIndex, what: str) -> None:
+    """Every digest a manifest references must be a valid digest: they become URLs and paths."""
+    entries: list[tuple[str, Descriptor]] = []
+    if isinstance(parsed, ImageManifest):
+        entries.append(("config", parsed.config))
+        entries += [(f"layers.{i}", d) for i, d in enumerate(parsed.layers)]
+    else:
+        entries += [(f"manifests.{i}", d) for i, d in enumerate(parsed.manifests)]
+    if parsed.subject is not None:
+        entries.append(("subject", parsed.subject))
+    for where, desc in entries:
+        try:
+            parse_digest(desc.digest)
+        except InvalidInput as exc:
+            raise InvalidManifest(f"{what}: {where}.digest: {exc.message}") from None
 
 
 @dataclass(frozen=True)
@@ -246,12 +272,14 @@ class Manifest:
             algorithm = "sha256"
         try:
             doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, integers over the digit limit
             raise InvalidManifest(f"{source}: not valid JSON ({exc.__class__.__name__})") from None
+        except RecursionError:
+            raise InvalidManifest(f"{source}: not valid JSON (nested too deeply)") from None
         if not isinstance(doc, dict):
             raise InvalidManifest(f"{source}: manifest must be a JSON object")
         declared = media_type.split(";")[0].strip() if media_type else None
-        mt = _detect_media_type(doc, declared)
+        mt = _detect_media_type(doc, declared, source)
         try:
             parsed: ImageManifest | ImageIndex
             parsed = (
@@ -259,8 +287,9 @@ class Manifest:
             )
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "document"
+            where = ".".join(_loc_part(p) for p in first["loc"]) or "document"
             raise InvalidManifest(f"{source}: invalid {mt}: {where}: {first['msg']}") from None
+        _check_references(parsed, f"{source}: invalid {mt}")
         return cls(raw=raw, media_type=mt, digest=digest or compute(raw, algorithm), parsed=parsed)
 
     @classmethod

@@ -14,16 +14,26 @@ Each request is read whole (head and body), then a seeded schedule decides its f
   is closed.
 
 Runs its own asyncio loop in a thread, like :class:`tests.proxy.LatencyProxy`.
+
+:class:`ScriptedServer` is the other kind of misbehaving peer: a loopback HTTP server that answers
+from a script (429 with ``Retry-After``, HTML error pages, invalid JSON, oversized manifests...)
+and records when each request came.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
+import re
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
 
 FAULTS = ("reset-before", "reset-after", "500", "502", "503", "429", "stall", "truncate")
 
@@ -222,3 +232,102 @@ class FaultProxy:
             return "\r\n".join([lines[0], *kept, "", ""]).encode("latin-1"), response_body
         finally:
             up_writer.close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the scripted server received (``at``: ``time.monotonic()``)."""
+
+    at: float
+    method: str
+    path: str
+
+
+class ScriptedServer:
+    """An HTTP/1.1 server on 127.0.0.1 answering from ``routes``.
+
+    ``routes`` maps a regular expression, searched in ``"METHOD /path?query"``, to the replies
+    for matching requests: consumed in order, the last one repeating. The first matching route
+    answers; no match is a 404. ``requests`` records every request.
+    """
+
+    def __init__(self, routes: dict[str, list[Reply]] | None = None) -> None:
+        self.routes = [(re.compile(pattern), list(replies)) for pattern, replies in (routes or {}).items()]
+        self.requests: list[Seen] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _scripted_handler(self))
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def add(self, pattern: str, *replies: Reply) -> None:
+        """Another route (checked after the ones already there)."""
+        with self._lock:
+            self.routes.append((re.compile(pattern), list(replies)))
+
+    def start(self) -> ScriptedServer:
+        threading.Thread(target=self._server.serve_forever, name="scripted-server", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def answer(self, method: str, path: str) -> Reply:
+        with self._lock:
+            self.requests.append(Seen(time.monotonic(), method, path))
+            for pattern, replies in self.routes:
+                if pattern.search(f"{method} {path}"):
+                    return replies.pop(0) if len(replies) > 1 else replies[0]
+        return Reply(404, b'{"errors":[{"code":"NOT_FOUND","message":"not scripted"}]}')
+
+    def gaps(self) -> list[float]:
+        """Seconds between consecutive requests."""
+        times = [seen.at for seen in self.requests]
+        return [b - a for a, b in itertools.pairwise(times)]
+
+
+def _scripted_handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            reply = server.answer(self.command, self.path)
+            self.send_response(reply.status)
+            headers = {"Content-Type": "application/json", **reply.headers}
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    return Handler

@@ -28,34 +28,49 @@ def fail(message: str, code: int, hint: str | None = None) -> NoReturn:
     raise typer.Exit(code)
 
 
+def internal_error(exc: BaseException) -> str:
+    """The one line for an exception splitbuild did not expect (a bug): its type and the first line
+    of its message, shortened. With ``SPLITBUILD_DEBUG=1`` the traceback is printed first."""
+    _debug_traceback(exc)
+    first = next(iter(str(exc).splitlines()), "")[:200]
+    return f"internal error: {type(exc).__name__}" + (f": {first}" if first else "")
+
+
+INTERNAL_HINT = "this is a bug in splitbuild: please report it (SPLITBUILD_DEBUG=1 shows the traceback)"
+
+
+def _debug_traceback(exc: BaseException) -> None:
+    if os.environ.get(DEBUG_ENV) == "1":
+        import traceback
+
+        traceback.print_exception(exc)
+
+
 @contextmanager
 def handle_errors() -> Iterator[None]:
     """Map library errors to one line on stderr and their exit code; never a traceback.
 
     A traceback is shown only when ``SPLITBUILD_DEBUG=1`` (and even then the error message itself
-    is produced by the library, which never puts credentials in it).
+    is produced by the library, which never puts credentials in it). Anything else escaping is a
+    bug: one line naming it, exit 1.
     """
     from splitbuild.errors import SplitbuildError
 
     try:
         yield
-    except typer.Exit:
+    except (typer.Exit, typer.Abort, typer.BadParameter):  # typer/click show these themselves
         raise
     except SplitbuildError as exc:
-        if os.environ.get(DEBUG_ENV) == "1":
-            import traceback
-
-            traceback.print_exc()
+        _debug_traceback(exc)
         fail(exc.message, exc.exit_code, exc.hint)
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except OSError as exc:
-        if os.environ.get(DEBUG_ENV) == "1":
-            import traceback
-
-            traceback.print_exc()
+        _debug_traceback(exc)
         name = f": {exc.filename}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{name}", 3 if isinstance(exc, FileNotFoundError) else 1)
+    except Exception as exc:
+        fail(internal_error(exc), 1, INTERNAL_HINT)
 
 
 def run_async(fn: Callable[[], Awaitable[T]]) -> T:

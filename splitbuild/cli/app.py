@@ -15,15 +15,34 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-def _enable_logging() -> None:
+_LOGGERS = ("splitbuild", "httpx")
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Log requests and auth decisions on stderr for this invocation only (``-v``).
+
+    Idempotent: one handler per logger, writing to whatever ``sys.stderr`` is when a record is
+    emitted, so that in-process invocations (tests, scripts calling the app) neither pile up
+    handlers nor write to a stream an earlier invocation closed; removed when the command ends.
+    """
     import logging
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    for name in ("splitbuild", "httpx"):
+    class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+        splitbuild_verbose = True
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.stream = sys.stderr
+            super().emit(record)
+
+    for name in _LOGGERS:
         logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG)
-        logger.addHandler(handler)
+        for old in [h for h in logger.handlers if getattr(h, "splitbuild_verbose", False)]:
+            logger.removeHandler(old)
+        if verbose:
+            handler = StderrHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.NOTSET)
 
 
 def make_app() -> typer.Typer:
@@ -39,6 +58,7 @@ def make_app() -> typer.Typer:
 
     @app.callback()
     def root(
+        ctx: typer.Context,
         version: bool = typer.Option(
             False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
         ),
@@ -47,8 +67,9 @@ def make_app() -> typer.Typer:
         ),
     ) -> None:
         """splitbuild: fast multi-platform container images."""
+        _configure_logging(verbose)
         if verbose:
-            _enable_logging()
+            ctx.call_on_close(lambda: _configure_logging(False))
 
     # Each command module exposes register(app); keep imports light (typer only at module top).
     import importlib
@@ -71,7 +92,29 @@ def _skip_unused_imports() -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
+def _usage_error(exc: Exception) -> int:
+    """A click usage error as one line (plus a hint), instead of click's four-line block."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group or command: its help is the answer
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    message = exc.format_message()  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "splitbuild"
+    sys.stderr.write(f"splitbuild: error: {message}\nhint: see '{command} --help'\n")
+    return int(getattr(exc, "exit_code", 2))
+
+
 def main() -> None:
     _skip_unused_imports()
     app = make_app()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's ClickException
+            sys.exit(_usage_error(exc))
+        # outside the commands' error handling: still one line, never a traceback
+        from splitbuild.cli._common import INTERNAL_HINT, internal_error
+
+        sys.stderr.write(f"splitbuild: error: {internal_error(exc)}\nhint: {INTERNAL_HINT}\n")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -6,6 +6,7 @@ no colour. rich is imported only when stdout (or stderr, for the progress bar) i
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,8 +30,18 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Registry-supplied text made safe for a terminal: control characters (escape sequences,
+    newlines) and unpaired surrogates are shown escaped instead of being interpreted."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(printable(text) + "\n")
 
 
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -40,15 +51,17 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         grid = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
         for header in headers:
             grid.add_column(header, overflow="fold")
         for row in rows:
-            grid.add_row(*row)
+            grid.add_row(*(Text(printable(cell)) for cell in row))  # Text: no markup from the registry
         Console().print(grid)
         return
     _out(f"{title}:")
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     lines = [headers, *rows]
     for line in lines:

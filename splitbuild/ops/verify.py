@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from splitbuild.errors import NotFound, SplitbuildError, UsageError
+from splitbuild.errors import NotFound, RegistryError, SplitbuildError, UsageError
 from splitbuild.models import Descriptor, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded, identifier, short
 from splitbuild.referrers import kind_of, predicate_types
@@ -111,6 +111,8 @@ async def _check_child(repo: Repository, child: Descriptor, deep: bool) -> str |
         found = await repo.head_manifest(child.digest)
     except NotFound:
         return f"{label}: missing"
+    except RegistryError:
+        raise  # the registry or the network failed: that is not a verdict on the image
     except SplitbuildError as exc:
         return f"{label}: {exc.message}"
     if found is None:
@@ -158,6 +160,8 @@ async def _check(
     except NotFound:
         check.problems.append("not found")
         return check
+    except RegistryError:
+        raise  # the registry or the network failed: that is not a verdict on the image
     except SplitbuildError as exc:  # a digest mismatch, an invalid manifest
         check.problems.append(exc.message)
         return check
@@ -187,6 +191,8 @@ async def _check(
     if require_attestations:
         try:
             check.unattested = await _unattested(repo, children, jobs)
+        except RegistryError:
+            raise
         except SplitbuildError as exc:
             check.problems.append(f"referrers: {exc.message}")
     return check

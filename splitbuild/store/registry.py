@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -27,6 +28,7 @@ from splitbuild._version import __version__
 from splitbuild.digest import Verifier, compute, verify_bytes
 from splitbuild.errors import (
     AuthError,
+    ConfigError,
     ErrorDetail,
     InvalidManifest,
     NotFound,
@@ -59,6 +61,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 INSECURE_ENV = "SPLITBUILD_INSECURE_REGISTRIES"
 """Comma-separated registry hosts (``host[:port]``) that may be reached over plain HTTP."""
@@ -156,6 +160,55 @@ def error_from_response(response: httpx.Response, what: str) -> RegistryError | 
     )
 
 
+def _trust_with(ca_file: Path) -> ssl.SSLContext:
+    """The default trust (certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``) plus the CAs in ``ca_file``."""
+    context = httpx.create_ssl_context(trust_env=True)
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except FileNotFoundError:
+        raise ConfigError(f"--ca-file {ca_file}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise ConfigError(f"--ca-file {ca_file}: not a PEM bundle of CA certificates ({reason})") from None
+    return context
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def transport_error(exc: httpx.RequestError, request: httpx.Request, what: str) -> RegistryError:
+    """The one place httpx's request errors become :class:`RegistryError` (retryable or not)."""
+    where = f"{what}: {request.method} {redact_url(request.url)}"
+    common: dict[str, Any] = {"method": request.method, "url": redact_url(request.url)}
+    if isinstance(exc, httpx.TimeoutException):
+        return RegistryError(f"{where}: timed out ({type(exc).__name__})", retryable=True, **common)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return RegistryError(f"{where}: too many redirects", **common)
+    if isinstance(exc, httpx.DecodingError):
+        return RegistryError(f"{where}: the response body could not be decoded ({exc})", **common)
+    tls = _ssl_cause(exc)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return RegistryError(
+            f"{where}: TLS certificate verify failed: {tls.verify_message} ({tls.reason})",
+            hint="pass --ca-file FILE with the CA that signed the registry's certificate",
+            **common,
+        )
+    if tls is not None:
+        return RegistryError(
+            f"{where}: TLS handshake failed ({tls.reason or tls})",
+            hint="if the registry serves plain HTTP, allow it with --insecure-registry HOST",
+            **common,
+        )
+    reason = str(exc) or type(exc).__name__
+    return RegistryError(f"{where}: {reason}", retryable=True, **common)
+
+
 class RegistryClient:
     """Shared state for talking to registries during one run.
 
@@ -195,9 +248,7 @@ class RegistryClient:
         self.auth: AuthSession = AuthSession(
             keychain if keychain is not None else default_keychain(environ), token_timeout=timeout
         )
-        verify: ssl.SSLContext | bool = True
-        if ca_file is not None:
-            verify = ssl.create_default_context(cafile=str(ca_file))
+        verify: ssl.SSLContext | bool = True if ca_file is None else _trust_with(Path(ca_file))
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
@@ -264,21 +315,8 @@ class RegistryClient:
                 return await self._http.send(
                     request, auth=self.auth.auth_for(registry, scopes), stream=stream
                 )
-            except httpx.TimeoutException as exc:
-                raise RegistryError(
-                    f"{what}: {request.method} {redact_url(request.url)}: timed out ({type(exc).__name__})",
-                    method=request.method,
-                    url=redact_url(request.url),
-                    retryable=True,
-                ) from None
-            except httpx.TransportError as exc:
-                reason = str(exc) or type(exc).__name__
-                raise RegistryError(
-                    f"{what}: {request.method} {redact_url(request.url)}: {reason}",
-                    method=request.method,
-                    url=redact_url(request.url),
-                    retryable=True,
-                ) from None
+            except httpx.RequestError as exc:
+                raise transport_error(exc, request, what) from None
 
     def build(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
         return self._http.build_request(method, url, **kwargs)
@@ -508,19 +546,41 @@ class RegistryRepository:
 
     async def list_tags(self) -> list[str]:
         tags: list[str] = []
+        visited: set[str] = set()
         url: str | None = f"{self._base}/tags/list?{urlencode({'n': self.client.page_size})}"
         while url is not None:
             response = await self._call("GET", url, what=f"{self.name} tags")
             assert response is not None
-            try:
-                body = response.json()
-            except ValueError:
-                raise RegistryError(f"{self.name} tags: the registry returned invalid JSON") from None
-            page = body.get("tags") if isinstance(body, dict) else None
-            tags.extend(str(t) for t in (page or []))
-            link = response.links.get("next", {}).get("url")
-            url = urljoin(str(response.url), link) if link else None
+            visited.add(url)
+            tags.extend(self._tag_page(response))
+            url = self._next_page(response, visited)
         return tags
+
+    def _tag_page(self, response: httpx.Response) -> list[str]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise RegistryError(f"{self.name} tags: the registry returned invalid JSON") from None
+        page = body.get("tags") if isinstance(body, dict) else None
+        if page is None:
+            return []
+        if not isinstance(page, list) or not all(isinstance(t, str) and _TAG_RE.fullmatch(t) for t in page):
+            raise RegistryError(
+                f"{self.name} tags: the registry returned something that is not a list of tags"
+            )
+        return page
+
+    def _next_page(self, response: httpx.Response, visited: set[str]) -> str | None:
+        link = response.links.get("next", {}).get("url")
+        if not link:
+            return None
+        try:
+            url = str(httpx.URL(urljoin(str(response.url), link)))
+        except (ValueError, httpx.InvalidURL):
+            raise RegistryError(f"{self.name} tags: malformed Link header from the registry") from None
+        if url in visited:
+            raise RegistryError(f"{self.name} tags: the Link header points back at a page already read")
+        return url
 
     # -- referrers -------------------------------------------------------------------------
 
@@ -870,10 +930,8 @@ async def _verified_stream(response: httpx.Response, desc: Descriptor, what: str
         async for chunk in response.aiter_bytes(STREAM_CHUNK):
             verifier.update(chunk)
             yield chunk
-    except httpx.TransportError as exc:
-        raise RegistryError(
-            f"{what}: connection lost while reading ({type(exc).__name__})", retryable=True
-        ) from None
+    except httpx.RequestError as exc:
+        raise transport_error(exc, response.request, what) from None
     verifier.verify()
 
 
