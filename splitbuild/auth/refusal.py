@@ -8,19 +8,18 @@ URLs lose their query, fragment and user info.
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
-from email.utils import parsedate_to_datetime
 
 import httpx
 
+from splitbuild._http import error_details, retry_after
+from splitbuild._http import redact_url as redact
 from splitbuild.auth.challenge import Challenge, challenges_from_response
 from splitbuild.auth.credentials import Credential
 from splitbuild.auth.environment import registry_env_prefix
 from splitbuild.auth.scope import Scope, parse_scope, required_scope
 from splitbuild.auth.tokens import granted_access
-from splitbuild.errors import AuthError, ErrorDetail
+from splitbuild.errors import AuthError
 
 __all__ = [
     "credentials_hint",
@@ -31,47 +30,6 @@ __all__ = [
     "refused",
     "retry_after",
 ]
-
-
-def redact(url: httpx.URL | str) -> str:
-    """The URL without query, fragment or userinfo (which may carry secrets)."""
-    try:
-        parsed = httpx.URL(url) if isinstance(url, str) else url
-        return str(parsed.copy_with(query=None, fragment=None, username=None, password=None))
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return "<invalid URL>"
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delta or HTTP date), or None."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def error_details(response: httpx.Response) -> tuple[ErrorDetail, ...]:
-    """The ``errors`` list of a registry error body, when the body was read and is JSON."""
-    try:
-        document = json.loads(response.content)
-    except (httpx.ResponseNotRead, ValueError):
-        return ()
-    errors = document.get("errors") if isinstance(document, dict) else None
-    if not isinstance(errors, list):
-        return ()
-    details = []
-    for item in errors:
-        if isinstance(item, dict) and isinstance(item.get("code"), str):
-            message = item.get("message")
-            details.append(ErrorDetail(item["code"], message if isinstance(message, str) else ""))
-    return tuple(details)
 
 
 def describe(scopes: Sequence[Scope]) -> str:

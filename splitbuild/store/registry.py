@@ -23,13 +23,13 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 import anyio
 import httpx
 
+from splitbuild._http import error_details, redact_url, retry_after
 from splitbuild._tasks import task_group
 from splitbuild._version import __version__
 from splitbuild.digest import Verifier, compute, verify_bytes
 from splitbuild.errors import (
     AuthError,
     ConfigError,
-    ErrorDetail,
     InvalidManifest,
     NotFound,
     RegistryError,
@@ -86,53 +86,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def redact_url(url: str | httpx.URL) -> str:
-    """A URL without userinfo or query string (upload locations carry state tokens)."""
-    parts = urlsplit(str(url))
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        import datetime as dt
-
-        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
-def _error_details(response: httpx.Response) -> list[ErrorDetail]:
-    try:
-        body = json.loads(response.content or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return []
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if not isinstance(errors, list):
-        return []
-    return [
-        ErrorDetail(code=str(e.get("code", "")), message=str(e.get("message", "")))
-        for e in errors
-        if isinstance(e, dict)
-    ]
-
-
 def error_from_response(response: httpx.Response, what: str) -> RegistryError | NotFound:
     """Turn an unexpected response into the matching error; ``what`` names the object at fault."""
     request = response.request
     status = response.status_code
-    details = _error_details(response)
+    details = error_details(response)
     codes = ", ".join(d.code for d in details if d.code)
     detail = f" {codes}" if codes else ""
     message = f"{what}: {request.method} {redact_url(request.url)}: {status}{detail}"
@@ -155,7 +113,7 @@ def error_from_response(response: httpx.Response, what: str) -> RegistryError | 
         url=redact_url(request.url),
         details=details,
         retryable=status in RETRYABLE_STATUS,
-        retry_after=_retry_after(response) if status in (429, 503) else None,
+        retry_after=retry_after(response) if status in (429, 503) else None,
         hint=hint,
     )
 
