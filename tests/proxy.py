@@ -14,26 +14,20 @@ import threading
 import time
 from collections import deque
 
+from tests.loop_server import LoopThreadServer
+
 REQUEST_LINE = re.compile(rb"(?:GET|HEAD|PUT|POST|PATCH|DELETE|OPTIONS) \S+ HTTP/1\.[01]\r\n")
 
 
-class LatencyProxy:
+class LatencyProxy(LoopThreadServer):
     def __init__(self, upstream_port: int, *, delay: float = 0.025, upstream_host: str = "127.0.0.1") -> None:
+        super().__init__()
         self.upstream = (upstream_host, upstream_port)
         self.delay = delay
-        self.port = 0
         self.requests = 0
         self.connections = 0
         self.request_lines: list[str] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
         self._lock = threading.Lock()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def reset(self) -> None:
         with self._lock:
@@ -41,45 +35,7 @@ class LatencyProxy:
             self.connections = 0
             self.request_lines = []
 
-    def start(self) -> LatencyProxy:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("proxy did not start")
-        return self
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-
-        async def shutdown() -> None:
-            if self._server is not None:
-                self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            self._server.close()
-            loop.close()
-
-    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         with self._lock:
             self.connections += 1
         try:
