@@ -1,7 +1,9 @@
-"""What every command shares: error handling, exit codes, JSON and human output.
+"""What every command shares: error handling, exit codes, JSON and human output, the options
+several commands declare alike, and the registry client built from them.
 
 Command modules import only typer (and this module) at the top; the library is imported inside
-the command functions so that ``splitbuild --help`` and a single command start fast.
+the command functions so that ``splitbuild --help`` and a single command start fast. This module
+likewise imports only typer and the standard library at the top.
 """
 
 from __future__ import annotations
@@ -9,13 +11,40 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol, TypeVar
 
 import typer
 
+if TYPE_CHECKING:
+    from splitbuild.client import Client
+
 T = TypeVar("T")
+
+# Options declared alike by several commands: one declaration each, so their names and --help
+# text cannot drift apart.
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="The config file.", dir_okay=False, show_default=True)
+]
+DEFAULT_CONFIG = Path("splitbuild.toml")
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+InsecureOpt = Annotated[
+    list[str] | None, typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host.")
+]
+CaFileOpt = Annotated[Path | None, typer.Option("--ca-file", help="Extra CA bundle for TLS.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Operations in flight at once.")]
+ReferrersOpt = Annotated[
+    bool,
+    typer.Option(
+        "--referrers/--no-referrers",
+        help="Include referrers (signatures, SBOMs, attestations with a subject): API or sha256-<hex> tag.",
+    ),
+]
+AllowShrinkOpt = Annotated[
+    bool, typer.Option("--allow-shrink", help="Allow a tag to move to an index with fewer platforms.")
+]
 
 DEBUG_ENV = "SPLITBUILD_DEBUG"
 
@@ -87,3 +116,43 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+class _Result(Protocol):
+    def to_dict(self) -> Mapping[str, object]: ...
+
+
+R = TypeVar("R", bound=_Result)
+
+
+def print_result(result: R, json_output: bool, report: Callable[[R], object]) -> None:
+    """With ``--json`` the result's ``to_dict()`` as one JSON document, else its human ``report``."""
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        report(result)
+
+
+def split_commas(values: str | list[str] | None) -> list[str]:
+    """The items of a comma-separated option (given once or repeated), stripped, empty ones dropped."""
+    texts = [values] if isinstance(values, str) else values or []
+    return [item.strip() for text in texts for item in text.split(",") if item.strip()]
+
+
+def make_client(insecure_registry: list[str] | None, ca_file: Path | None) -> Client:
+    """The library client for the registry options (``--insecure-registry``, ``--ca-file``)."""
+    from splitbuild.client import Client
+
+    return Client(insecure=insecure_registry or [], ca_file=ca_file)
+
+
+def run_with_client(
+    fn: Callable[[Client], Awaitable[T]], insecure_registry: list[str] | None, ca_file: Path | None
+) -> T:
+    """``run_async`` of ``fn(client)`` on a client for the registry options, closed afterwards."""
+
+    async def with_client() -> T:
+        async with make_client(insecure_registry, ca_file) as client:
+            return await fn(client)
+
+    return run_async(with_client)

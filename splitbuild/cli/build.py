@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from splitbuild.cli._common import handle_errors, print_json, run_async
+from splitbuild.cli._common import (
+    DEFAULT_CONFIG,
+    AllowShrinkOpt,
+    CaFileOpt,
+    ConfigOpt,
+    InsecureOpt,
+    JsonOpt,
+    handle_errors,
+    make_client,
+    print_result,
+    run_async,
+    split_commas,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -23,9 +35,7 @@ def register(app: typer.Typer) -> None:
 
 
 def build_command(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The config file.", dir_okay=False)] = Path(
-        "splitbuild.toml"
-    ),
+    config: ConfigOpt = DEFAULT_CONFIG,
     platform: Annotated[
         str | None,
         typer.Option("--platform", help="Comma-separated subset of the config's platforms (default: all)."),
@@ -58,20 +68,14 @@ def build_command(
         int | None,
         typer.Option("--jobs", "-j", help="Platforms built at once (default: the number of cores)."),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    json_output: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the builders' output.")] = False,
-    allow_shrink: Annotated[
-        bool, typer.Option("--allow-shrink", help="Allow a tag to move to an index with fewer platforms.")
-    ] = False,
-    insecure_registry: Annotated[
-        list[str] | None, typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host.")
-    ] = None,
-    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra CA bundle for TLS.")] = None,
+    allow_shrink: AllowShrinkOpt = False,
+    insecure_registry: InsecureOpt = None,
+    ca_file: CaFileOpt = None,
 ) -> None:
     """Build every platform (native or under QEMU), push each by digest, then merge the index."""
     with handle_errors():
-        from splitbuild.build import render_table
-
         options = _options(
             config,
             platform=platform,
@@ -82,11 +86,14 @@ def build_command(
             allow_shrink=allow_shrink,
             verbose=verbose,
         )
-        result = run_async(lambda: _run(options, builder, insecure_registry or [], ca_file, json_output))
-        if json_output:
-            print_json(result.to_dict())
-        else:
-            sys.stdout.write(render_table(result))
+        result = run_async(lambda: _run(options, builder, insecure_registry, ca_file, json_output))
+        print_result(result, json_output, _print_table)
+
+
+def _print_table(result: BuildResult) -> None:
+    from splitbuild.build import render_table
+
+    sys.stdout.write(render_table(result))
 
 
 def _say(text: str) -> None:
@@ -123,7 +130,7 @@ def _options(
 
     config = load_config(config_path)
     the_plan = plan(config)
-    wanted = [p.strip() for p in platform.split(",") if p.strip()] if platform else []
+    wanted = split_commas(platform)
     platforms = list(dict.fromkeys(the_plan.leg(p).platform for p in wanted)) or list(the_plan.platforms)
     state = git_state(config_path.resolve().parent)
     root = state.root or Path.cwd()
@@ -147,10 +154,13 @@ def _options(
 
 
 async def _run(
-    options: BuildOptions, builder_name: str, insecure: list[str], ca_file: Path | None, json_output: bool
+    options: BuildOptions,
+    builder_name: str,
+    insecure_registry: list[str] | None,
+    ca_file: Path | None,
+    json_output: bool,
 ) -> BuildResult:
-    from splitbuild.build import BuildFailed, render_table, run_build, select_builder
-    from splitbuild.client import Client
+    from splitbuild.build import BuildFailed, run_build, select_builder
 
     builder = await select_builder(builder_name)
     host = options.host
@@ -159,7 +169,7 @@ async def _run(
         mode = "native" if host.is_native(p) else "emulated"
         _say(f"  {p:<14} {mode:<9} {host.why(p)}")
     _say(f"tags {', '.join(options.tags)} in {', '.join(ref.name for ref in options.outputs)}")
-    async with Client(insecure=insecure, ca_file=ca_file) as client:
+    async with make_client(insecure_registry, ca_file) as client:
         try:
             return await _until_signalled(lambda: run_build(client, builder, options))
         except BuildFailed as failed:
@@ -168,10 +178,7 @@ async def _run(
                     _say(f"--- last lines of the {leg.platform} build ---")
                     for line in leg.log_tail:
                         _say(f"[{leg.platform}] {line}")
-            if json_output:
-                print_json(failed.result.to_dict())
-            else:
-                sys.stdout.write(render_table(failed.result))
+            print_result(failed.result, json_output, _print_table)
             raise
 
 

@@ -8,23 +8,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from splitbuild.cli._common import fail, handle_errors, print_json
+from splitbuild.cli._common import DEFAULT_CONFIG, ConfigOpt, fail, handle_errors, print_json
 
 if TYPE_CHECKING:
     from splitbuild.config import Config
     from splitbuild.planner import Plan
 
-ConfigOpt = Annotated[
-    Path, typer.Option("--config", "-c", help="The config file.", dir_okay=False, show_default=True)
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+# Not _common.JsonOpt: these commands' --help has always said "Print JSON.".
+PrintJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CiOpt = Annotated[
     str | None,
     typer.Option(
         "--ci", metavar="github|gitlab|forgejo", help="CI system (default: [ci] provider of the config)."
     ),
 ]
-_DEFAULT_CONFIG = Path("splitbuild.toml")
 
 
 def _posix(path: Path) -> str:
@@ -43,7 +40,7 @@ def _provider(ci: str | None) -> str | None:
 def init_command(
     path: Annotated[
         Path, typer.Option("--path", help="Where to write the config.", dir_okay=False)
-    ] = _DEFAULT_CONFIG,
+    ] = DEFAULT_CONFIG,
     image: Annotated[
         str | None, typer.Option("--image", help="Image name (default: from the git remote).")
     ] = None,
@@ -77,7 +74,9 @@ def init_command(
             sys.stderr.write(f"warning: no Dockerfile found; set image.dockerfile in {path}\n")
 
 
-def plan_command(config: ConfigOpt = _DEFAULT_CONFIG, json_output: JsonOpt = False, ci: CiOpt = None) -> None:
+def plan_command(
+    config: ConfigOpt = DEFAULT_CONFIG, json_output: PrintJsonOpt = False, ci: CiOpt = None
+) -> None:
     """Show which runner builds each platform, natively or under QEMU, and why; then what the
     index carries besides the platform images (attestations) and who signs or attests it."""
     with handle_errors():
@@ -112,7 +111,7 @@ def plan_command(config: ConfigOpt = _DEFAULT_CONFIG, json_output: JsonOpt = Fal
 
 
 def generate_command(
-    config: ConfigOpt = _DEFAULT_CONFIG,
+    config: ConfigOpt = DEFAULT_CONFIG,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -222,11 +221,11 @@ def _write_or_diff(files: list[tuple[Path, str]], *, check: bool) -> list[Path]:
 
 
 def pins_command(
-    config: ConfigOpt = _DEFAULT_CONFIG,
+    config: ConfigOpt = DEFAULT_CONFIG,
     all_pins: Annotated[
         bool, typer.Option("--all", help="Every pin splitbuild knows, not only those in use.")
     ] = False,
-    json_output: JsonOpt = False,
+    json_output: PrintJsonOpt = False,
 ) -> None:
     """List the pinned actions (commit SHA and release tag) the generated workflow uses."""
     with handle_errors():

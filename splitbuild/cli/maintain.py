@@ -5,34 +5,41 @@ Every command takes registry references and ``oci:PATH`` references and has ``--
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from splitbuild.cli._common import fail, handle_errors, print_json, run_async
+from splitbuild.cli._common import (
+    CaFileOpt,
+    InsecureOpt,
+    JobsOpt,
+    JsonOpt,
+    ReferrersOpt,
+    fail,
+    handle_errors,
+    print_json,
+    print_result,
+    run_with_client,
+    split_commas,
+)
 
 if TYPE_CHECKING:
     from splitbuild.client import Client
+    from splitbuild.ops import (
+        CopyResult,
+        DeleteResult,
+        InspectResult,
+        PruneResult,
+        TagList,
+        TagResult,
+        VerifyResult,
+    )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
-InsecureOpt = Annotated[
-    list[str] | None, typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host.")
-]
-CaFileOpt = Annotated[Path | None, typer.Option("--ca-file", help="Extra CA bundle for TLS.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Operations in flight at once.")]
 IncludeOpt = Annotated[
     str | None, typer.Option("--include", help="Only tags matching this regular expression (whole tag).")
 ]
 ExcludeOpt = Annotated[
     str | None, typer.Option("--exclude", help="Leave out tags matching this regular expression (whole tag).")
-]
-ReferrersOpt = Annotated[
-    bool,
-    typer.Option(
-        "--referrers/--no-referrers",
-        help="Include referrers (signatures, SBOMs, attestations with a subject): API or sha256-<hex> tag.",
-    ),
 ]
 
 
@@ -44,16 +51,6 @@ def register(app: typer.Typer) -> None:
     app.command("delete", no_args_is_help=True)(delete_command)
     app.command("prune", no_args_is_help=True)(prune_command)
     app.command("verify", no_args_is_help=True)(verify_command)
-
-
-def _client(insecure: list[str] | None, ca_file: Path | None) -> Client:
-    from splitbuild.client import Client
-
-    return Client(insecure=insecure or [], ca_file=ca_file)
-
-
-def _platforms(text: list[str] | None) -> list[str]:
-    return [p.strip() for item in text or [] for p in item.split(",") if p.strip()]
 
 
 def inspect_command(
@@ -72,13 +69,12 @@ def inspect_command(
     if raw and json_output:
         fail("--raw and --json cannot be combined", 2)
 
-    async def go() -> Any:
+    async def go(client: Client) -> InspectResult:
         from splitbuild.ops import inspect
 
-        async with _client(insecure_registry, ca_file) as client:
-            return await inspect(client, ref, platform=platform, referrers=referrers and not raw)
+        return await inspect(client, ref, platform=platform, referrers=referrers and not raw)
 
-    result = run_async(go)
+    result = run_with_client(go, insecure_registry, ca_file)
     with handle_errors():
         if raw:
             import sys
@@ -103,18 +99,17 @@ def ls_command(
 ) -> None:
     """List the tags of a repository (every page), one per line."""
 
-    async def go() -> Any:
+    async def go(client: Client) -> TagList:
         from splitbuild.ops import list_tags
 
-        async with _client(insecure_registry, ca_file) as client:
-            return await list_tags(client, repository, include=include, exclude=exclude)
+        return await list_tags(client, repository, include=include, exclude=exclude)
 
-    result = run_async(go)
-    if json_output:
-        print_json(result.to_dict())
-    else:
-        for tag in result.tags:
-            typer.echo(tag)
+    print_result(run_with_client(go, insecure_registry, ca_file), json_output, _echo_tags)
+
+
+def _echo_tags(result: TagList) -> None:
+    for tag in result.tags:
+        typer.echo(tag)
 
 
 def copy_command(
@@ -136,33 +131,26 @@ def copy_command(
     ca_file: CaFileOpt = None,
 ) -> None:
     """Copy an image or a whole index byte for byte (digests preserved); skips what is there."""
-    from splitbuild.cli.maintain_output import copy_progress
+    from splitbuild.cli.maintain_output import copy_progress, copy_report
 
-    platforms = _platforms(platform)
+    platforms = split_commas(platform)
 
-    async def go() -> Any:
+    async def go(client: Client) -> CopyResult:
         from splitbuild.ops import copy
 
         with copy_progress(progress and not json_output) as (on_progress, on_bytes):
-            async with _client(insecure_registry, ca_file) as client:
-                return await copy(
-                    client,
-                    source,
-                    destination,
-                    platforms=platforms or None,
-                    referrers=referrers,
-                    jobs=jobs,
-                    on_progress=on_progress,
-                    on_bytes=on_bytes,
-                )
+            return await copy(
+                client,
+                source,
+                destination,
+                platforms=platforms or None,
+                referrers=referrers,
+                jobs=jobs,
+                on_progress=on_progress,
+                on_bytes=on_bytes,
+            )
 
-    result = run_async(go)
-    if json_output:
-        print_json(result.to_dict())
-    else:
-        from splitbuild.cli.maintain_output import copy_report
-
-        copy_report(result)
+    print_result(run_with_client(go, insecure_registry, ca_file), json_output, copy_report)
 
 
 def tag_command(
@@ -173,20 +161,14 @@ def tag_command(
     ca_file: CaFileOpt = None,
 ) -> None:
     """Add tags to what SOURCE points at, without moving data."""
+    from splitbuild.cli.maintain_output import tag_report
 
-    async def go() -> Any:
+    async def go(client: Client) -> TagResult:
         from splitbuild.ops import add_tags
 
-        async with _client(insecure_registry, ca_file) as client:
-            return await add_tags(client, source, tags)
+        return await add_tags(client, source, tags)
 
-    result = run_async(go)
-    if json_output:
-        print_json(result.to_dict())
-    else:
-        from splitbuild.cli.maintain_output import tag_report
-
-        tag_report(result)
+    print_result(run_with_client(go, insecure_registry, ca_file), json_output, tag_report)
 
 
 def delete_command(
@@ -204,20 +186,14 @@ def delete_command(
     ca_file: CaFileOpt = None,
 ) -> None:
     """Delete a tag (and what only it needed), or a manifest by digest (refused while in use)."""
+    from splitbuild.cli.maintain_output import delete_report
 
-    async def go() -> Any:
+    async def go(client: Client) -> DeleteResult:
         from splitbuild.ops import delete
 
-        async with _client(insecure_registry, ca_file) as client:
-            return await delete(client, ref, force=force, tag_only=tag_only, dry_run=dry_run, jobs=jobs)
+        return await delete(client, ref, force=force, tag_only=tag_only, dry_run=dry_run, jobs=jobs)
 
-    result = run_async(go)
-    if json_output:
-        print_json(result.to_dict())
-    else:
-        from splitbuild.cli.maintain_output import delete_report
-
-        delete_report(result)
+    print_result(run_with_client(go, insecure_registry, ca_file), json_output, delete_report)
 
 
 def prune_command(
@@ -238,8 +214,9 @@ def prune_command(
     ca_file: CaFileOpt = None,
 ) -> None:
     """Apply a retention policy to the tags of a repository. A dry run unless --yes."""
+    from splitbuild.cli.maintain_output import prune_report
 
-    async def go() -> Any:
+    async def go(client: Client) -> PruneResult:
         from splitbuild.ops import RetentionPolicy, parse_duration, prune
 
         policy = RetentionPolicy(
@@ -248,16 +225,9 @@ def prune_command(
             include=include,
             exclude=exclude,
         )
-        async with _client(insecure_registry, ca_file) as client:
-            return await prune(client, repository, policy, dry_run=not yes, jobs=jobs)
+        return await prune(client, repository, policy, dry_run=not yes, jobs=jobs)
 
-    result = run_async(go)
-    if json_output:
-        print_json(result.to_dict())
-    else:
-        from splitbuild.cli.maintain_output import prune_report
-
-        prune_report(result)
+    print_result(run_with_client(go, insecure_registry, ca_file), json_output, prune_report)
 
 
 def verify_command(
@@ -281,27 +251,22 @@ def verify_command(
     ca_file: CaFileOpt = None,
 ) -> None:
     """Check that every REF is an index holding the platforms; exit 7 listing what is wrong."""
+    from splitbuild.cli.maintain_output import verify_report
 
-    async def go() -> Any:
+    async def go(client: Client) -> VerifyResult:
         from splitbuild.ops import verify
 
-        async with _client(insecure_registry, ca_file) as client:
-            return await verify(
-                client,
-                refs,
-                _platforms(platform),
-                exact=exact,
-                deep=deep,
-                require_attestations=require_attestations,
-            )
+        return await verify(
+            client,
+            refs,
+            split_commas(platform),
+            exact=exact,
+            deep=deep,
+            require_attestations=require_attestations,
+        )
 
-    result = run_async(go)
-    if json_output:
-        print_json(result.to_dict())
-    else:
-        from splitbuild.cli.maintain_output import verify_report
-
-        verify_report(result)
+    result = run_with_client(go, insecure_registry, ca_file)
+    print_result(result, json_output, verify_report)
     if not result.ok:
         failed = result.failed
         first = f"{failed[0].reference}: {failed[0].summary()}"

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from splitbuild.cli._common import handle_errors, print_json, run_async
+from splitbuild.cli._common import (
+    AllowShrinkOpt,
+    CaFileOpt,
+    InsecureOpt,
+    JsonOpt,
+    handle_errors,
+    make_client,
+    print_json,
+    run_async,
+    split_commas,
+)
+
+if TYPE_CHECKING:
+    from splitbuild.merge import MergeResult
 
 TargetOpt = Annotated[
     list[str] | None,
@@ -44,10 +57,8 @@ def merge_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Resolve and check; print the index and the planned writes.")
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    allow_shrink: Annotated[
-        bool, typer.Option("--allow-shrink", help="Allow a tag to move to an index with fewer platforms.")
-    ] = False,
+    json_output: JsonOpt = False,
+    allow_shrink: AllowShrinkOpt = False,
     referrers: Annotated[
         bool,
         typer.Option(
@@ -79,10 +90,8 @@ def merge_command(
         bool,
         typer.Option("--label-annotations", help="Put the computed OCI labels on the index as annotations."),
     ] = False,
-    insecure_registry: Annotated[
-        list[str] | None, typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host.")
-    ] = None,
-    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="Extra CA bundle for TLS.")] = None,
+    insecure_registry: InsecureOpt = None,
+    ca_file: CaFileOpt = None,
 ) -> None:
     """Assemble the multi-arch index from per-platform digests and push it under every tag."""
     with handle_errors():
@@ -100,7 +109,7 @@ def merge_command(
                 dry_run,
                 allow_shrink,
                 referrers,
-                insecure_registry or [],
+                insecure_registry,
                 ca_file,
             )
         )
@@ -132,10 +141,9 @@ async def _merge(
     dry_run: bool,
     allow_shrink: bool,
     referrers: bool,
-    insecure: list[str],
+    insecure_registry: list[str] | None,
     ca_file: Path | None,
-) -> Any:
-    from splitbuild.client import Client
+) -> MergeResult:
     from splitbuild.errors import UsageError
     from splitbuild.index import Annotations, parse_annotation
     from splitbuild.merge import (
@@ -166,7 +174,7 @@ async def _merge(
     texts = list(sources)
     if digests_dir is not None:
         texts.extend(read_digests_dir(digests_dir))
-    platforms = [p.strip() for p in platform.split(",") if p.strip()] if platform else None
+    platforms = split_commas(platform) if platform else None
     options = MergeOptions(
         targets=target_refs,
         sources=parse_sources(texts, target_refs[0]),
@@ -175,7 +183,7 @@ async def _merge(
         allow_shrink=allow_shrink,
         referrers=referrers,
     )
-    async with Client(insecure=insecure, ca_file=ca_file) as client:
+    async with make_client(insecure_registry, ca_file) as client:
         return await merge(client, options, dry_run=dry_run)
 
 
