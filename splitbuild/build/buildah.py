@@ -44,17 +44,7 @@ def _storage(buildah: str, leg: LegDir) -> list[str]:
 def buildah_build_argv(buildah: str, spec: BuildSpec, leg: LegDir) -> list[str]:
     """The ``buildah build`` argument vector for one platform."""
     argv = [*_storage(buildah, leg), "build", "--isolation", "chroot", "--platform", leg.platform]
-    argv += ["--file", str(spec.dockerfile)]
-    if spec.target is not None:
-        argv += ["--target", spec.target]
-    for key, value in spec.build_args.items():
-        argv += ["--build-arg", f"{key}={value}"]
-    for key, value in spec.labels.items():
-        argv += ["--label", f"{key}={value}"]
-    for key, value in spec.build_contexts.items():
-        argv += ["--build-context", f"{key}={value}"]
-    for secret_id, variable in spec.secrets.items():
-        argv += ["--secret", f"id={secret_id},env={variable}"]
+    argv += spec.flags()
     argv += ["--tag", f"{_IMAGE_NAME}:{leg.pair}", str(spec.context)]
     return argv
 

@@ -25,17 +25,7 @@ __all__ = ["DockerBuilder", "buildx_platforms", "docker_build_argv"]
 
 def docker_build_argv(docker: str, spec: BuildSpec, leg: LegDir) -> list[str]:
     """The ``docker buildx build`` argument vector for one platform."""
-    argv = [docker, "buildx", "build", "--platform", leg.platform, "--file", str(spec.dockerfile)]
-    if spec.target is not None:
-        argv += ["--target", spec.target]
-    for key, value in spec.build_args.items():
-        argv += ["--build-arg", f"{key}={value}"]
-    for key, value in spec.labels.items():
-        argv += ["--label", f"{key}={value}"]
-    for key, value in spec.build_contexts.items():
-        argv += ["--build-context", f"{key}={value}"]
-    for secret_id, variable in spec.secrets.items():
-        argv += ["--secret", f"id={secret_id},env={variable}"]
+    argv = [docker, "buildx", "build", "--platform", leg.platform, *spec.flags()]
     argv += ["--provenance=false", "--sbom=false", "--progress=plain"]
     argv += ["--output", f"type=oci,dest={leg.path / 'image.tar'}", str(spec.context)]
     return argv

@@ -34,6 +34,21 @@ class BuildSpec:
     build_contexts: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
 
+    def flags(self) -> list[str]:
+        """The build flags buildah and docker buildx spell the same way (all but the context)."""
+        argv = ["--file", str(self.dockerfile)]
+        if self.target is not None:
+            argv += ["--target", self.target]
+        for key, value in self.build_args.items():
+            argv += ["--build-arg", f"{key}={value}"]
+        for key, value in self.labels.items():
+            argv += ["--label", f"{key}={value}"]
+        for key, value in self.build_contexts.items():
+            argv += ["--build-context", f"{key}={value}"]
+        for secret_id, variable in self.secrets.items():
+            argv += ["--secret", f"id={secret_id},env={variable}"]
+        return argv
+
 
 def _resolve_context_value(value: str, root: Path) -> str:
     if value.startswith(_REMOTE_CONTEXT_PREFIXES):
