@@ -113,3 +113,31 @@ flavor = ["latest=auto"]
     assert len(data["attestations"]) == 2
     assert data["digest"] == planned["digest"]
     assert (tmp_path / "output").read_text() == f"digest={data['digest']}\n"
+
+
+def test_image_rules_put_labels_on_the_index_and_bad_rules_push_nothing(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    repo = f"{registry.host}/wf/{uuid.uuid4().hex[:8]}"
+    digests = seed(repo)
+    env = github_env(tmp_path, "refs/tags/v2.0.0")
+    runner = CliRunner()
+    common = ["merge", "--image", repo, "--platform", ",".join(PLATFORMS), *digests.values(), "--json"]
+    bad = runner.invoke(make_app(), [*common, "--tags", "type=schedule,pattern={{date}}"], env=env)
+    assert bad.exit_code == 3, bad.stderr
+    assert "type=schedule,pattern={{date}}" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing = runner.invoke(make_app(), ["inspect", f"{repo}:2.0.0"], env=env)
+    assert missing.exit_code == 4, missing.stderr  # nothing was pushed
+
+    good = runner.invoke(
+        make_app(), [*common, "--tags", "type=semver,pattern={{version}}", "--label-annotations"], env=env
+    )
+    assert good.exit_code == 0, good.stderr
+    data = json.loads(good.stdout)
+    assert [t.rsplit(":", 1)[1] for t in data["tags"]] == ["2.0.0", "latest"]
+    raw = runner.invoke(make_app(), ["inspect", f"{repo}:2.0.0", "--raw"], env=env)
+    annotations = json.loads(raw.stdout)["annotations"]
+    assert annotations["org.opencontainers.image.version"] == "2.0.0"
+    assert annotations["org.opencontainers.image.source"] == "https://example.test/acme/app"
+    assert annotations["org.opencontainers.image.revision"] == "0123456789abcdef0123456789abcdef01234567"
