@@ -15,6 +15,7 @@ import copy
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -33,6 +34,8 @@ from splitbuild.errors import ConfigError, RegistryError
 __all__ = ["FAST_RETRY", "NO_RETRY", "RetryPolicy"]
 
 T = TypeVar("T")
+
+_RETRYING: ContextVar[bool] = ContextVar("splitbuild_retrying", default=False)
 
 ATTEMPTS_ENV = "SPLITBUILD_RETRY_ATTEMPTS"
 TOTAL_ENV = "SPLITBUILD_RETRY_TOTAL"
@@ -114,9 +117,20 @@ class RetryPolicy:
         return policy
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn`` until it succeeds, fails with a non-transient error, or the budget is spent."""
-        if self.attempts <= 1:
+        """Run ``fn`` until it succeeds, fails with a non-transient error, or the budget is spent.
+
+        Inside another ``call`` (reading a blob inside a retried upload, say) ``fn`` runs once:
+        the outer loop retries, so attempts and time stay bounded as documented, not multiplied.
+        """
+        if self.attempts <= 1 or _RETRYING.get():
             return await fn()
+        token = _RETRYING.set(True)
+        try:
+            return await self._call(fn)
+        finally:
+            _RETRYING.reset(token)
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts)
             | stop_before_delay(self.total)

@@ -207,6 +207,7 @@ class Seen:
     at: float
     method: str
     path: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class ScriptedServer:
@@ -250,9 +251,9 @@ class ScriptedServer:
     ) -> None:
         self.stop()
 
-    def answer(self, method: str, path: str) -> Reply:
+    def answer(self, method: str, path: str, headers: dict[str, str] | None = None) -> Reply:
         with self._lock:
-            self.requests.append(Seen(time.monotonic(), method, path))
+            self.requests.append(Seen(time.monotonic(), method, path, dict(headers or {})))
             for pattern, replies in self.routes:
                 if pattern.search(f"{method} {path}"):
                     return replies.pop(0) if len(replies) > 1 else replies[0]
@@ -275,7 +276,7 @@ def _scripted_handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
                 self.rfile.read(length)
-            reply = server.answer(self.command, self.path)
+            reply = server.answer(self.command, self.path, dict(self.headers.items()))
             self.send_response(reply.status)
             headers = {"Content-Type": "application/json", **reply.headers}
             for name, value in headers.items():

@@ -290,3 +290,19 @@ def test_a_busy_token_service_is_retried_after_retry_after(
     (elapsed,) = anyio.run(run)
     assert [entry.account for entry in tokens.requests] == [USER[0], USER[0]]
     assert 1.0 <= elapsed < 2.5
+
+
+def test_nested_operations_do_not_multiply_attempts() -> None:
+    """read_blob retries around open_blob; an upload retries around reading its source: each is
+    still at most ``attempts`` requests, not attempts squared."""
+    layer = IMAGE.manifest.image().layers[0]
+    with ScriptedServer() as server:
+        server.add(r"/v2/app/blobs/", busy(status=503))
+
+        async def run() -> None:
+            async with Client(retry=policy(attempts=4), env={}) as client:
+                await client.repository(Reference.parse(f"{server.host}/app")).read_blob(layer)
+
+        with pytest.raises(RegistryError, match="gave up after 4 attempts"):
+            anyio.run(run)
+        assert len([s for s in server.requests if "/blobs/" in s.path]) == 4

@@ -15,7 +15,9 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
-_LOGGERS = ("splitbuild", "httpx")
+# Not httpx's own logger: it prints full URLs, query strings (pre-signed storage URLs) included.
+# splitbuild.http logs each request with its URL redacted.
+_LOGGERS = ("splitbuild",)
 
 
 def _configure_logging(verbose: bool) -> None:

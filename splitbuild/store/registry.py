@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import re
 import secrets
@@ -44,6 +45,7 @@ from splitbuild.models import (
     Descriptor,
     Manifest,
 )
+from splitbuild.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
 from splitbuild.referrers import only_type, referrer_descriptor, referrers_tag, with_referrer
 from splitbuild.retry import RetryPolicy
 from splitbuild.store.base import BlobSource
@@ -63,6 +65,15 @@ __all__ = [
 T = TypeVar("T")
 
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+MAX_REDIRECTS = 5
+_log = logging.getLogger("splitbuild.http")
+
+
+def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return (url.scheme, url.host.lower(), port)
+
 
 INSECURE_ENV = "SPLITBUILD_INSECURE_REGISTRIES"
 """Comma-separated registry hosts (``host[:port]``) that may be reached over plain HTTP."""
@@ -212,7 +223,7 @@ class RegistryClient:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             verify=verify,
             transport=transport,
-            follow_redirects=True,
+            follow_redirects=False,
             headers={"User-Agent": f"splitbuild/{__version__}"},
             event_hooks={"request": [self._count]},
         )
@@ -241,8 +252,12 @@ class RegistryClient:
         return RegistryRepository(self, ref)
 
     def base_url(self, ref: Reference) -> str:
-        host = ref.endpoint
-        plain = is_loopback(host) or host in self.insecure or ref.registry in self.insecure
+        return self.origin(ref.registry)
+
+    def origin(self, registry: str) -> str:
+        """``scheme://host[:port]`` of a registry: the only place its credentials are sent."""
+        host = DOCKER_HUB_ENDPOINT if registry == DOCKER_HUB else registry
+        plain = is_loopback(host) or host in self.insecure or registry in self.insecure
         return f"{'http' if plain else 'https'}://{host}"
 
     def limiter(self, host: str) -> anyio.CapacityLimiter:
@@ -267,14 +282,37 @@ class RegistryClient:
         what: str,
         stream: bool = False,
     ) -> httpx.Response:
-        """Send one request with auth, translating transport failures into ``RegistryError``."""
-        async with self.limiter(request.url.host):
+        """Send one request, translating transport failures into ``RegistryError``.
+
+        Credentials (and tokens) go only to the registry's own origin: a ``Link``, ``Location`` or
+        redirect naming another host is followed without them. Redirects of GET and HEAD are
+        followed here (at most 5), not by httpx, so that the auth flow sees every redirect of a
+        token service itself.
+        """
+        own = _origin_of(httpx.URL(self.origin(registry)))
+        for _ in range(MAX_REDIRECTS + 1):
+            auth = self.auth.auth_for(registry, scopes) if _origin_of(request.url) == own else None
+            _log.debug("HTTP Request: %s %s", request.method, redact_url(request.url))
+            async with self.limiter(request.url.netloc.decode("ascii")):
+                try:
+                    response = await self._http.send(request, auth=auth, stream=stream)
+                except httpx.RequestError as exc:
+                    raise transport_error(exc, request, what) from None
+            _log.debug(
+                "HTTP Response: %s %s: %s", request.method, redact_url(request.url), response.status_code
+            )
+            if not (response.is_redirect and request.method in ("GET", "HEAD")):
+                return response
+            await response.aclose()
             try:
-                return await self._http.send(
-                    request, auth=self.auth.auth_for(registry, scopes), stream=stream
-                )
-            except httpx.RequestError as exc:
-                raise transport_error(exc, request, what) from None
+                target = response.url.join(response.headers["Location"])
+            except (httpx.InvalidURL, ValueError):
+                raise RegistryError(
+                    f"{what}: {request.method} {redact_url(request.url)}: bad redirect"
+                ) from None
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization", "host")}
+            request = self.build(request.method, str(target), headers=headers)
+        raise RegistryError(f"{what}: {request.method} {redact_url(request.url)}: too many redirects")
 
     def build(self, method: str, url: str, **kwargs: Any) -> httpx.Request:
         return self._http.build_request(method, url, **kwargs)
@@ -318,18 +356,26 @@ class RegistryRepository:
         headers: dict[str, str] | None = None,
         content: bytes | AsyncIterator[bytes] | None = None,
         missing_ok: bool = False,
+        gone_on_retry_ok: bool = False,
     ) -> httpx.Response | None:
-        """One request (retried when transient); None for a 404 when ``missing_ok``."""
+        """One request (retried when transient); None for a 404 when ``missing_ok``.
+
+        ``gone_on_retry_ok`` (for DELETE): a 404 on a retry means an earlier attempt went through
+        and only its answer was lost, so it counts as success (None).
+        """
         expected = set(ok)
+        attempts = 0
 
         async def attempt() -> httpx.Response | None:
+            nonlocal attempts
+            attempts += 1
             request = self.client.build(method, url, headers=headers, content=content)
             response = await self.client.send(
                 request, registry=self.ref.registry, scopes=scopes or self._pull, what=what
             )
             if response.status_code in expected:
                 return response
-            if response.status_code == 404 and missing_ok:
+            if response.status_code == 404 and (missing_ok or (gone_on_retry_ok and attempts > 1)):
                 return None
             raise error_from_response(response, what)
 
@@ -434,7 +480,12 @@ class RegistryRepository:
         scopes = (self.ref.scope("pull", "push", "delete"),)
         try:
             await self._call(
-                "DELETE", f"{self._base}/manifests/{ref}", what=what, scopes=scopes, ok=(200, 202, 204)
+                "DELETE",
+                f"{self._base}/manifests/{ref}",
+                what=what,
+                scopes=scopes,
+                ok=(200, 202, 204),
+                gone_on_retry_ok=True,
             )
         except RegistryError as exc:
             if exc.status != 405:
@@ -488,12 +539,17 @@ class RegistryRepository:
         if not self._empty_blob_present and not await self.has_blob(empty.digest):
             await self.put_blob(empty, EMPTY_JSON)
         self._empty_blob_present = True
+        original = await self.get_manifest(current.digest)
         await self.put_manifest(placeholder, tag)
         try:
             await self.delete_manifest(placeholder.digest)
-        except SplitbuildError as exc:
-            original = await self.get_manifest(current.digest)
-            await self.put_manifest(original, tag)
+        except BaseException as exc:
+            # Never leave the tag on the placeholder, even when cancelled (Ctrl-C, a cancelled CI
+            # job): put it back, shielded from the cancellation, then report.
+            with anyio.CancelScope(shield=True):
+                await self.put_manifest(original, tag)
+            if not isinstance(exc, SplitbuildError):
+                raise
             error = AuthError if isinstance(exc, AuthError) else RegistryError
             raise error(
                 f"{what}: the registry refused to delete the placeholder {placeholder.digest} "
