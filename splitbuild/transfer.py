@@ -19,12 +19,41 @@ from dataclasses import dataclass, field
 import anyio
 
 from splitbuild._tasks import task_group
-from splitbuild.errors import NotFound
+from splitbuild.errors import NotFound, RegistryError, SplitbuildError
 from splitbuild.models import Descriptor, Manifest
 from splitbuild.referrers import Referrer, ReferrerFinder
 from splitbuild.store.base import Mounter, ReferrerLister, Repository
 
 __all__ = ["BytesCallback", "ProgressCallback", "Transfer", "TransferStats"]
+
+
+class _Shared:
+    """One piece of work several tasks need: the first does it, the others wait for it, and fail
+    if it failed (a manifest must never be put before everything it references is there)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._done = anyio.Event()
+        self._error: BaseException | None = None
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            self._error = exc
+            raise
+        finally:
+            self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+        error = self._error
+        if error is None:
+            return
+        if isinstance(error, SplitbuildError):
+            raise error
+        raise RegistryError(f"{self.what}: not copied (the task copying it was cancelled)")
 
 
 @dataclass
@@ -70,8 +99,8 @@ class Transfer:
         self._on_progress = on_progress
         self._on_bytes = on_bytes
         self._same_location = source.location == target.location
-        self._done_blobs: dict[str, anyio.Event] = {}
-        self._settled: dict[str, anyio.Event] = {}
+        self._done_blobs: dict[str, _Shared] = {}
+        self._settled: dict[str, _Shared] = {}
         """Manifests this transfer has started on, and whether each is done (pushed or skipped)."""
 
     @property
@@ -89,11 +118,9 @@ class Transfer:
         if started is not None:
             await started.wait()
             return
-        done = self._done_blobs[desc.digest] = anyio.Event()
-        try:
+        done = self._done_blobs[desc.digest] = _Shared(f"blob {desc.digest}")
+        async with done.run():
             await self._blob(desc)
-        finally:
-            done.set()
 
     async def _blob(self, desc: Descriptor) -> None:
         async with self._limiter:
@@ -140,8 +167,8 @@ class Transfer:
         if started is not None:  # copied by another task: done once that one is
             await started.wait()
             return False
-        settled = self._settled[desc.digest] = anyio.Event()
-        try:
+        settled = self._settled[desc.digest] = _Shared(f"manifest {desc.digest}")
+        async with settled.run():
             if self.same_repository:
                 return False
             if check_target and await self.target.head_manifest(desc.digest) is not None:
@@ -160,8 +187,7 @@ class Transfer:
             self.stats.pushed.append(manifest.digest)
             self._emit("manifest-done", desc)
             return True
-        finally:
-            settled.set()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def tree(self, manifest: Manifest, *, children: Sequence[Descriptor] | None = None) -> None:
         """Copy what ``manifest`` references, but not the manifest itself: the children of an index
