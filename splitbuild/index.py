@@ -160,6 +160,12 @@ def assemble(children: Sequence[Entry], annotations: Annotations | None = None) 
     if not children:
         raise InvalidInput("nothing to merge: no source images")
     media_type = media_type_for(children, annotations)
+    present = {child.platform_key for child in children if not child.descriptor.is_attestation}
+    absent = sorted(set(annotations.per_platform) - present)
+    if absent:
+        raise UsageError(
+            f"manifest-descriptor annotations for {', '.join(absent)}: the index has no such platform"
+        )
     descriptors = []
     for child in children:
         desc = child.descriptor

@@ -27,7 +27,7 @@ from splitbuild.client import Client
 from splitbuild.digest import parse_digest
 from splitbuild.errors import InvalidInput, NotFound, Refused, RegistryError, SplitbuildError, UsageError
 from splitbuild.index import Annotations, Entry, assemble, platform_set, select
-from splitbuild.models import Descriptor, ImageConfig, Manifest, Platform
+from splitbuild.models import MAX_MANIFEST_SIZE, Descriptor, ImageConfig, Manifest, Platform
 from splitbuild.reference import AnyReference, parse_reference
 from splitbuild.referrers import ReferrerFinder
 from splitbuild.store.base import Repository
@@ -263,6 +263,10 @@ def _unique_repos(targets: Sequence[TargetState]) -> dict[str, TargetState]:
 
 async def _platform_of(repo: Repository, manifest: Manifest, origin: str) -> Platform:
     config_desc = manifest.image().config
+    if config_desc.size > MAX_MANIFEST_SIZE:
+        raise InvalidInput(
+            f"{origin}: config blob {config_desc.digest} of {config_desc.size} bytes is not an image config"
+        )
     raw = await repo.read_blob(config_desc)
     try:
         config = ImageConfig.model_validate_json(raw)

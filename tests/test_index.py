@@ -140,3 +140,10 @@ def test_platform_of_descriptor_keeps_extra_fields() -> None:
     )
     assert d.to_dict()["platform"]["os.version"] == "10.0.20348"
     assert d.to_dict()["x-extra"] == 1
+
+
+def test_a_platform_annotation_for_an_absent_platform_is_refused() -> None:
+    ann = Annotations()
+    parse_annotation("manifest-descriptor[linux/s390x]:k=v", ann)
+    with pytest.raises(UsageError, match="linux/s390x: the index has no such platform"):
+        assemble([image_entry("linux/amd64")], ann)

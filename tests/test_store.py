@@ -261,3 +261,39 @@ async def test_a_blob_shared_by_two_manifests_is_there_before_either_is_put(
         assert transfer.stats.manifests_pushed == 2
         for image in (first, second):
             assert (await dst.get_manifest(image.digest)).raw == image.manifest.raw
+
+
+async def test_an_oversized_manifest_is_refused_without_reading_it_whole() -> None:
+    from tests.faults import Reply, ScriptedServer
+
+    body = b"{" + b" " * (64 * 1024 * 1024) + b"}"
+    with ScriptedServer() as server:
+        server.add(
+            r"/v2/big/manifests/",
+            Reply(200, body, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}),
+        )
+        async with Client(retry=FAST_RETRY, env={}) as client:
+            repo = client.repository(Reference.parse(f"{server.host}/big"))
+            tracemalloc.start()
+            try:
+                with pytest.raises(InvalidManifest, match="exceeds the 4 MiB limit"):
+                    await repo.get_manifest("v1")
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
+
+
+async def test_a_malformed_layout_index_entry_is_invalid_input(tmp_path: Path, client: Client) -> None:
+    layout = tmp_path / "broken"
+    layout.mkdir()
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    entry = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha256(b"x"),
+        "annotations": {"org.opencontainers.image.ref.name": "v1"},
+    }  # no size
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    repo = client.repository(LayoutReference.parse(f"oci:{layout}"))
+    with pytest.raises(InvalidManifest, match=r"index\.json entry"):
+        await repo.head_manifest("v1")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
 from splitbuild.digest import Verifier, parse_digest, verify_bytes
 from splitbuild.errors import InvalidInput, InvalidManifest, NotFound
@@ -67,6 +68,20 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _create_once(path: Path, data: bytes) -> None:
+    """Create ``path`` whole unless it exists: never replaces what a concurrent writer put there."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -131,7 +146,7 @@ class LayoutRepository:
             _atomic_write(marker, json.dumps(LAYOUT_VERSION).encode())
         if not (self.path / "index.json").exists():
             empty = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
-            _atomic_write(self.path / "index.json", json.dumps(empty, indent=2).encode())
+            _create_once(self.path / "index.json", json.dumps(empty, indent=2).encode())
 
     def _entries(self) -> list[dict[str, Any]]:
         return [m for m in self._read_index().get("manifests", []) if isinstance(m, dict)]
@@ -177,7 +192,10 @@ class LayoutRepository:
         if entry is None:
             return None
         clean = {k: v for k, v in entry.items() if k != "annotations"}
-        return Descriptor.model_validate(clean)
+        try:
+            return Descriptor.model_validate(clean)
+        except ValidationError:
+            raise InvalidManifest(f"{self.name}:{ref}: index.json entry is not a valid descriptor") from None
 
     async def get_manifest(self, ref: str) -> Manifest:
         what = f"{self.name}@{ref}" if ":" in ref else f"{self.name}:{ref}"

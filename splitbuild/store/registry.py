@@ -67,6 +67,9 @@ T = TypeVar("T")
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 MAX_REDIRECTS = 5
+MAX_PAGE_SIZE = 32 * 1024 * 1024
+"""The most a page of tags may weigh (a million tags of 32 characters)."""
+ERROR_BODY_LIMIT = 64 * 1024
 _log = logging.getLogger("splitbuild.http")
 
 
@@ -357,11 +360,14 @@ class RegistryRepository:
         content: bytes | AsyncIterator[bytes] | None = None,
         missing_ok: bool = False,
         gone_on_retry_ok: bool = False,
+        max_body: int | None = None,
     ) -> httpx.Response | None:
         """One request (retried when transient); None for a 404 when ``missing_ok``.
 
         ``gone_on_retry_ok`` (for DELETE): a 404 on a retry means an earlier attempt went through
-        and only its answer was lost, so it counts as success (None).
+        and only its answer was lost, so it counts as success (None). ``max_body``: read at most
+        that many bytes of a successful answer (a manifest, a page of tags), never the whole of an
+        oversized one.
         """
         expected = set(ok)
         attempts = 0
@@ -371,8 +377,21 @@ class RegistryRepository:
             attempts += 1
             request = self.client.build(method, url, headers=headers, content=content)
             response = await self.client.send(
-                request, registry=self.ref.registry, scopes=scopes or self._pull, what=what
+                request,
+                registry=self.ref.registry,
+                scopes=scopes or self._pull,
+                what=what,
+                stream=max_body is not None,
             )
+            if max_body is not None:  # read a bounded body, then go on as with a read response
+                try:
+                    limit = max_body if response.status_code in expected else ERROR_BODY_LIMIT
+                    body = await _read_limited(response, limit, what, truncate=limit == ERROR_BODY_LIMIT)
+                finally:
+                    await response.aclose()
+                response = httpx.Response(
+                    response.status_code, headers=response.headers, content=body, request=response.request
+                )
             if response.status_code in expected:
                 return response
             if response.status_code == 404 and (missing_ok or (gone_on_retry_ok and attempts > 1)):
@@ -421,12 +440,11 @@ class RegistryRepository:
             what=what,
             headers={"Accept": MANIFEST_ACCEPT},
             missing_ok=missing_ok,
+            max_body=MAX_MANIFEST_SIZE,
         )
         if response is None:
             return None
         raw = response.content
-        if len(raw) > MAX_MANIFEST_SIZE:
-            raise InvalidManifest(f"{what}: manifest of {len(raw)} bytes exceeds the 4 MiB limit")
         header_digest = response.headers.get("Docker-Content-Digest")
         expected = ref if by_digest else header_digest
         if by_digest and header_digest and header_digest != ref:
@@ -563,11 +581,11 @@ class RegistryRepository:
         visited: set[str] = set()
         url: str | None = f"{self._base}/tags/list?{urlencode({'n': self.client.page_size})}"
         while url is not None:
-            response = await self._call("GET", url, what=f"{self.name} tags")
+            response = await self._call("GET", url, what=f"{self.name} tags", max_body=MAX_PAGE_SIZE)
             assert response is not None
             visited.add(url)
             tags.extend(self._tag_page(response))
-            url = self._next_page(response, visited)
+            url = _next_page(response, visited, f"{self.name} tags")
         return tags
 
     def _tag_page(self, response: httpx.Response) -> list[str]:
@@ -583,18 +601,6 @@ class RegistryRepository:
                 f"{self.name} tags: the registry returned something that is not a list of tags"
             )
         return page
-
-    def _next_page(self, response: httpx.Response, visited: set[str]) -> str | None:
-        link = response.links.get("next", {}).get("url")
-        if not link:
-            return None
-        try:
-            url = str(httpx.URL(urljoin(str(response.url), link)))
-        except (ValueError, httpx.InvalidURL):
-            raise RegistryError(f"{self.name} tags: malformed Link header from the registry") from None
-        if url in visited:
-            raise RegistryError(f"{self.name} tags: the Link header points back at a page already read")
-        return url
 
     # -- referrers -------------------------------------------------------------------------
 
@@ -644,9 +650,15 @@ class RegistryRepository:
         found: list[Descriptor] = []
         filtered = artifact_type is not None
         first = True
+        visited: set[str] = set()
         while url is not None:
             response = await self._call(
-                "GET", url, what=what, headers={"Accept": OCI_INDEX}, missing_ok=first
+                "GET",
+                url,
+                what=what,
+                headers={"Accept": OCI_INDEX},
+                missing_ok=first,
+                max_body=MAX_MANIFEST_SIZE,
             )
             if response is None:
                 return None
@@ -665,8 +677,8 @@ class RegistryRepository:
             found.extend(page.children())
             applied = {p.strip() for p in response.headers.get("OCI-Filters-Applied", "").split(",")}
             filtered = filtered and "artifactType" in applied
-            link = response.links.get("next", {}).get("url")
-            url = urljoin(str(response.url), link) if link else None
+            visited.add(url)
+            url = _next_page(response, visited, what)
             first = False
         # A registry that did not apply the filter says so by leaving the header out.
         return found if filtered or artifact_type is None else only_type(found, artifact_type)
@@ -936,6 +948,47 @@ async def _open_source(
             yield bytes(view[i : i + STREAM_CHUNK])
 
     yield pieces()
+
+
+async def _read_limited(response: httpx.Response, limit: int, what: str, *, truncate: bool = False) -> bytes:
+    """At most ``limit`` bytes of a streamed body: more is an error (or, with ``truncate``, dropped)."""
+    declared = response.headers.get("Content-Length", "")
+    if not truncate and declared.isdigit() and int(declared) > limit:
+        raise InvalidManifest(
+            f"{what}: the registry answered with {declared} bytes, which exceeds the {_mib(limit)} limit"
+        )
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                if truncate:
+                    break
+                raise InvalidManifest(
+                    f"{what}: the registry answered with more than {limit} bytes, "
+                    f"which exceeds the {_mib(limit)} limit"
+                )
+    except httpx.RequestError as exc:
+        raise transport_error(exc, response.request, what) from None
+    return bytes(body[:limit])
+
+
+def _mib(size: int) -> str:
+    return f"{size // (1024 * 1024)} MiB" if size % (1024 * 1024) == 0 else f"{size} bytes"
+
+
+def _next_page(response: httpx.Response, visited: set[str], what: str) -> str | None:
+    """The ``Link: <...>; rel="next"`` URL; an error when malformed or pointing at a page already read."""
+    link = response.links.get("next", {}).get("url")
+    if not link:
+        return None
+    try:
+        url = str(httpx.URL(urljoin(str(response.url), link)))
+    except (ValueError, httpx.InvalidURL):
+        raise RegistryError(f"{what}: malformed Link header from the registry") from None
+    if url in visited:
+        raise RegistryError(f"{what}: the Link header points back at a page already read")
+    return url
 
 
 async def _verified_stream(response: httpx.Response, desc: Descriptor, what: str) -> AsyncIterator[bytes]:
