@@ -330,3 +330,13 @@ async def test_failure_before_tags_changes_no_tag(
         current = await client.repository(Reference.parse(repo)).head_manifest("v1")
         assert current is not None
         assert current.digest == old.plan.index.digest
+
+
+def test_cli_unwritable_github_summary_is_a_warning(registry: RegistryServer, tmp_path: Path) -> None:
+    repo = f"{registry.host}/{name('gh-warn')}"
+    digests = seed_sync(repo, [make_image(p, seed="ghw") for p in PLATFORMS])
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "missing" / "summary.md")}
+    code, out, err = cli("merge", "-t", f"{repo}:v1", "--json", *digests, env=env)
+    assert code == 0, err
+    assert json.loads(out)["tags"] == [f"{repo}:v1"]
+    assert err.startswith("splitbuild: warning: could not write $GITHUB_STEP_SUMMARY")

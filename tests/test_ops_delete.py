@@ -249,3 +249,21 @@ def test_cli_delete(registry: RegistryServer) -> None:
     assert set(data["result"]["deleted"]) == {index.digest, *(c.digest for c in index.children)}
     gone = runner.invoke(app, ["delete", f"{name}:v1"])
     assert gone.exit_code == 4
+
+
+async def test_deleting_a_subject_takes_referrers_of_its_referrers(tmp_path: Path, client: Client) -> None:
+    from tests.images import make_sbom, make_signature
+
+    layout = f"oci:{tmp_path / 'nested'}"
+    repo = client.repository(parse_reference(layout))
+    index = multiarch(["linux/amd64"], seed="nested")
+    await push(repo, index, "v1")
+    sbom = make_sbom(index, seed="nested")
+    await push(repo, sbom)  # listed in the referrers tag of the index
+    signature = make_signature(sbom, seed="nested")
+    await push(repo, signature)  # listed in the referrers tag of the SBOM
+    assert len(await repo.list_tags()) == 3
+    result = await delete(client, f"{layout}:v1")
+    assert result.plan.keep == {}
+    assert await repo.head_manifest(sbom.digest) is None
+    assert await repo.list_tags() == []  # no orphaned sha256-<sbom> tag

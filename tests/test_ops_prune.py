@@ -340,3 +340,22 @@ def test_cli_prune(registry: RegistryServer) -> None:
     assert done.exit_code == 0, done.output
     listed = runner.invoke(app, ["ls", name])
     assert listed.stdout.split() == ["sha-3"]
+
+
+async def test_a_damaged_tag_is_kept_and_does_not_stop_the_prune(registry: RegistryServer) -> None:
+    from splitbuild import ops
+    from splitbuild.reference import parse_reference
+    from tests.images import push
+    from tests.ops_support import multiarch, unique
+
+    name = f"{registry.host}/{unique('damaged')}"
+    async with Client(retry=FAST_RETRY, env={}) as client:
+        repo = client.repository(parse_reference(name))
+        broken = multiarch(["linux/amd64"], seed="broken", created=None)
+        old = multiarch(["linux/amd64"], seed="old", created="2020-01-01T00:00:00Z")
+        await push(repo, broken, "broken")
+        await push(repo, old, "old")
+        await repo.delete_manifest(broken.children[0].digest)  # as `delete --force` would leave it
+        result = await ops.prune(client, name, ops.RetentionPolicy(older_than=ops.parse_duration("30d")))
+    assert set(result.plan.remove) == {"old"}
+    assert "broken" in result.plan.keep

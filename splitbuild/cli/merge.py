@@ -114,11 +114,11 @@ def merge_command(
             )
         )
         data = result.to_dict()
-        _github_report(data)
         if json_output:
             print_json(data)
         else:
             merge_report(result)
+        _github_report(data)
 
 
 @dataclass(frozen=True)
@@ -192,13 +192,21 @@ def _github_report(data: dict[str, Any]) -> None:
 
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
+    import sys
+
     from splitbuild.report import github_merge_summary
 
+    writes = []
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(github_merge_summary(data))
+        writes.append(("$GITHUB_STEP_SUMMARY", summary_path, github_merge_summary(data)))
     output_path = os.environ.get("GITHUB_OUTPUT")
     if output_path and not data.get("dryRun"):
-        with open(output_path, "a", encoding="utf-8") as handle:
-            handle.write(f"digest={data['digest']}\n")
+        writes.append(("$GITHUB_OUTPUT", output_path, f"digest={data['digest']}\n"))
+    for name, path, text in writes:
+        # The merge itself is done (and printed): a report that cannot be written is a warning.
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            sys.stderr.write(f"splitbuild: warning: could not write {name} ({path}): {exc.strerror or exc}\n")

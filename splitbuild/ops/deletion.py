@@ -160,16 +160,23 @@ def plan_deletion(
 
     needed = _needs(graph, plain_kept)
     doomed = doomed_set(needed)
-    for tag, subject in followers.items():
-        if subject in doomed:
+    # To a fixed point: deleting a referrers tag can doom a referrer (an SBOM) whose own referrers
+    # tag (a signature on it) must then go too.
+    pending = dict(followers)
+    while True:
+        gone = {t: s for t, s in pending.items() if s in doomed}
+        for tag, subject in gone.items():
             removed[tag] = f"referrers of deleted {short(subject)}"
-            del kept[tag]
-        elif subject in graph.nodes or subject in needed:
-            kept[tag] = f"referrers of kept {short(subject)}"
-        else:
-            kept[tag] = f"referrers tag; subject {short(subject)} is not held by any tag (left alone)"
-    needed = _needs(graph, kept)
-    doomed = doomed_set(needed)
+            del kept[tag], pending[tag]
+        for tag, subject in pending.items():
+            if subject in graph.nodes or subject in needed:
+                kept[tag] = f"referrers of kept {short(subject)}"
+            else:
+                kept[tag] = f"referrers tag; subject {short(subject)} is not held by any tag (left alone)"
+        needed = _needs(graph, kept)
+        doomed = doomed_set(needed)
+        if not gone and not any(s in doomed for s in pending.values()):
+            break
 
     plan = DeletionPlan(graph.repository, remove=removed, keep=kept)
     plan.digests = {t: graph.tags[t] for t in removed}

@@ -162,7 +162,16 @@ class _Scanner:
         await self._once(f"node:{desc.digest}", build)
 
     async def created(self, digest: str) -> dt.datetime | None:
+        """When ``digest`` was created; None when unknown, including when a manifest or config it
+        would be read from is missing (a damaged tag is kept, it does not stop the whole prune)."""
+
         async def read() -> dt.datetime | None:
+            try:
+                return await dated()
+            except NotFound:
+                return None
+
+        async def dated() -> dt.datetime | None:
             manifest = await self._get(digest)
             annotated = parse_time((manifest.parsed.annotations or {}).get(CREATED_ANNOTATION))
             if annotated is not None:
