@@ -23,6 +23,7 @@ __all__ = [
     "AnyReference",
     "LayoutReference",
     "Reference",
+    "is_loopback",
     "parse_raw",
     "parse_reference",
     "validate_digest",
@@ -338,16 +339,7 @@ class Reference:
     @property
     def insecure_default(self) -> bool:
         """True when plain HTTP is allowed without opt-in, like docker: localhost, 127.0.0.0/8, ::1."""
-        host = _host(self.registry).lower()
-        if host == "localhost":
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            return address.ipv4_mapped.is_loopback
-        return address.is_loopback
+        return is_loopback(self.registry)
 
     def scope(self, *actions: str) -> str:
         """The token scope for this repository: ``repository:library/ubuntu:pull,push`` (default pull)."""
@@ -378,6 +370,20 @@ def parse_raw(text: str) -> Reference:
 
 def _suffix(tag: str | None, digest: str | None) -> str:
     return (f":{tag}" if tag is not None else "") + (f"@{digest}" if digest is not None else "")
+
+
+def is_loopback(registry: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1`` (with or without a port): docker's plain-HTTP hosts."""
+    host = _host(registry).lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _host(registry: str) -> str:

@@ -7,7 +7,6 @@ concurrency limits and a request counter; :meth:`RegistryClient.repository` hand
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -45,7 +44,7 @@ from splitbuild.models import (
     Descriptor,
     Manifest,
 )
-from splitbuild.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
+from splitbuild.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT, is_loopback
 from splitbuild.referrers import only_type, referrer_descriptor, referrers_tag, with_referrer
 from splitbuild.retry import RetryPolicy
 from splitbuild.store.base import BlobSource
@@ -84,20 +83,6 @@ INSECURE_ENV = "SPLITBUILD_INSECURE_REGISTRIES"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 STREAM_CHUNK = 1024 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, ``127.0.0.0/8`` and ``::1``, with or without a port (docker's insecure defaults)."""
-    if host.startswith("["):
-        name = host[1 : host.index("]")] if "]" in host else host
-    else:
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def error_from_response(response: httpx.Response, what: str) -> RegistryError | NotFound:
