@@ -1,0 +1,160 @@
+"""Command-line conventions a user of git, docker and crane expects, on the real ``splitbuild`` process:
+global flags after the subcommand, one-line usage errors, exit 3 for an invalid option value, help
+that names its values and is not cut, and the config found upward from a subdirectory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from splitbuild.cli.app import hoist_global_flags
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def splitbuild(*args: str, cwd: Path | None = None, columns: int = 80) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)}
+    return subprocess.run(
+        [sys.executable, "-m", "splitbuild", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd=cwd or ROOT,
+    )
+
+
+# -- global flags after the subcommand --------------------------------------------------------------
+
+
+def test_verbose_after_the_subcommand_is_the_global_flag(tmp_path: Path) -> None:
+    result = splitbuild("inspect", f"oci:{tmp_path}/none:v1", "-v")
+    assert "No such option" not in result.stderr
+    assert result.returncode == 4, result.stderr  # the command ran: the layout does not exist
+
+
+def test_hoisting_leaves_option_values_and_the_commands_own_flags_alone() -> None:
+    values = {"--annotation", "-t"}
+    assert hoist_global_flags(["merge", "-t", "r:1", "-v"], values, set()) == ["-v", "merge", "-t", "r:1"]
+    assert hoist_global_flags(["merge", "--annotation", "-v"], values, set()) == [
+        "merge",
+        "--annotation",
+        "-v",
+    ]
+    assert hoist_global_flags(["build", "-v"], set(), {"-v", "--verbose"}) == ["build", "-v"]
+    assert hoist_global_flags(["merge", "--", "-v"], values, set()) == ["merge", "--", "-v"]
+
+
+def test_build_keeps_its_own_verbose_flag() -> None:
+    result = splitbuild("build", "--help")
+    assert "-v, --verbose" in result.stdout or "--verbose, -v" in result.stdout
+    assert "builders' output" in result.stdout
+
+
+# -- usage errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["merge", "inspect", "ls", "copy", "tag", "delete", "prune", "verify"])
+def test_a_command_without_arguments_is_a_one_line_usage_error(command: str) -> None:
+    result = splitbuild(command)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert lines[0].startswith("splitbuild: error: "), result.stderr
+    assert len(lines) <= 2, result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("prune", "127.0.0.1:1/x", "--keep-last", "ten"),
+        ("prune", "127.0.0.1:1/x", "--older-than", "30days"),
+        ("copy", "127.0.0.1:1/x:v1", "127.0.0.1:1/y", "--jobs", "0"),
+    ],
+)
+def test_an_invalid_option_value_is_exit_3_like_every_invalid_input(args: tuple[str, ...]) -> None:
+    result = splitbuild(*args)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("splitbuild: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- help -------------------------------------------------------------------------------------------
+
+COMMANDS = [
+    "merge", "init", "plan", "generate", "pins", "tags", "inspect",
+    "ls", "copy", "tag", "delete", "prune", "verify", "build",
+]  # fmt: skip
+
+
+def test_the_command_list_is_not_cut_at_80_columns() -> None:
+    result = splitbuild("--help")
+    listing = result.stdout.split("Commands:", 1)[1].splitlines()
+    rows = [line for line in listing if line.strip()]
+    assert [row.split()[0] for row in rows] == COMMANDS  # one line each: nothing wrapped
+    assert not any(row.rstrip().endswith("...") for row in rows), result.stdout
+    assert all(len(row) <= 80 for row in rows)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_names_values_not_python_types(command: str) -> None:
+    result = splitbuild(command, "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"Usage: splitbuild {command} ")
+    options = result.stdout.split("Options:", 1)[1]
+    assert not re.search(r"<(list\[|int range|str>|path>|int>)", options), options
+
+
+def test_help_uses_the_readable_metavars() -> None:
+    prune = splitbuild("prune", "--help").stdout
+    assert "--keep-last N" in prune
+    assert "--older-than AGE" in prune
+    assert "--jobs N" in prune
+    assert "--platform PLATFORMS" in splitbuild("verify", "--help").stdout
+
+
+# -- the config found upward ------------------------------------------------------------------------
+
+CONFIG = """\
+[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+"""
+
+
+def test_plan_in_a_subdirectory_finds_the_config_at_the_top(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "splitbuild.toml").write_text(CONFIG)
+    sub = tmp_path / "src" / "deep"
+    sub.mkdir(parents=True)
+    result = splitbuild("plan", cwd=sub)
+    assert result.returncode == 0, result.stderr
+    assert "linux/arm64" in result.stdout
+    assert str(tmp_path / "splitbuild.toml") in result.stderr
+
+
+def test_the_search_stops_at_the_top_of_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "splitbuild.toml").write_text(CONFIG)  # above the repository: not this project's
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    sub = repo / "src"
+    sub.mkdir()
+    result = splitbuild("plan", cwd=sub)
+    assert result.returncode == 3, result.stderr
+    assert "config file not found" in result.stderr
+
+
+def test_an_explicit_config_is_never_searched_for(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "splitbuild.toml").write_text(CONFIG)
+    sub = tmp_path / "src"
+    sub.mkdir()
+    result = splitbuild("plan", "-c", "splitbuild.toml", cwd=sub)
+    assert result.returncode == 3, result.stderr
+    assert "config file not found" in result.stderr
