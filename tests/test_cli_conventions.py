@@ -4,15 +4,21 @@ that names its values and is not cut, and the config found upward from a subdire
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from splitbuild.cli.app import hoist_global_flags
+from splitbuild.client import Client
+from splitbuild.reference import Reference
+from tests.images import make_image, push
+from tests.registry_server import RegistryServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,3 +164,40 @@ def test_an_explicit_config_is_never_searched_for(tmp_path: Path) -> None:
     result = splitbuild("plan", "-c", "splitbuild.toml", cwd=sub)
     assert result.returncode == 3, result.stderr
     assert "config file not found" in result.stderr
+
+
+# -- no silent defaults for ls and tag ----------------------------------------------------------------
+
+
+def push_sync(name: str, seed: str, tags: list[str]) -> None:
+    async def go() -> None:
+        async with Client(env={}) as client:
+            repo = client.repository(Reference.parse(name))
+            for tag in tags:
+                await push(repo, make_image(seed=seed), tag)
+
+    anyio.run(go)
+
+
+def test_ls_of_a_tag_is_refused_and_the_json_counts_what_it_lists(registry: RegistryServer) -> None:
+    name = f"{registry.host}/conventions-ls"
+    push_sync(name, "conventions-ls", ["v1", "v2", "latest"])
+    refused = splitbuild("ls", f"{name}:v1")
+    assert refused.returncode == 2, refused.stderr
+    assert "names one tag or digest" in refused.stderr
+    listed = splitbuild("ls", name, "--include", "v.*", "--json")
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    assert data["tags"] == ["v1", "v2"]
+    assert data["count"] == 2
+    assert data["inRepository"] == 3
+
+
+def test_tag_without_a_source_tag_is_refused_not_latest(registry: RegistryServer) -> None:
+    name = f"{registry.host}/conventions-tag"
+    push_sync(name, "conventions-tag", ["latest"])
+    refused = splitbuild("tag", name, "v2")
+    assert refused.returncode == 2, refused.stderr
+    assert "names no tag or digest" in refused.stderr
+    assert splitbuild("ls", name).stdout.split() == ["latest"]  # nothing written
+    assert splitbuild("tag", f"{name}:latest", "v2").returncode == 0
