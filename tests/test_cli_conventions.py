@@ -201,3 +201,40 @@ def test_tag_without_a_source_tag_is_refused_not_latest(registry: RegistryServer
     assert "names no tag or digest" in refused.stderr
     assert splitbuild("ls", name).stdout.split() == ["latest"]  # nothing written
     assert splitbuild("tag", f"{name}:latest", "v2").returncode == 0
+
+
+# -- tables that fit the terminal -------------------------------------------------------------------
+
+
+def _layout_with_an_index(path: Path) -> str:
+    from splitbuild.store.layout import LayoutRepository
+    from tests.ops_support import multiarch
+
+    index = multiarch(["linux/amd64", "linux/arm64", "linux/arm/v7"], seed="narrow", attest=False)
+    anyio.run(push, LayoutRepository(path), index, "v1")
+    return index.digest
+
+
+def test_inspect_fits_80_columns_on_a_terminal_and_drops_empty_columns(tmp_path: Path) -> None:
+    _layout_with_an_index(tmp_path / "oci")
+    command = f"{sys.executable} -m splitbuild inspect oci:{tmp_path / 'oci'}:v1"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80", "LINES": "40", "TERM": "xterm"}
+    shown = subprocess.run(
+        ["script", "-qec", command, "/dev/null"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert shown.returncode == 0, shown.stdout
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", shown.stdout).replace("\r", "").splitlines()
+    table = [line for line in lines if "linux/" in line]
+    assert len(table) == 3, shown.stdout
+    assert all(len(line) <= 80 for line in lines[1:]), shown.stdout  # [0]: the reference as given
+    assert all(re.search(r"sha256:[0-9a-f]{12}\b", line) for line in table), shown.stdout
+    assert not re.search(r"sha256:[0-9a-f]{64}", "\n".join(table))
+    assert "PREDICATE" not in shown.stdout  # no attestations: no empty column
+
+
+def test_plain_output_keeps_full_digests_for_scripts(tmp_path: Path) -> None:
+    digest = _layout_with_an_index(tmp_path / "oci")
+    result = splitbuild("inspect", f"oci:{tmp_path / 'oci'}:v1")
+    assert result.returncode == 0, result.stderr
+    assert f"digest     {digest}" in result.stdout or digest in result.stdout
+    assert len(re.findall(r"sha256:[0-9a-f]{64}", result.stdout)) >= 4  # the index and 3 children

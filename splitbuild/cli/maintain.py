@@ -75,6 +75,9 @@ def inspect_command(
         typer.Option("--platform", metavar="PLATFORMS", help="Show this platform's image from an index."),
     ] = None,
     referrers: ReferrersOpt = True,
+    no_trunc: Annotated[
+        bool, typer.Option("--no-trunc", help="Full digests in tables even on a narrow terminal.")
+    ] = False,
     json_output: JsonOpt = False,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
@@ -99,9 +102,9 @@ def inspect_command(
         elif json_output:
             print_json(result.to_dict())
         else:
-            from splitbuild.cli.maintain_output import inspect_report
+            from splitbuild.cli.maintain_output import inspect_report, terminal_width
 
-            inspect_report(result)
+            inspect_report(result, terminal_width(no_trunc))
 
 
 def ls_command(
