@@ -101,11 +101,13 @@ def table(
         _out("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
 
-def _fields(pairs: Sequence[tuple[str, Any]]) -> None:
-    width = max(len(k) for k, _ in pairs)
-    for key, value in pairs:
-        if value is not None:
-            _out(f"{key.ljust(width)}  {value}")
+def _fields(pairs: Sequence[tuple[str, Any]], width: int | None = None) -> None:
+    """``key  value`` lines, values aligned; ``key: value`` where aligned lines would not fit ``width``."""
+    shown = [(key, str(value)) for key, value in pairs if value is not None]
+    pad = max(len(k) for k, _ in shown)
+    aligned = width is None or all(pad + 2 + len(value) <= width for _, value in shown)
+    for key, value in shown:
+        _out(f"{key.ljust(pad)}  {value}" if aligned else f"{key}: {value}")
 
 
 def inspect_report(result: InspectResult, width: int | None = None) -> None:
@@ -125,7 +127,7 @@ def inspect_report(result: InspectResult, width: int | None = None) -> None:
             ("created", result.config.created),
             ("config", m.image().config.digest),
         ]
-    _fields(pairs)
+    _fields(pairs, width)
     rows: list[list[str]]
     if m.is_index:
         rows = []
