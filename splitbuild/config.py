@@ -30,14 +30,8 @@ from pydantic import (
 
 from splitbuild._version import __version__
 from splitbuild.errors import ConfigError
-from splitbuild.planner import (
-    DEFAULT_RUNNER_KEY,
-    RunnerOverride,
-    check_runner_labels,
-    normalize_arch,
-    normalize_runner_key,
-    split_platform,
-)
+from splitbuild.planner import DEFAULT_RUNNER_KEY, RunnerOverride, check_runner_labels, normalize_runner_key
+from splitbuild.platforms import normalize_arch, split_platform
 from splitbuild.runners import PROVIDERS, Provider, catalog
 
 __all__ = [

@@ -238,3 +238,24 @@ def test_plain_output_keeps_full_digests_for_scripts(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"digest     {digest}" in result.stdout or digest in result.stdout
     assert len(re.findall(r"sha256:[0-9a-f]{64}", result.stdout)) >= 4  # the index and 3 children
+
+
+# -- one platform grammar for every --platform --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("verify", "127.0.0.1:1/acme/app:v1", "--platform", "linux/amd64,linux/ar64"),
+        ("merge", "-t", "127.0.0.1:1/acme/app:v1", "--platform", "linux/ar64", "sha256:" + "a" * 64),
+        ("copy", "127.0.0.1:1/acme/app:v1", "127.0.0.1:1/acme/copy", "--platform", "linux/ar64"),
+        ("inspect", "127.0.0.1:1/acme/app:v1", "--platform", "linux/ar64"),
+    ],
+    ids=["verify", "merge", "copy", "inspect"],
+)
+def test_a_mistyped_platform_is_refused_before_any_request(args: tuple[str, ...]) -> None:
+    result = splitbuild(*args)
+    assert result.returncode == 3, result.stderr
+    assert "unknown architecture 'ar64'" in result.stderr
+    assert "did you mean 'arm64'?" in result.stderr
+    assert "127.0.0.1:1" not in result.stderr  # refused before reaching for the registry

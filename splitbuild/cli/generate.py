@@ -54,7 +54,7 @@ def init_command(
     remote, the GitLab provider detected)."""
     with handle_errors():
         from splitbuild.errors import UsageError
-        from splitbuild.planner import normalize_platform
+        from splitbuild.platforms import normalize_platform
         from splitbuild.workflow import starter
 
         if path.exists() and not force:
