@@ -30,14 +30,8 @@ from pydantic import (
 
 from splitbuild._version import __version__
 from splitbuild.errors import ConfigError
-from splitbuild.planner import (
-    DEFAULT_RUNNER_KEY,
-    RunnerOverride,
-    check_runner_labels,
-    normalize_arch,
-    normalize_runner_key,
-    split_platform,
-)
+from splitbuild.planner import DEFAULT_RUNNER_KEY, RunnerOverride, check_runner_labels, normalize_runner_key
+from splitbuild.platforms import normalize_arch, split_platform
 from splitbuild.runners import PROVIDERS, Provider, catalog
 
 __all__ = [
@@ -845,3 +839,17 @@ def declared_provider(path: str | Path = DEFAULT_CONFIG_NAME) -> str:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
     provider = ci.get("provider", "github") if isinstance(ci, dict) else "github"
     return provider if isinstance(provider, str) else "github"
+
+
+def find_config(start: Path, name: str = DEFAULT_CONFIG_NAME) -> Path | None:
+    """The config file ``name`` in ``start`` or the nearest directory above it, as git finds its
+    repository: the search stops at the first directory holding ``.git`` (the top of the
+    repository) or at the file system's root. None when there is none."""
+    directory = start.resolve()
+    while True:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+        if (directory / ".git").exists() or directory.parent == directory:
+            return None
+        directory = directory.parent

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from splitbuild.digest import compute, parse_digest, verify_bytes
 from splitbuild.errors import InvalidInput, InvalidManifest
+from splitbuild.platforms import platform_key, split_platform
 
 __all__ = [
     "ANNOTATION_REF_NAME",
@@ -66,12 +67,6 @@ ATTESTATION_MANIFEST = "attestation-manifest"
 # The tag of a manifest in an OCI image layout's index.json.
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 
-_PLATFORM_PART = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-
-# Defaults the OCI image-index spec and containerd's platforms package apply.
-_DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
-_ARCH_ALIASES = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "i386": "386", "armhf": "arm"}
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
@@ -92,32 +87,17 @@ class Platform(_Model):
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """Parse ``os/arch[/variant]`` (e.g. ``linux/arm/v7``); raises :class:`InvalidInput`."""
-        parts = text.strip().split("/")
-        if not 2 <= len(parts) <= 3 or not all(_PLATFORM_PART.match(p) for p in parts):
-            raise InvalidInput(f"invalid platform {text!r}: expected os/arch[/variant], e.g. linux/arm64")
-        variant = parts[2] if len(parts) == 3 else None
-        return cls(os=parts[0], architecture=parts[1], variant=variant)
-
-    def normalized(self) -> Platform:
-        """Apply the usual aliases and defaults, so that ``linux/arm64/v8`` equals ``linux/arm64``."""
-        arch = _ARCH_ALIASES.get(self.architecture, self.architecture)
-        variant = self.variant
-        if arch == "arm64" and variant in (None, "v8", "8"):
-            variant = None
-        elif arch == "arm" and variant in (None, "7", "v7"):
-            variant = "v7"
-        elif variant is not None and variant.isdigit():
-            variant = f"v{variant}"
-        elif arch == "amd64" and variant == "v1":
-            variant = None
-        return self.model_copy(update={"architecture": arch, "variant": variant})
+        """Parse a platform the user wrote (``linux/arm/v7``, ``linux/aarch64``) with the grammar every
+        command shares (:func:`splitbuild.platforms.split_platform`): normalised, and an unknown
+        name is :class:`~splitbuild.errors.ConfigError` (invalid input) with a did-you-mean."""
+        parts = split_platform(text)
+        return cls(os=parts.os, architecture=parts.architecture, variant=parts.variant)
 
     @property
     def key(self) -> str:
-        """The normalized ``os/arch[/variant]`` string used to compare platforms."""
-        p = self.normalized()
-        return "/".join(x for x in (p.os, p.architecture, p.variant) if x)
+        """The normalised ``os/arch[/variant]`` used to compare platforms, so that a registry's
+        ``linux/arm64/v8`` equals ``linux/arm64`` (:func:`splitbuild.platforms.platform_key`)."""
+        return platform_key(self.os, self.architecture, self.variant)
 
     @property
     def is_unknown(self) -> bool:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from splitbuild.errors import ConfigError
+from splitbuild.platforms import PlatformParts, normalize_platform, normalize_platform_prefix, split_platform
 from splitbuild.runners import Catalog, Provider, catalog, check_foreign_labels
 
 if TYPE_CHECKING:
@@ -30,171 +31,16 @@ __all__ = [
     "UNKNOWN_PLATFORM_NOTE",
     "Leg",
     "Plan",
-    "PlatformParts",
     "RunnerOverride",
     "check_runner_labels",
     "known_runner_arch",
-    "normalize_arch",
-    "normalize_platform",
     "normalize_runner_key",
     "plan",
     "plan_platforms",
-    "split_platform",
     "supply_chain_notes",
 ]
 
 DEFAULT_RUNNER_KEY = "default"
-
-_OS_ALIASES = {"macos": "darwin"}
-_KNOWN_OS = frozenset(
-    {
-        "aix",
-        "android",
-        "darwin",
-        "dragonfly",
-        "freebsd",
-        "illumos",
-        "ios",
-        "js",
-        "linux",
-        "netbsd",
-        "openbsd",
-        "plan9",
-        "solaris",
-        "wasip1",
-        "windows",
-    }
-)
-# Architecture spellings seen in the wild -> (GOARCH, implied variant or None).
-_ARCH_ALIASES: dict[str, tuple[str, str | None]] = {
-    "x86_64": ("amd64", None),
-    "x86-64": ("amd64", None),
-    "x64": ("amd64", None),
-    "i386": ("386", None),
-    "i686": ("386", None),
-    "x86": ("386", None),
-    "aarch64": ("arm64", None),
-    "armhf": ("arm", "v7"),
-    "armel": ("arm", "v6"),
-    "armv5": ("arm", "v5"),
-    "armv5l": ("arm", "v5"),
-    "armv6": ("arm", "v6"),
-    "armv6l": ("arm", "v6"),
-    "armv7": ("arm", "v7"),
-    "armv7l": ("arm", "v7"),
-    "ppc64el": ("ppc64le", None),
-}
-_KNOWN_ARCH = frozenset(
-    {
-        "386",
-        "amd64",
-        "arm",
-        "arm64",
-        "loong64",
-        "mips",
-        "mips64",
-        "mips64le",
-        "mipsle",
-        "ppc64",
-        "ppc64le",
-        "riscv64",
-        "s390x",
-        "wasm",
-    }
-)
-_ARM64_VARIANTS = frozenset({f"v8.{n}" for n in range(1, 10)} | {f"v9.{n}" for n in range(1, 6)} | {"v9"})
-_COMPONENT = re.compile(r"^[a-z0-9_.-]+$")
-
-
-class PlatformParts(NamedTuple):
-    """A parsed platform: ``os``, ``architecture`` and ``variant`` (``None`` when there is none)."""
-
-    os: str
-    architecture: str
-    variant: str | None
-
-    def __str__(self) -> str:
-        parts = [self.os, self.architecture] + ([self.variant] if self.variant else [])
-        return "/".join(parts)
-
-
-def normalize_arch(architecture: str, variant: str | None = None) -> tuple[str, str | None]:
-    """Normalise an architecture and its variant; raise :class:`ConfigError` when unknown."""
-    arch = architecture.strip().lower()
-    var = variant.strip().lower() if variant is not None else None
-    if arch in _ARCH_ALIASES:
-        arch, implied = _ARCH_ALIASES[arch]
-        if implied is not None:
-            if var not in (None, implied, implied.lstrip("v")):
-                raise ConfigError(f"architecture {architecture!r} already implies variant {implied!r}")
-            var = implied
-    if arch not in _KNOWN_ARCH:
-        allowed = ", ".join(sorted(_KNOWN_ARCH))
-        raise ConfigError(f"unknown architecture {architecture!r} (allowed: {allowed})")
-    if var is not None and var and not var.startswith("v") and var[0].isdigit():
-        var = "v" + var
-    if var == "":
-        raise ConfigError("empty platform variant")
-    return arch, _normalize_variant(arch, var)
-
-
-def _normalize_variant(arch: str, variant: str | None) -> str | None:
-    if arch == "arm":
-        if variant is None:
-            return "v7"
-        if variant in ("v5", "v6", "v7", "v8"):
-            return variant
-        raise ConfigError(f"unknown variant {variant!r} for arm (allowed: v5, v6, v7, v8)")
-    if arch == "arm64":
-        if variant in (None, "v8", "v8.0"):
-            return None
-        if variant == "v9.0":
-            return "v9"
-        if variant in _ARM64_VARIANTS:
-            return variant
-        raise ConfigError(f"unknown variant {variant!r} for arm64 (allowed: v8, v8.1-v8.9, v9, v9.1-v9.5)")
-    if arch == "amd64":
-        if variant in (None, "v1"):
-            return None
-        if variant in ("v2", "v3", "v4"):
-            return variant
-        raise ConfigError(f"unknown variant {variant!r} for amd64 (allowed: v1, v2, v3, v4)")
-    if variant is not None:
-        raise ConfigError(f"architecture {arch!r} has no variants (got {variant!r})")
-    return None
-
-
-def _normalize_os(text: str) -> str:
-    os_name = text.strip().lower()
-    os_name = _OS_ALIASES.get(os_name, os_name)
-    if os_name not in _KNOWN_OS:
-        raise ConfigError(f"unknown operating system {text!r} (allowed: {', '.join(sorted(_KNOWN_OS))})")
-    return os_name
-
-
-def _components(text: str, what: str) -> list[str]:
-    parts = text.strip().lower().split("/")
-    for part in parts:
-        if not _COMPONENT.match(part):
-            raise ConfigError(f"malformed {what} {text!r} (expected os/arch[/variant], e.g. linux/arm64)")
-    return parts
-
-
-def split_platform(text: str) -> PlatformParts:
-    """Parse and normalise ``os/arch[/variant]``; raise :class:`ConfigError` naming what is wrong."""
-    if not isinstance(text, str):
-        raise ConfigError(f"platform must be a string, not {type(text).__name__}")
-    parts = _components(text, "platform")
-    if len(parts) not in (2, 3):
-        raise ConfigError(f"malformed platform {text!r} (expected os/arch[/variant], e.g. linux/arm64)")
-    os_name = _normalize_os(parts[0])
-    arch, variant = normalize_arch(parts[1], parts[2] if len(parts) == 3 else None)
-    return PlatformParts(os_name, arch, variant)
-
-
-def normalize_platform(text: str) -> str:
-    """Validate and normalise a platform string: ``"linux/arm64/v8"`` -> ``"linux/arm64"``."""
-    return str(split_platform(text))
 
 
 def normalize_runner_key(text: str) -> str:
@@ -202,20 +48,7 @@ def normalize_runner_key(text: str) -> str:
     (``linux/arm`` matches every arm variant) or a full platform."""
     if text.strip().lower() == DEFAULT_RUNNER_KEY:
         return DEFAULT_RUNNER_KEY
-    parts = _components(text, "runner key")
-    if len(parts) == 1:
-        return _normalize_os(parts[0])
-    if len(parts) == 2:
-        arch = parts[1]
-        if arch in _ARCH_ALIASES and _ARCH_ALIASES[arch][1] is not None:
-            # armhf, armv7 ... name one variant: a full platform, not a prefix.
-            return normalize_platform(text)
-        arch = _ARCH_ALIASES.get(arch, (arch, None))[0]
-        normalize_arch(arch)  # validates
-        return f"{_normalize_os(parts[0])}/{arch}"
-    if len(parts) == 3:
-        return normalize_platform(text)
-    raise ConfigError(f"malformed runner key {text!r} (expected default, os, os/arch or os/arch/variant)")
+    return normalize_platform_prefix(text, "runner key")
 
 
 # --- runners ------------------------------------------------------------------------------------

@@ -260,3 +260,14 @@ def test_emulation_ratio_and_table() -> None:
     )
     assert table[5].startswith("index sha256:dddd")
     assert table[6] == "  pushed    oci:out:v1"
+
+
+@pytest.mark.anyio
+async def test_when_every_platform_fails_the_hint_does_not_speak_of_successes(tmp_path: Path) -> None:
+    builder = FakeBuilder(fail=["linux/amd64", "linux/arm64"])
+    options = _options(tmp_path, [parse_reference(f"oci:{tmp_path / 'oci'}")], ["linux/amd64", "linux/arm64"])
+    async with Client() as client:
+        with pytest.raises(BuildFailed) as caught:
+            await run_build(client, builder, options)
+    assert "succeeded: none" in caught.value.message
+    assert caught.value.hint == "every platform failed: fix the build and re-run"

@@ -281,7 +281,7 @@ def test_cli_digests_dir_json_and_github_outputs(registry: RegistryServer, tmp_p
         (
             ["merge", "-t", "127.0.0.1:1/x/y:v1", "sha256:" + "a" * 64, "--platform", "linux"],
             3,
-            "invalid platform",
+            "malformed platform",
         ),
     ],
 )

@@ -7,15 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from splitbuild.errors import ConfigError
-from splitbuild.planner import (
-    Leg,
-    RunnerOverride,
-    known_runner_arch,
-    normalize_platform,
-    normalize_runner_key,
-    plan_platforms,
-    split_platform,
-)
+from splitbuild.planner import Leg, RunnerOverride, known_runner_arch, normalize_runner_key, plan_platforms
+from splitbuild.platforms import normalize_platform, split_platform
 
 
 @pytest.mark.parametrize(
@@ -309,10 +302,46 @@ def test_plan_is_pure_and_serialisable() -> None:
 def test_agrees_with_the_oci_platform_model(text: str) -> None:
     from splitbuild.models import Platform
 
-    model = Platform.parse(text).normalized()
-    assert normalize_platform(text) == "/".join(
-        [model.os, model.architecture] + ([model.variant] if model.variant else [])
-    )
+    model = Platform.parse(text)
+    assert normalize_platform(text) == str(model) == model.key
+
+
+@pytest.mark.parametrize(
+    ("text", "normalized"),
+    [
+        ("linux/armel", "linux/arm/v6"),
+        ("linux/arm64/v9.0", "linux/arm64/v9"),
+        ("Linux/ARM64", "linux/arm64"),
+        ("linux/i686", "linux/386"),
+    ],
+)
+def test_one_grammar_for_the_config_and_the_registry_commands(text: str, normalized: str) -> None:
+    """Once two parsers that disagreed (issue 16): merge/verify/copy and the config now share one."""
+    from splitbuild.config import parse_config
+    from splitbuild.models import Platform
+
+    config = parse_config(f'[image]\nnames = ["ghcr.io/acme/app"]\nplatforms = ["{text}"]\n')
+    assert config.image.platforms == [normalized]
+    assert str(Platform.parse(text)) == normalized
+
+
+def test_platforms_a_registry_names_compare_normalised_and_never_fail() -> None:
+    from splitbuild.models import Platform
+
+    assert Platform(os="linux", architecture="arm64", variant="v8").key == "linux/arm64"
+    assert Platform(os="linux", architecture="arm").key == "linux/arm/v7"
+    assert Platform(os="linux", architecture="aarch64").key == "linux/arm64"
+    assert Platform(os="unknown", architecture="unknown").key == "unknown/unknown"
+    assert Platform(os="linux", architecture="sparc64").key == "linux/sparc64"
+
+
+def test_a_mistyped_platform_gets_a_suggestion() -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown architecture 'ar64' \(allowed: .*\); did you mean 'arm64'\?"
+    ):
+        normalize_platform("linux/ar64")
+    with pytest.raises(ConfigError, match=r"; did you mean 'linux'\?"):
+        normalize_platform("lnux/amd64")
 
 
 # --- notes on what the index carries -------------------------------------------------------------

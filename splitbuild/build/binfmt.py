@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splitbuild.errors import BuildError
-from splitbuild.planner import split_platform
+from splitbuild.platforms import split_platform
 
 __all__ = [
     "BINFMT_DIR",

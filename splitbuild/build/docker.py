@@ -18,7 +18,7 @@ from splitbuild.build.builders import LegDir, LegOutput, LineCallback, StepFaile
 from splitbuild.build.process import run_logged
 from splitbuild.build.spec import BuildSpec
 from splitbuild.errors import BuildError, ConfigError
-from splitbuild.planner import normalize_platform, split_platform
+from splitbuild.platforms import normalize_platform, split_platform
 
 __all__ = ["DockerBuilder", "buildx_platforms", "docker_build_argv"]
 

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 
 from splitbuild.errors import BuildError, ConfigError
-from splitbuild.planner import normalize_arch, split_platform
+from splitbuild.platforms import normalize_arch, split_platform
 
 __all__ = ["Host", "aarch32_supported", "detect_host"]
 

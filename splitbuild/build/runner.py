@@ -171,10 +171,12 @@ class BuildFailed(BuildError):
     def __init__(self, result: BuildResult) -> None:
         failed = "; ".join(f"{leg.error}" for leg in result.failed)
         done = ", ".join(f"{leg.platform} ({leg.digest})" for leg in result.succeeded) or "none"
-        super().__init__(
-            f"{failed}; succeeded: {done}; no index written",
-            hint="fix the failing platform and re-run (the platforms that succeeded are in the outputs)",
+        hint = (
+            "fix the failing platform and re-run (the platforms that succeeded are in the outputs)"
+            if result.succeeded
+            else "every platform failed: fix the build and re-run"
         )
+        super().__init__(f"{failed}; succeeded: {done}; no index written", hint=hint)
         self.result = result
 
 

@@ -23,18 +23,47 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+
 # Options declared alike by several commands: one declaration each, so their names and --help
 # text cannot drift apart.
+def _locate_config(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """``--config`` left at its default and no config here: the nearest one above, up to the top of
+    the git repository, as git finds its repository. The command then runs from that directory,
+    so the config's paths (context, dockerfile, outputs) mean what they mean at the top."""
+    source = ctx.get_parameter_source(param.name or "")
+    if getattr(source, "name", "") != "DEFAULT" or value.exists():
+        return value
+    from splitbuild.config import find_config
+
+    found = find_config(Path.cwd(), value.name)
+    if found is None:
+        return value
+    os.chdir(found.parent)
+    sys.stderr.write(f"splitbuild: using {found}\n")
+    return Path(found.name)
+
+
 ConfigOpt = Annotated[
-    Path, typer.Option("--config", "-c", help="The config file.", dir_okay=False, show_default=True)
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="The config file (default: splitbuild.toml here or in the nearest directory above).",
+        dir_okay=False,
+        callback=_locate_config,
+    ),
 ]
 DEFAULT_CONFIG = Path("splitbuild.toml")
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 InsecureOpt = Annotated[
-    list[str] | None, typer.Option("--insecure-registry", help="Allow plain HTTP to this registry host.")
+    list[str] | None,
+    typer.Option("--insecure-registry", metavar="HOST", help="Allow plain HTTP to this registry host."),
 ]
-CaFileOpt = Annotated[Path | None, typer.Option("--ca-file", help="Extra CA bundle for TLS.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Operations in flight at once.")]
+CaFileOpt = Annotated[Path | None, typer.Option("--ca-file", metavar="FILE", help="Extra CA bundle for TLS.")]
+JobsOpt = Annotated[
+    int, typer.Option("--jobs", "-j", metavar="N", min=1, help="Operations in flight at once.")
+]
 ReferrersOpt = Annotated[
     bool,
     typer.Option(

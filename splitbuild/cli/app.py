@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -47,9 +48,68 @@ def _configure_logging(verbose: bool) -> None:
         logger.setLevel(logging.DEBUG if verbose else logging.NOTSET)
 
 
+# Options of the root command that may also be written after the subcommand (``splitbuild merge -v``),
+# as git and docker accept them; a subcommand that declares the same flag itself keeps it.
+GLOBAL_FLAGS = ("-v", "--verbose")
+
+
+def hoist_global_flags(args: list[str], value_options: set[str], own_flags: set[str]) -> list[str]:
+    """``args`` (after the root options) with the global flags written after the subcommand moved in
+    front of it. ``value_options`` are the subcommand's options that take a value (a flag right after
+    one of them is that value); ``own_flags`` the flags the subcommand declares itself. Nothing after
+    ``--`` moves."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    previous = ""
+    for index, arg in enumerate(args):
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if index > 0 and arg in GLOBAL_FLAGS and arg not in own_flags and previous not in value_options:
+            hoisted.append(arg)
+        else:
+            rest.append(arg)
+        previous = arg
+    return hoisted + rest
+
+
+def _group_class() -> type:
+    from typer.core import TyperGroup, TyperOption
+
+    class SplitbuildGroup(TyperGroup):
+        """The root command: global flags are accepted after the subcommand too, and every option
+        that takes a value shows a name for it in help (its own metavar, else its name in capitals:
+        ``--image IMAGE``), never a Python type."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            for command in self.commands.values():
+                for param in command.params:
+                    if isinstance(param, TyperOption) and not param.is_flag and param.metavar is None:
+                        param.metavar = (param.name or "value").upper()
+
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            start = next((i for i, arg in enumerate(args) if not arg.startswith("-")), None)
+            command = self.get_command(ctx, args[start]) if start is not None else None
+            if start is not None and command is not None:
+                value_options: set[str] = set()
+                own_flags: set[str] = set()
+                for param in command.params:
+                    if isinstance(param, TyperOption):
+                        names = {*param.opts, *param.secondary_opts}
+                        own_flags |= names
+                        if not param.is_flag and not param.count:
+                            value_options |= names
+                args = args[:start] + hoist_global_flags(args[start:], value_options, own_flags)
+            return super().parse_args(ctx, args)
+
+    return SplitbuildGroup
+
+
 def make_app() -> typer.Typer:
     app = typer.Typer(
         name="splitbuild",
+        cls=_group_class(),
         help="Split multi-platform container builds: plan, generate CI, build, merge, maintain.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
@@ -95,14 +155,20 @@ def _skip_unused_imports() -> None:
 
 
 def _usage_error(exc: Exception) -> int:
-    """A click usage error as one line (plus a hint), instead of click's four-line block."""
-    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group or command: its help is the answer
+    """A click usage error as one line (plus a hint), instead of click's four-line block.
+
+    Exit 2 for a command line of the wrong shape (missing argument, unknown option); exit 3 for a
+    value that is not what its option takes (``--keep-last ten``), as for every other invalid input.
+    """
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare ``splitbuild``: its help is the answer
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))
     message = exc.format_message()  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
     command = ctx.command_path if ctx is not None else "splitbuild"
     sys.stderr.write(f"splitbuild: error: {message}\nhint: see '{command} --help'\n")
+    if isinstance(exc, typer.BadParameter) and type(exc).__name__ != "MissingParameter":
+        return 3
     return int(getattr(exc, "exit_code", 2))
 
 
@@ -110,7 +176,7 @@ def main() -> None:
     _skip_unused_imports()
     app = make_app()
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="splitbuild", standalone_mode=False)
     except Exception as exc:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's ClickException
             sys.exit(_usage_error(exc))

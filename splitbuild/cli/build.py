@@ -31,42 +31,58 @@ DEFAULT_OUTPUT = "oci:./build/oci"
 
 
 def register(app: typer.Typer) -> None:
-    app.command("build")(build_command)
+    app.command("build", short_help="Build every platform locally, push by digest, merge.")(build_command)
 
 
 def build_command(
     config: ConfigOpt = DEFAULT_CONFIG,
     platform: Annotated[
         str | None,
-        typer.Option("--platform", help="Comma-separated subset of the config's platforms (default: all)."),
+        typer.Option(
+            "--platform",
+            metavar="PLATFORMS",
+            help="Comma-separated subset of the config's platforms (default: all).",
+        ),
     ] = None,
     output: Annotated[
         list[str] | None,
         typer.Option(
             "--output",
             "-o",
+            metavar="DEST",
             help=f"oci:PATH or a registry repository, without tag; repeatable (default {DEFAULT_OUTPUT}).",
         ),
     ] = None,
     tag: Annotated[
         list[str] | None,
         typer.Option(
-            "--tag", "-t", help="Tag name; repeatable (default: the config's tag rules on git state)."
+            "--tag",
+            "-t",
+            metavar="TAG",
+            help="Tag name; repeatable (default: the config's tag rules on git state).",
         ),
     ] = None,
     build_arg: Annotated[
         list[str] | None,
-        typer.Option("--build-arg", help="KEY=VALUE, overriding the config's build-args; repeatable."),
+        typer.Option(
+            "--build-arg",
+            metavar="KEY=VALUE",
+            help="KEY=VALUE, overriding the config's build-args; repeatable.",
+        ),
     ] = None,
     builder: Annotated[
         str,
         typer.Option(
-            "--builder", help="auto (docker if an engine is reachable, else buildah), buildah, docker."
+            "--builder",
+            metavar="NAME",
+            help="auto (docker if an engine is reachable, else buildah), buildah, docker.",
         ),
     ] = "auto",
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", help="Platforms built at once (default: the number of cores)."),
+        typer.Option(
+            "--jobs", "-j", metavar="N", help="Platforms built at once (default: the number of cores)."
+        ),
     ] = None,
     json_output: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the builders' output.")] = False,

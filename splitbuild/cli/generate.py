@@ -54,7 +54,7 @@ def init_command(
     remote, the GitLab provider detected)."""
     with handle_errors():
         from splitbuild.errors import UsageError
-        from splitbuild.planner import normalize_platform
+        from splitbuild.platforms import normalize_platform
         from splitbuild.workflow import starter
 
         if path.exists() and not force:
@@ -255,7 +255,7 @@ def pins_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("init")(init_command)
-    app.command("plan")(plan_command)
-    app.command("generate")(generate_command)
-    app.command("pins")(pins_command)
+    app.command("init", short_help="Write a commented starter splitbuild.toml.")(init_command)
+    app.command("plan", short_help="Show which runner builds each platform, native or QEMU.")(plan_command)
+    app.command("generate", short_help="Write the CI workflow (GitHub, GitLab or Forgejo).")(generate_command)
+    app.command("pins", short_help="List the pinned actions behind the generated workflow.")(pins_command)

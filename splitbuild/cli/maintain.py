@@ -36,30 +36,48 @@ if TYPE_CHECKING:
     )
 
 IncludeOpt = Annotated[
-    str | None, typer.Option("--include", help="Only tags matching this regular expression (whole tag).")
+    str | None,
+    typer.Option(
+        "--include", metavar="REGEX", help="Only tags matching this regular expression (whole tag)."
+    ),
 ]
 ExcludeOpt = Annotated[
-    str | None, typer.Option("--exclude", help="Leave out tags matching this regular expression (whole tag).")
+    str | None,
+    typer.Option(
+        "--exclude", metavar="REGEX", help="Leave out tags matching this regular expression (whole tag)."
+    ),
 ]
 
 
 def register(app: typer.Typer) -> None:
-    app.command("inspect", no_args_is_help=True)(inspect_command)
-    app.command("ls", no_args_is_help=True)(ls_command)
-    app.command("copy", no_args_is_help=True)(copy_command)
-    app.command("tag", no_args_is_help=True)(tag_command)
-    app.command("delete", no_args_is_help=True)(delete_command)
-    app.command("prune", no_args_is_help=True)(prune_command)
-    app.command("verify", no_args_is_help=True)(verify_command)
+    app.command("inspect", short_help="Show an index's platforms and attestations, or an image.")(
+        inspect_command
+    )
+    app.command("ls", short_help="List the tags of a repository.")(ls_command)
+    app.command("copy", short_help="Copy an image or index byte for byte (digests preserved).")(copy_command)
+    app.command("tag", short_help="Add tags to an image or index without moving data.")(tag_command)
+    app.command("delete", short_help="Delete a tag, or a manifest by digest (refused while in use).")(
+        delete_command
+    )
+    app.command("prune", short_help="Apply a retention policy to a repository's tags (dry run).")(
+        prune_command
+    )
+    app.command("verify", short_help="Check that references are indexes holding the platforms.")(
+        verify_command
+    )
 
 
 def inspect_command(
-    ref: Annotated[str, typer.Argument(help="REPO:TAG, REPO@DIGEST or oci:PATH[:TAG].")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="REPO:TAG, REPO@DIGEST or oci:PATH[:TAG].")],
     raw: Annotated[bool, typer.Option("--raw", help="Print the manifest's exact bytes.")] = False,
     platform: Annotated[
-        str | None, typer.Option("--platform", help="Show this platform's image from an index.")
+        str | None,
+        typer.Option("--platform", metavar="PLATFORMS", help="Show this platform's image from an index."),
     ] = None,
     referrers: ReferrersOpt = True,
+    no_trunc: Annotated[
+        bool, typer.Option("--no-trunc", help="Full digests in tables even on a narrow terminal.")
+    ] = False,
     json_output: JsonOpt = False,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
@@ -84,13 +102,13 @@ def inspect_command(
         elif json_output:
             print_json(result.to_dict())
         else:
-            from splitbuild.cli.maintain_output import inspect_report
+            from splitbuild.cli.maintain_output import inspect_report, terminal_width
 
-            inspect_report(result)
+            inspect_report(result, terminal_width(no_trunc))
 
 
 def ls_command(
-    repository: Annotated[str, typer.Argument(help="REPO or oci:PATH.")],
+    repository: Annotated[str, typer.Argument(metavar="REPO", help="REPO or oci:PATH.")],
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     json_output: JsonOpt = False,
@@ -113,13 +131,17 @@ def _echo_tags(result: TagList) -> None:
 
 
 def copy_command(
-    source: Annotated[str, typer.Argument(help="REPO:TAG, REPO@DIGEST or oci:PATH:TAG.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="REPO:TAG, REPO@DIGEST or oci:PATH:TAG.")],
     destination: Annotated[
-        str, typer.Argument(help="REPO[:TAG] or oci:PATH[:TAG]; without a tag, the source's.")
+        str, typer.Argument(metavar="DEST", help="REPO[:TAG] or oci:PATH[:TAG]; without a tag, the source's.")
     ],
     platform: Annotated[
         list[str] | None,
-        typer.Option("--platform", help="Keep only these platforms (comma-separated): writes a new index."),
+        typer.Option(
+            "--platform",
+            metavar="PLATFORMS",
+            help="Keep only these platforms (comma-separated): writes a new index.",
+        ),
     ] = None,
     referrers: ReferrersOpt = True,
     jobs: JobsOpt = 8,
@@ -154,8 +176,10 @@ def copy_command(
 
 
 def tag_command(
-    source: Annotated[str, typer.Argument(help="REPO:TAG or REPO@DIGEST (or oci:PATH:TAG).")],
-    tags: Annotated[list[str], typer.Argument(help="New tags in the same repository.")],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="REPO:TAG or REPO@DIGEST (or oci:PATH:TAG).")
+    ],
+    tags: Annotated[list[str], typer.Argument(metavar="TAG...", help="New tags in the same repository.")],
     json_output: JsonOpt = False,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
@@ -172,7 +196,7 @@ def tag_command(
 
 
 def delete_command(
-    ref: Annotated[str, typer.Argument(help="REPO:TAG or REPO@DIGEST (or oci:PATH:TAG).")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="REPO:TAG or REPO@DIGEST (or oci:PATH:TAG).")],
     force: Annotated[
         bool, typer.Option("--force", help="Delete a digest even though tags or indexes use it.")
     ] = False,
@@ -197,13 +221,18 @@ def delete_command(
 
 
 def prune_command(
-    repository: Annotated[str, typer.Argument(help="REPO or oci:PATH.")],
+    repository: Annotated[str, typer.Argument(metavar="REPO", help="REPO or oci:PATH.")],
     keep_last: Annotated[
-        int | None, typer.Option("--keep-last", min=0, help="Keep the N most recently created tags.")
+        int | None,
+        typer.Option("--keep-last", metavar="N", min=0, help="Keep the N most recently created tags."),
     ] = None,
     older_than: Annotated[
         str | None,
-        typer.Option("--older-than", help="Delete only tags created longer ago than this (30d, 2w, 12h)."),
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Delete only tags created longer ago than this (30d, 2w, 12h).",
+        ),
     ] = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -231,9 +260,14 @@ def prune_command(
 
 
 def verify_command(
-    refs: Annotated[list[str], typer.Argument(help="References that must be multi-platform indexes.")],
+    refs: Annotated[
+        list[str], typer.Argument(metavar="REF...", help="References that must be multi-platform indexes.")
+    ],
     platform: Annotated[
-        list[str], typer.Option("--platform", help="Platforms each index must hold (comma-separated).")
+        list[str],
+        typer.Option(
+            "--platform", metavar="PLATFORMS", help="Platforms each index must hold (comma-separated)."
+        ),
     ],
     exact: Annotated[bool, typer.Option("--exact", help="Exactly these platforms, no others.")] = False,
     deep: Annotated[

@@ -44,10 +44,45 @@ def _out(text: str = "") -> None:
     sys.stdout.write(printable(text) + "\n")
 
 
-def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table: rich on a terminal; otherwise a title line and aligned plain columns."""
+_DIGEST = re.compile(r"^(sha256:[0-9a-f]{12})[0-9a-f]{52}$|^(sha512:[0-9a-f]{12})[0-9a-f]{116}$")
+
+
+def terminal_width(full_digests: bool) -> int | None:
+    """The width tables must fit: the terminal's when stdout is one (and digests may be shortened),
+    else None (plain output for scripts keeps every digest whole)."""
+    if full_digests or not sys.stdout.isatty():
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
+def _short_digest(cell: str) -> str:
+    match = _DIGEST.match(cell)
+    return (match.group(1) or match.group(2)) if match else cell
+
+
+def fit(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None
+) -> tuple[list[str], list[list[str]]]:
+    """The table to print: columns that are empty in every row dropped; when the table is wider
+    than ``width``, full digests shortened to ``sha256:`` and 12 hex digits (as docker does)."""
+    keep = [i for i in range(len(headers)) if any(row[i] for row in rows)]
+    heads = [headers[i] for i in keep]
+    cells = [[row[i] for i in keep] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(heads)]
+    if width is not None and 2 + sum(widths) + 2 * (len(widths) - 1) > width:
+        cells = [[_short_digest(cell) for cell in row] for row in cells]
+    return heads, cells
+
+
+def table(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None = None
+) -> None:
+    """A table: rich on a terminal; otherwise a title line and aligned plain columns. See :func:`fit`."""
     if not rows:
         return
+    headers, rows = fit(headers, [[printable(cell) for cell in row] for row in rows], width)
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
@@ -57,25 +92,26 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> 
         for header in headers:
             grid.add_column(header, overflow="fold")
         for row in rows:
-            grid.add_row(*(Text(printable(cell)) for cell in row))  # Text: no markup from the registry
-        Console().print(grid)
+            grid.add_row(*(Text(cell) for cell in row))  # Text: no markup from the registry
+        Console(width=width).print(grid)
         return
     _out(f"{title}:")
-    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = [headers, *rows]
-    for line in lines:
+    for line in [headers, *rows]:
         _out("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
 
-def _fields(pairs: Sequence[tuple[str, Any]]) -> None:
-    width = max(len(k) for k, _ in pairs)
-    for key, value in pairs:
-        if value is not None:
-            _out(f"{key.ljust(width)}  {value}")
+def _fields(pairs: Sequence[tuple[str, Any]], width: int | None = None) -> None:
+    """``key  value`` lines, values aligned; ``key: value`` where aligned lines would not fit ``width``."""
+    shown = [(key, str(value)) for key, value in pairs if value is not None]
+    pad = max(len(k) for k, _ in shown)
+    aligned = width is None or all(pad + 2 + len(value) <= width for _, value in shown)
+    for key, value in shown:
+        _out(f"{key.ljust(pad)}  {value}" if aligned else f"{key}: {value}")
 
 
-def inspect_report(result: InspectResult) -> None:
+def inspect_report(result: InspectResult, width: int | None = None) -> None:
+    """What inspect prints; tables fit ``width`` (see :func:`terminal_width`)."""
     m = result.manifest
     _out(result.reference)
     pairs: list[tuple[str, Any]] = [("digest", m.digest), ("mediaType", m.media_type), ("size", m.size)]
@@ -91,7 +127,7 @@ def inspect_report(result: InspectResult) -> None:
             ("created", result.config.created),
             ("config", m.image().config.digest),
         ]
-    _fields(pairs)
+    _fields(pairs, width)
     rows: list[list[str]]
     if m.is_index:
         rows = []
@@ -103,16 +139,16 @@ def inspect_report(result: InspectResult) -> None:
                 what = child.platform or child.kind
             predicates = ", ".join(child.predicate_types)
             rows.append([what, child.digest, str(child.descriptor.size), predicates])
-        table("manifests", ["PLATFORM", "DIGEST", "SIZE", "PREDICATE TYPES"], rows)
+        table("manifests", ["PLATFORM", "DIGEST", "SIZE", "PREDICATE TYPES"], rows, width)
     else:
         layers = m.image().layers
         rows = [[layer.digest, str(layer.size), layer.media_type] for layer in layers]
-        table("layers", ["DIGEST", "SIZE", "MEDIA TYPE"], rows)
+        table("layers", ["DIGEST", "SIZE", "MEDIA TYPE"], rows, width)
         if result.config is not None and result.config.labels:
-            table("labels", ["KEY", "VALUE"], sorted(result.config.labels.items()))
+            table("labels", ["KEY", "VALUE"], sorted(result.config.labels.items()), width)
     annotations = m.parsed.annotations or {}
     if annotations:
-        table("annotations", ["KEY", "VALUE"], sorted(annotations.items()))
+        table("annotations", ["KEY", "VALUE"], sorted(annotations.items()), width)
     rows = []
     for referrer in result.referrers or []:
         if referrer.subject == m.digest:
@@ -121,7 +157,7 @@ def inspect_report(result: InspectResult) -> None:
             subject = referrer.subject_platform or referrer.subject
         what = ", ".join(referrer.predicate_types) or referrer.descriptor.artifact_type or ""
         rows.append([f"{referrer.kind} for {subject}", referrer.digest, what])
-    table("referrers", ["KIND", "DIGEST", "TYPE"], rows)
+    table("referrers", ["KIND", "DIGEST", "TYPE"], rows, width)
 
 
 def tag_report(result: TagResult) -> None:

@@ -25,33 +25,46 @@ if TYPE_CHECKING:
 
 TargetOpt = Annotated[
     list[str] | None,
-    typer.Option("-t", "--tag", help="Target REF:TAG or oci:PATH:TAG; repeat for every tag and registry."),
+    typer.Option(
+        "-t",
+        "--tag",
+        metavar="REF:TAG",
+        help="Target REF:TAG or oci:PATH:TAG; repeat for every tag and registry.",
+    ),
 ]
 
 
 def register(app: typer.Typer) -> None:
-    app.command("merge", no_args_is_help=True)(merge_command)
+    app.command("merge", short_help="Merge per-platform digests into one index under every tag.")(
+        merge_command
+    )
 
 
 def merge_command(
     sources: Annotated[
         list[str] | None,
         typer.Argument(
-            help="repo@sha256:..., repo:tag, oci:PATH@sha256:..., or a bare sha256:... (first target's repo)."
+            metavar="SOURCE",
+            help="repo@sha256:..., repo:tag, oci:PATH@sha256:... or bare sha256:... (first target's repo).",
         ),
     ] = None,
     tag: TargetOpt = None,
     digests_dir: Annotated[
-        Path | None, typer.Option("--digests-dir", help="Directory of digest files (one source each).")
+        Path | None,
+        typer.Option("--digests-dir", metavar="DIR", help="Directory of digest files (one source each)."),
     ] = None,
     platform: Annotated[
         str | None,
-        typer.Option("--platform", help="Exact platform set the index must hold, comma-separated."),
+        typer.Option(
+            "--platform", metavar="PLATFORMS", help="Exact platform set the index must hold, comma-separated."
+        ),
     ] = None,
     annotation: Annotated[
         list[str] | None,
         typer.Option(
-            "--annotation", help="[index:|manifest-descriptor[PLATFORM]:]KEY=VALUE (forces an OCI index)."
+            "--annotation",
+            metavar="[LEVEL:]KEY=VALUE",
+            help="[index:|manifest-descriptor[PLATFORM]:]KEY=VALUE (forces an OCI index).",
         ),
     ] = None,
     dry_run: Annotated[
@@ -70,21 +83,30 @@ def merge_command(
     image: Annotated[
         list[str] | None,
         typer.Option(
-            "--image", help="Repository to publish to, with tags computed from --tags rules (repeatable)."
+            "--image",
+            metavar="REPO",
+            help="Repository to publish to, with tags computed from --tags rules (repeatable).",
         ),
     ] = None,
     tag_rules: Annotated[
         list[str] | None,
-        typer.Option("--tags", help="docker/metadata-action tag rules (newline-separated; repeatable)."),
+        typer.Option(
+            "--tags",
+            metavar="RULES",
+            help="docker/metadata-action tag rules (newline-separated; repeatable).",
+        ),
     ] = None,
     flavor: Annotated[
-        list[str] | None, typer.Option("--flavor", help="metadata-action flavor lines.")
+        list[str] | None, typer.Option("--flavor", metavar="LINES", help="metadata-action flavor lines.")
     ] = None,
     labels: Annotated[
-        list[str] | None, typer.Option("--labels", help="metadata-action extra labels.")
+        list[str] | None, typer.Option("--labels", metavar="KEY=VALUE", help="metadata-action extra labels.")
     ] = None,
     context: Annotated[
-        Path | None, typer.Option("--context", help="JSON event context file (default: the CI environment).")
+        Path | None,
+        typer.Option(
+            "--context", metavar="FILE", help="JSON event context file (default: the CI environment)."
+        ),
     ] = None,
     label_annotations: Annotated[
         bool,

@@ -14,47 +14,58 @@ _LINES = "Repeatable; one value may hold several newline-separated entries (as t
 
 
 def register(app: typer.Typer) -> None:
-    app.command("tags")(tags_command)
+    app.command("tags", short_help="Compute tags, labels, annotations as metadata-action does.")(tags_command)
 
 
 def tags_command(
     images: Annotated[
         list[str] | None,
-        typer.Option("--images", help=f"Image (name/app or name=...,enable=...). {_LINES}"),
+        typer.Option("--images", metavar="IMAGE", help=f"Image (name/app or name=...,enable=...). {_LINES}"),
     ] = None,
     tags: Annotated[
         list[str] | None,
-        typer.Option("--tags", help=f"Tag rule, e.g. type=semver,pattern={{{{version}}}}. {_LINES}"),
+        typer.Option(
+            "--tags", metavar="RULE", help=f"Tag rule, e.g. type=semver,pattern={{{{version}}}}. {_LINES}"
+        ),
     ] = None,
     flavor: Annotated[
         list[str] | None,
         typer.Option(
-            "--flavor", help=f"Flavor entry: latest=auto|true|false, prefix=..., suffix=... {_LINES}"
+            "--flavor",
+            metavar="ENTRY",
+            help=f"Flavor entry: latest=auto|true|false, prefix=..., suffix=... {_LINES}",
         ),
     ] = None,
     labels: Annotated[
-        list[str] | None, typer.Option("--labels", help=f"Extra KEY=VALUE label. {_LINES}")
+        list[str] | None,
+        typer.Option("--labels", metavar="KEY=VALUE", help=f"Extra KEY=VALUE label. {_LINES}"),
     ] = None,
     annotations: Annotated[
-        list[str] | None, typer.Option("--annotations", help=f"Extra KEY=VALUE annotation. {_LINES}")
+        list[str] | None,
+        typer.Option("--annotations", metavar="KEY=VALUE", help=f"Extra KEY=VALUE annotation. {_LINES}"),
     ] = None,
     annotation_levels: Annotated[
         str | None,
         typer.Option(
             "--annotation-levels",
+            metavar="LEVELS",
             help="Comma-separated levels, e.g. index,manifest (default: DOCKER_METADATA_ANNOTATIONS_LEVELS).",
         ),
     ] = None,
     context_file: Annotated[
         Path | None,
         typer.Option(
-            "--context", help="JSON context file; default: the GitHub Actions or GitLab CI environment."
+            "--context",
+            metavar="FILE",
+            help="JSON context file; default: the GitHub Actions or GitLab CI environment.",
         ),
     ] = None,
     save_context: Annotated[
         Path | None,
         typer.Option(
-            "--save-context", help="Also write the context used to this file (for reproducible runs)."
+            "--save-context",
+            metavar="FILE",
+            help="Also write the context used to this file (for reproducible runs).",
         ),
     ] = None,
     json_output: Annotated[

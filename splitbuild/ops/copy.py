@@ -155,6 +155,8 @@ async def copy(
     with ``referrers`` a lookup per manifest of the tree (in the source).
     """
     src_ref, dst_ref = as_reference(source), as_reference(destination)
+    for text in platforms or ():
+        Platform.parse(text)  # a mistyped platform is refused before any request
     src_repo, dst_repo = client.repository(src_ref), client.repository(dst_ref)
     start = client.requests
     original = await src_repo.get_manifest(identifier(src_ref))

@@ -239,12 +239,12 @@ async def inspect(
     """Read ``ref``: its manifest, and the image config or the classified children; with
     ``referrers``, the referrers of the manifest and of an index's images."""
     reference = as_reference(ref)
+    wanted = Platform.parse(platform).key if platform is not None else None  # before any request
     repo: Repository = client.repository(reference)
     start = client.requests
     manifest = await repo.get_manifest(identifier(reference))
     parent: Manifest | None = None
-    if platform is not None:
-        wanted = Platform.parse(platform).key
+    if wanted is not None:
         if not manifest.is_index:
             raise InvalidManifest(f"{reference} is a single image, not an index: drop --platform")
         match = next(

@@ -35,14 +35,15 @@ class TagList:
     repository: str
     tags: list[str]
     total: int
-    """Tags in the repository before filtering."""
+    """Tags in the repository before filtering (``inRepository`` in :meth:`to_dict`)."""
     requests: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "repository": self.repository,
             "tags": list(self.tags),
-            "total": self.total,
+            "count": len(self.tags),
+            "inRepository": self.total,
             "requests": self.requests,
         }
 
@@ -53,6 +54,8 @@ async def list_tags(
     """Every tag of ``repository`` (all pages, ``Link`` followed), filtered (see :func:`tag_filter`)
     and sorted (the spec's lexical order, which some registries do not keep)."""
     ref = as_reference(repository)
+    if ref.identifier is not None:
+        raise UsageError(f"{str(ref)!r} names one tag or digest: tags are listed for a repository")
     selected = tag_filter(include, exclude)
     start = client.requests
     tags = await client.repository(ref).list_tags()
@@ -86,6 +89,8 @@ async def add_tags(client: Client, source: RefLike, tags: Sequence[str], *, jobs
     registries with immutable tags require), one ``PUT`` per new tag. No blob moves.
     """
     ref = as_reference(source)
+    if ref.identifier is None:  # never a silent ``latest``: the source of new tags is named
+        raise UsageError(f"source {str(ref)!r} names no tag or digest: give REPO:TAG or REPO@DIGEST")
     if not tags:
         raise UsageError("no tag given")
     for tag in tags:

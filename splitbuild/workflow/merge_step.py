@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from splitbuild.config import Config
 from splitbuild.errors import ConfigError
-from splitbuild.planner import Plan, normalize_platform
+from splitbuild.planner import Plan
 from splitbuild.planner import plan as make_plan
+from splitbuild.platforms import normalize_platform
 
 __all__ = ["EnvRef", "MergeCommand", "merge_argv", "merge_command"]
 
