@@ -39,6 +39,7 @@ from splitbuild.planner import (
     split_platform,
 )
 from splitbuild.runners import PROVIDERS, Provider, catalog
+from splitbuild.textline import line_fault, shown
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -86,8 +87,9 @@ def _kebab(name: str) -> str:
 
 
 def _one_line(value: str, what: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise ValueError(f"{what} must be a single line")
+    fault = line_fault(value)
+    if fault is not None:
+        raise ValueError(f"{what} must be a single line of text (it holds {fault})")
     return value
 
 
@@ -368,6 +370,8 @@ def _runner_override(value: Any) -> RunnerOverride:
         or not all(isinstance(x, str) and x.strip() for x in labels)
     ):
         raise ValueError('a runner is a label, a list of labels, or { labels = [...], arch = "..." }')
+    for label in labels:
+        _one_line(label, "runner label")
     try:
         check_runner_labels(labels)
     except ConfigError as exc:
@@ -402,6 +406,8 @@ def _runner_labels(value: str | list[str] | None) -> str | list[str] | None:
     labels = [value] if isinstance(value, str) else value
     if labels is not None and (not labels or any(not label.strip() for label in labels)):
         raise ValueError("needs at least one non-empty runner label")
+    for label in labels or ():
+        _one_line(label, "runner label")
     return value
 
 
@@ -684,6 +690,17 @@ class Config(_Table):
                 )
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _single_lines(cls, data: Any) -> Any:
+        """Every key and string value is one line of text: the generated files carry them in
+        comments, headers and scalars, where a line break would start new YAML."""
+        for path, value in _walk(data, ()):
+            fault = line_fault(value) if isinstance(value, str) else None
+            if fault is not None:
+                raise ValueError(f"{_format_loc(path)}: holds {fault}; config values must be single lines")
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         tables = [("[runners]", self.runners)]
@@ -745,6 +762,8 @@ def _format_loc(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif line_fault(part) is not None:
+            text += f'."{shown(part)}"' if text else f'"{shown(part)}"'
         elif _BARE_KEY.match(part):
             text += f".{part}" if text else part
         else:
