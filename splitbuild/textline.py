@@ -17,7 +17,9 @@ __all__ = ["LINE_BREAKS", "line_fault", "shown"]
 LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 _BIDI = "\u202a-\u202e\u2066-\u2069"
 # Outside YAML's printable set (tab, LF and CR are in it), bidirectional controls, U+FEFF.
-_FAULT = re.compile(f"[^\t\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[{LINE_BREAKS}{_BIDI}\ufeff]")
+_FAULT = re.compile(
+    f"[^\t\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[{LINE_BREAKS}{_BIDI}\ufeff]"
+)
 
 
 def _describe(char: str) -> str:

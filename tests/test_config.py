@@ -162,7 +162,10 @@ ERRORS = [
         "runners: keys 'linux/arm64' and 'linux/aarch64' both mean 'linux/arm64'",
     ),
     ("[image.build-args]\n'A-B' = '1'\n", "image.build-args: build-arg name 'A-B' must be letters"),
-    ('[image.build-args]\nA = "1\\n--no-cache"\n', "image.build-args.A: holds a line break (U+000A); config values must be single lines"),
+    (
+        '[image.build-args]\nA = "1\\n--no-cache"\n',
+        "image.build-args.A: holds a line break (U+000A); config values must be single lines",
+    ),
     ("[image.build-args]\nA = 1\n", "image.build-args.A: must be a string"),
     ("[image.secrets]\nnpm = 'npm token'\n", "image.secrets: secret npm: Actions secret name 'npm token'"),
     ("[image.secrets]\n'a b' = 'X'\n", "image.secrets: secret id 'a b' must be"),

@@ -42,7 +42,7 @@ def regenerate_command(
         fault = line_fault(path)
         if fault is not None:
             raise InvalidInput(
-                f"{what} path {shown(path)!r} holds {fault}: the generated file names it in a "
+                f"{what} path '{shown(path)}' holds {fault}: the generated file names it in a "
                 "one-line comment; use a path without it"
             )
     words = ["splitbuild", "generate"]
@@ -74,5 +74,5 @@ def comment_block(lines: Sequence[str]) -> str:
     for line in lines:
         fault = line_fault(line)
         if fault is not None:
-            raise InvalidInput(f"cannot write {shown(line)!r} as a comment line: it holds {fault}")
+            raise InvalidInput(f"cannot write '{shown(line)}' as a comment line: it holds {fault}")
     return "".join(f"# {line}\n" for line in lines)
