@@ -836,22 +836,29 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME, *, provider: str 
         raise ConfigError(f"{source}: {first}{more}") from None
 
 
-def _read(path: str | Path) -> tuple[Path, str]:
-    file = Path(path)
-    try:
-        return file, file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{file}: config file not found", hint="run `splitbuild init` to write a starter config"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file}: not UTF-8 text") from None
+# A splitbuild.toml is a few KiB; the cap keeps a wrong path (a log, a device) from being read whole.
+CONFIG_MAX_BYTES = 1 << 20
+
+
+def _read(path: str | Path) -> tuple[str, str]:
+    """The config's name for messages (one line) and its text (a regular file, size-capped)."""
+    from splitbuild.inputfile import display, read_text_file
+
+    file = display(Path(path))
+    text = read_text_file(
+        path,
+        limit=CONFIG_MAX_BYTES,
+        label=file,
+        missing="config file not found",
+        missing_hint="run `splitbuild init` to write a starter config",
+    )
+    return file, text
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_NAME, *, provider: str | None = None) -> Config:
     """Read and validate a config file (for ``provider`` instead of its ``[ci] provider``, if given)."""
     file, text = _read(path)
-    return parse_config(text, str(file), provider=provider)
+    return parse_config(text, file, provider=provider)
 
 
 def declared_provider(path: str | Path = DEFAULT_CONFIG_NAME) -> str:
