@@ -284,16 +284,20 @@ class TagsConfig(_Table):
 
     # The merge job computes the tags; parsing the rules here makes a typo fail at
     # `splitbuild generate` instead of on the first release.
+    # The strict checks of splitbuild.tags.validate (templates, keys, regular expressions) too.
     @field_validator("rules")
     @classmethod
     def _tag_rules(cls, rules: list[str]) -> list[str]:
-        from splitbuild.tags import parse_rule_lines, parse_tag
+        from splitbuild.tags import parse_rule_lines
+        from splitbuild.tags.flavor import Flavor
+        from splitbuild.tags.rules import parse_tag_rule
+        from splitbuild.tags.validate import check_configuration
 
         try:
             for item in rules:
                 if len(parse_rule_lines([item], name="tag rule")) != 1:
                     raise ConfigError(f"tag rule {item!r}: one rule per list item")
-                parse_tag(item)
+            check_configuration([parse_tag_rule(item) for item in rules], Flavor(), (), ())
         except ConfigError as exc:
             raise ValueError(exc.message) from None
         return rules
@@ -301,13 +305,27 @@ class TagsConfig(_Table):
     @field_validator("flavor")
     @classmethod
     def _flavor(cls, flavor: list[str]) -> list[str]:
-        from splitbuild.tags import parse_flavor, parse_rule_lines
+        from splitbuild.tags import parse_rule_lines
+        from splitbuild.tags.flavor import parse_flavor_lines
+        from splitbuild.tags.validate import check_configuration
 
         try:
-            parse_flavor(parse_rule_lines(flavor, name="flavor"))
+            check_configuration((), parse_flavor_lines(parse_rule_lines(flavor, name="flavor")), (), ())
         except ConfigError as exc:
             raise ValueError(exc.message) from None
         return flavor
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        from splitbuild.tags.flavor import Flavor
+        from splitbuild.tags.validate import check_configuration
+
+        try:
+            check_configuration((), Flavor(), labels, ())
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return labels
 
 
 class LoginConfig(_Table):
