@@ -282,9 +282,9 @@ class TagsConfig(_Table):
                 raise ValueError("empty rule")
         return items
 
-    # The merge job computes the tags; parsing the rules here makes a typo fail at
-    # `splitbuild generate` instead of on the first release.
-    # The strict checks of splitbuild.tags.validate (templates, keys, regular expressions) too.
+    # The merge job computes the tags; checking the rules here (splitbuild.tags.validate: syntax,
+    # templates, keys, regular expressions) makes a typo fail at `splitbuild generate` instead of
+    # in the merge job of the first release.
     @field_validator("rules")
     @classmethod
     def _tag_rules(cls, rules: list[str]) -> list[str]:
@@ -843,6 +843,8 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME, *, provider: str 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
     try:
         return Config.model_validate(_with_provider(data, provider))
     except ValidationError as exc:
@@ -887,5 +889,7 @@ def declared_provider(path: str | Path = DEFAULT_CONFIG_NAME) -> str:
         ci = tomllib.loads(text).get("ci", {})
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: invalid TOML: arrays or tables nested too deeply") from None
     provider = ci.get("provider", "github") if isinstance(ci, dict) else "github"
     return provider if isinstance(provider, str) else "github"

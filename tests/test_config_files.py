@@ -140,3 +140,21 @@ def test_regular_files_still_read(tmp_path: Path) -> None:
     tags = run("tags", "--tags", "type=semver,pattern={{version}}", "--context", str(context), cwd=tmp_path)
     assert tags.returncode == 0, tags.stderr
     assert tags.stdout == "1.2.3\nlatest\n"
+
+
+def test_deeply_nested_context_is_invalid_input(tmp_path: Path) -> None:
+    context = tmp_path / "deep.json"
+    context.write_text("[" * 200_000)
+    result = run("tags", "--tags", "type=sha", "--context", str(context), cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith(f"splitbuild: error: context file '{context}' is not JSON: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_deeply_nested_config_is_invalid_input(tmp_path: Path) -> None:
+    (tmp_path / "splitbuild.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    result = run("plan", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr == (
+        "splitbuild: error: splitbuild.toml: invalid TOML: arrays or tables nested too deeply\n"
+    )

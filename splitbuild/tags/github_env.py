@@ -41,7 +41,7 @@ def read_payload(path: str) -> dict[str, Any]:
     except (RecursionError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{where} is not a readable JSON file: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"GITHUB_EVENT_PATH {path!r} does not hold a JSON object")
+        raise ConfigError(f"{where} does not hold a JSON object")
     return data
 
 
