@@ -33,6 +33,7 @@ from splitbuild.errors import ConfigError
 from splitbuild.planner import DEFAULT_RUNNER_KEY, RunnerOverride, check_runner_labels, normalize_runner_key
 from splitbuild.platforms import normalize_arch, split_platform
 from splitbuild.runners import PROVIDERS, Provider, catalog
+from splitbuild.textline import line_fault, shown
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -80,8 +81,9 @@ def _kebab(name: str) -> str:
 
 
 def _one_line(value: str, what: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise ValueError(f"{what} must be a single line")
+    fault = line_fault(value)
+    if fault is not None:
+        raise ValueError(f"{what} must be a single line of text (it holds {fault})")
     return value
 
 
@@ -274,18 +276,22 @@ class TagsConfig(_Table):
                 raise ValueError("empty rule")
         return items
 
-    # The merge job computes the tags; parsing the rules here makes a typo fail at
-    # `splitbuild generate` instead of on the first release.
+    # The merge job computes the tags; checking the rules here (splitbuild.tags.validate: syntax,
+    # templates, keys, regular expressions) makes a typo fail at `splitbuild generate` instead of
+    # in the merge job of the first release.
     @field_validator("rules")
     @classmethod
     def _tag_rules(cls, rules: list[str]) -> list[str]:
-        from splitbuild.tags import parse_rule_lines, parse_tag
+        from splitbuild.tags import parse_rule_lines
+        from splitbuild.tags.flavor import Flavor
+        from splitbuild.tags.rules import parse_tag_rule
+        from splitbuild.tags.validate import check_configuration
 
         try:
             for item in rules:
                 if len(parse_rule_lines([item], name="tag rule")) != 1:
                     raise ConfigError(f"tag rule {item!r}: one rule per list item")
-                parse_tag(item)
+            check_configuration([parse_tag_rule(item) for item in rules], Flavor(), (), ())
         except ConfigError as exc:
             raise ValueError(exc.message) from None
         return rules
@@ -293,13 +299,27 @@ class TagsConfig(_Table):
     @field_validator("flavor")
     @classmethod
     def _flavor(cls, flavor: list[str]) -> list[str]:
-        from splitbuild.tags import parse_flavor, parse_rule_lines
+        from splitbuild.tags import parse_rule_lines
+        from splitbuild.tags.flavor import parse_flavor_lines
+        from splitbuild.tags.validate import check_configuration
 
         try:
-            parse_flavor(parse_rule_lines(flavor, name="flavor"))
+            check_configuration((), parse_flavor_lines(parse_rule_lines(flavor, name="flavor")), (), ())
         except ConfigError as exc:
             raise ValueError(exc.message) from None
         return flavor
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        from splitbuild.tags.flavor import Flavor
+        from splitbuild.tags.validate import check_configuration
+
+        try:
+            check_configuration((), Flavor(), labels, ())
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return labels
 
 
 class LoginConfig(_Table):
@@ -362,6 +382,8 @@ def _runner_override(value: Any) -> RunnerOverride:
         or not all(isinstance(x, str) and x.strip() for x in labels)
     ):
         raise ValueError('a runner is a label, a list of labels, or { labels = [...], arch = "..." }')
+    for label in labels:
+        _one_line(label, "runner label")
     try:
         check_runner_labels(labels)
     except ConfigError as exc:
@@ -396,6 +418,8 @@ def _runner_labels(value: str | list[str] | None) -> str | list[str] | None:
     labels = [value] if isinstance(value, str) else value
     if labels is not None and (not labels or any(not label.strip() for label in labels)):
         raise ValueError("needs at least one non-empty runner label")
+    for label in labels or ():
+        _one_line(label, "runner label")
     return value
 
 
@@ -678,6 +702,17 @@ class Config(_Table):
                 )
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _single_lines(cls, data: Any) -> Any:
+        """Every key and string value is one line of text: the generated files carry them in
+        comments, headers and scalars, where a line break would start new YAML."""
+        for path, value in _walk(data, ()):
+            fault = line_fault(value) if isinstance(value, str) else None
+            if fault is not None:
+                raise ValueError(f"{_format_loc(path)}: holds {fault}; config values must be single lines")
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         tables = [("[runners]", self.runners)]
@@ -739,6 +774,8 @@ def _format_loc(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif line_fault(part) is not None:
+            text += f'."{shown(part)}"' if text else f'"{shown(part)}"'
         elif _BARE_KEY.match(part):
             text += f".{part}" if text else part
         else:
@@ -800,6 +837,8 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME, *, provider: str 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
     try:
         return Config.model_validate(_with_provider(data, provider))
     except ValidationError as exc:
@@ -811,22 +850,29 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG_NAME, *, provider: str 
         raise ConfigError(f"{source}: {first}{more}") from None
 
 
-def _read(path: str | Path) -> tuple[Path, str]:
-    file = Path(path)
-    try:
-        return file, file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{file}: config file not found", hint="run `splitbuild init` to write a starter config"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file}: not UTF-8 text") from None
+# A splitbuild.toml is a few KiB; the cap keeps a wrong path (a log, a device) from being read whole.
+CONFIG_MAX_BYTES = 1 << 20
+
+
+def _read(path: str | Path) -> tuple[str, str]:
+    """The config's name for messages (one line) and its text (a regular file, size-capped)."""
+    from splitbuild.inputfile import display, read_text_file
+
+    file = display(Path(path))
+    text = read_text_file(
+        path,
+        limit=CONFIG_MAX_BYTES,
+        label=file,
+        missing="config file not found",
+        missing_hint="run `splitbuild init` to write a starter config",
+    )
+    return file, text
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_NAME, *, provider: str | None = None) -> Config:
     """Read and validate a config file (for ``provider`` instead of its ``[ci] provider``, if given)."""
     file, text = _read(path)
-    return parse_config(text, str(file), provider=provider)
+    return parse_config(text, file, provider=provider)
 
 
 def declared_provider(path: str | Path = DEFAULT_CONFIG_NAME) -> str:
@@ -837,6 +883,8 @@ def declared_provider(path: str | Path = DEFAULT_CONFIG_NAME) -> str:
         ci = tomllib.loads(text).get("ci", {})
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: invalid TOML: arrays or tables nested too deeply") from None
     provider = ci.get("provider", "github") if isinstance(ci, dict) else "github"
     return provider if isinstance(provider, str) else "github"
 

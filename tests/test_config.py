@@ -162,7 +162,10 @@ ERRORS = [
         "runners: keys 'linux/arm64' and 'linux/aarch64' both mean 'linux/arm64'",
     ),
     ("[image.build-args]\n'A-B' = '1'\n", "image.build-args: build-arg name 'A-B' must be letters"),
-    ('[image.build-args]\nA = "1\\n--no-cache"\n', "image.build-args: build-arg A must be a single line"),
+    (
+        '[image.build-args]\nA = "1\\n--no-cache"\n',
+        "image.build-args.A: holds a line break (U+000A); config values must be single lines",
+    ),
     ("[image.build-args]\nA = 1\n", "image.build-args.A: must be a string"),
     ("[image.secrets]\nnpm = 'npm token'\n", "image.secrets: secret npm: Actions secret name 'npm token'"),
     ("[image.secrets]\n'a b' = 'X'\n", "image.secrets: secret id 'a b' must be"),
@@ -170,7 +173,7 @@ ERRORS = [
     ("[image.build-contexts]\nbase = ''\n", "image.build-contexts: build-context 'base' needs a name"),
     (
         '[tags]\nrules = ["type=sha\\ntype=ref,event=tag"]\n',
-        "tags.rules: each rule (one per list item) must be",
+        "tags.rules[0]: holds a line break (U+000A); config values must be single lines",
     ),
     ("[tags]\nflavor = [' ']\n", "tags.flavor: empty rule"),
     ("[tags]\nrules = ['type=foo']\n", "tags.rules: invalid tag rule 'type=foo': unknown type 'foo'"),

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from splitbuild.errors import ConfigError
-from splitbuild.tags.models import Context, RepoInfo, validation_message
+from splitbuild.tags.models import CONTEXT_MAX_BYTES, Context, RepoInfo, validation_message
 
 __all__ = ["METADATA_ENV_PREFIX", "github_context", "metadata_env", "read_payload"]
 
@@ -30,15 +30,18 @@ def metadata_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def read_payload(path: str) -> dict[str, Any]:
     """The webhook payload at ``GITHUB_EVENT_PATH``; ``{}`` when the file does not exist."""
+    from splitbuild.inputfile import display, read_text_file
+
     file = Path(path)
     if not file.exists():
         return {}
+    where = f"GITHUB_EVENT_PATH '{display(path)}'"
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"GITHUB_EVENT_PATH {path!r} is not a readable JSON file: {exc}") from None
+        data = json.loads(read_text_file(file, limit=CONTEXT_MAX_BYTES, label=where))
+    except (RecursionError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{where} is not a readable JSON file: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"GITHUB_EVENT_PATH {path!r} does not hold a JSON object")
+        raise ConfigError(f"{where} does not hold a JSON object")
     return data
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from splitbuild.errors import ConfigError
 
 __all__ = [
+    "CONTEXT_MAX_BYTES",
     "DEFAULT_BAKE_TARGET",
     "Context",
     "Inputs",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 DEFAULT_BAKE_TARGET = "docker-metadata-action"
+# The most a context file or CI event payload may hold (GitHub caps webhook payloads at 25 MB; a
+# push event's is a few KiB to a few MiB).
+CONTEXT_MAX_BYTES = 16 << 20
 
 
 def validation_message(source: str, error: ValidationError) -> str:
@@ -99,16 +103,13 @@ class Context(BaseModel):
     @classmethod
     def from_file(cls, path: str | Path) -> Context:
         """Read a JSON context file (see :meth:`to_file_data` for its format)."""
-        where = f"context file {str(path)!r}"
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"{where} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{where} cannot be read: {exc}") from None
+        from splitbuild.inputfile import display, read_text_file
+
+        where = f"context file '{display(path)}'"
+        text = read_text_file(path, limit=CONTEXT_MAX_BYTES, label=where, missing="does not exist")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (RecursionError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{where} is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{where} must hold a JSON object")

@@ -2,7 +2,8 @@
 
 Each entry is one CSV record (quotes as CSV: ``type=match,"pattern=\\d{1,2}"``). A field is split at
 its first ``=`` (the key is trimmed and lower-cased, the value trimmed); a field without a usable
-``=`` sets ``value``. Unknown keys are kept and ignored, as metadata-action does.
+``=`` sets ``value``. Unknown keys are kept and ignored, as metadata-action does (:data:`RULE_KEYS`
+lists the known ones, which the strict checks hold rules to).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from splitbuild.tags.csvparse import CsvError, parse_record
 from splitbuild.tags.jsvalues import js_number
 
 __all__ = [
+    "COMMON_KEYS",
     "DEFAULT_RULES",
+    "RULE_KEYS",
     "RuleType",
     "TagRule",
     "parse_tag",
@@ -51,6 +54,19 @@ DEFAULT_PRIORITY: dict[RuleType, str] = {
     RuleType.SHA: "100",
 }
 DEFAULT_RULES = ("type=schedule", "type=ref,event=branch", "type=ref,event=tag", "type=ref,event=pr")
+# The attributes each type reads (metadata-action's README); the parser keeps others and ignores
+# them, as metadata-action does, and the strict checks (splitbuild.tags.validate) refuse them.
+COMMON_KEYS = ("enable", "priority", "prefix", "suffix")
+RULE_KEYS: dict[RuleType, tuple[str, ...]] = {
+    RuleType.SCHEDULE: ("pattern", *COMMON_KEYS),
+    RuleType.SEMVER: ("pattern", "value", "match", *COMMON_KEYS),
+    RuleType.PEP440: ("pattern", "value", "match", *COMMON_KEYS),
+    RuleType.MATCH: ("pattern", "group", "value", *COMMON_KEYS),
+    RuleType.EDGE: ("branch", *COMMON_KEYS),
+    RuleType.REF: ("event", *COMMON_KEYS),
+    RuleType.RAW: ("value", *COMMON_KEYS),
+    RuleType.SHA: ("format", *COMMON_KEYS),
+}
 REF_EVENTS = ("branch", "tag", "pr")
 SHA_FORMATS = ("short", "long")
 

@@ -396,7 +396,8 @@ _ESCAPES = {
 }
 _ESCAPE_RE = re.compile("[&<>\"'`=]")
 _BLOCK_BUILTINS = frozenset({"if", "unless", "each", "with", "blockHelperMissing"})
-_BUILTINS = _BLOCK_BUILTINS | {"log", "lookup", "helperMissing"}
+_HELPER_BUILTINS = frozenset({"log", "lookup", "helperMissing"})
+_BUILTINS = _BLOCK_BUILTINS | _HELPER_BUILTINS
 
 
 def _escape(value: Any) -> str:
@@ -429,6 +430,20 @@ class Template:
         for statement in self.statements:
             if isinstance(statement, _Mustache):
                 yield from _calls_of(statement.call)
+
+    def references(self) -> Iterator[tuple[str, bool]]:
+        """Each name the template renders or calls, and whether it is called with arguments: the
+        head of every mustache and sub-expression (``a`` and ``f`` of ``{{a}} {{g (f x)}}``, not
+        the argument ``x``, which may stand for ``undefined`` on purpose).
+
+        The name is a path's first part (``a`` of ``{{a.b}}``, ``x`` of ``{{@root.x}}``); a path that
+        can never resolve (``{{../x}}``, ``{{@index}}``) is given whole. The built-in helpers
+        (``lookup``, ``log``) and ``{{this}}`` are not references; the block helpers (``{{if}}``),
+        which this renderer refuses, are.
+        """
+        for statement in self.statements:
+            if isinstance(statement, _Mustache):
+                yield from _references_of(statement.call)
 
     def render(self, scope: Scope) -> str:
         out: list[str] = []
@@ -522,6 +537,24 @@ def _calls_of(call: _Call) -> Iterator[tuple[str, int, tuple[str, ...]]]:
     for node in (*call.params, *(value for _key, value in call.hash or ())):
         if isinstance(node, _SubExpr):
             yield from _calls_of(node.call)
+
+
+def _reference(path: _Path) -> str | None:
+    if path.depth or (path.data and (not path.parts or path.parts[0] != "root")):
+        return path.original
+    parts = path.parts[1:] if path.data else path.parts
+    return parts[0] if parts else None
+
+
+def _references_of(call: _Call) -> Iterator[tuple[str, bool]]:
+    head = _as_path(call.path)  # {{"name"}} looks "name" up too
+    if not (head.simple and not head.data and head.parts[0] in _HELPER_BUILTINS):
+        name = _reference(head)
+        if name is not None:
+            yield name, bool(call.params) or call.hash is not None
+    for node in (*call.params, *(value for _key, value in call.hash or ())):
+        if isinstance(node, _SubExpr):
+            yield from _references_of(node.call)
 
 
 def _as_path(node: _Path | _Literal) -> _Path:

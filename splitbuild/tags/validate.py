@@ -2,28 +2,68 @@
 
 metadata-action only evaluates what the event needs: a broken ``type=match`` pattern or a
 ``{{date}}`` without format in a ``type=schedule`` rule fails on the release or the nightly run, not
-on the pull request that introduced it. These checks compile every template and regular expression
-and check the date helpers' arguments up front, so such a configuration fails on any event.
+on the pull request that introduced it; and a misspelt ``{{verison}}`` or ``prefx=`` is no error at
+all (Handlebars renders an unknown name as ``""``, unknown attributes are ignored), so the tag is
+silently missing. These checks compile every template and regular expression, check that each
+template only names what its scope holds and each rule only keys its type reads (with a
+did-you-mean suggestion), and check the date helpers' arguments up front, so such a configuration
+fails on any event, when the config is loaded (``splitbuild generate``), in ``splitbuild tags`` and
+before ``splitbuild merge`` pushes anything.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 from splitbuild.errors import ConfigError
 from splitbuild.tags.evaluate import split_regex_literal
 from splitbuild.tags.flavor import Flavor
 from splitbuild.tags.jsregex import JsRegexError, compile_js_regex
-from splitbuild.tags.rules import RuleType, TagRule
+from splitbuild.tags.rules import RULE_KEYS, RuleType, TagRule
 from splitbuild.tags.template import TemplateError, compile_template
 
-__all__ = ["check_configuration"]
+__all__ = ["GLOBAL_NAMES", "PEP440_NAMES", "SCHEDULE_NAMES", "SEMVER_NAMES", "check_configuration"]
 
 _DATE_HELPERS = ("date", "commit_date")
+# What each template's scope holds (splitbuild.tags.expressions and splitbuild.tags.evaluate build
+# the scopes; tests check that these lists match them). The first names are the ones metadata-action
+# documents; the others render too, so they are accepted, but not suggested.
+GLOBAL_NAMES = (
+    "branch",
+    "tag",
+    "sha",
+    "base_ref",
+    "is_default_branch",
+    "is_not_default_branch",
+    "date",
+    "commit_date",
+)
+SCHEDULE_NAMES = ("date", "commit_date")
+SEMVER_NAMES = ("raw", "version", "major", "minor", "patch", "prerelease", "build")
+_SEMVER_INTERNALS = ("options", "loose", "includePrerelease")  # node-semver's other own properties
+PEP440_NAMES = ("raw", "version", "major", "minor", "patch")
 
 
-def _check_template(source: str, *, date_helpers: bool = True) -> None:
+def _suggest(word: str, known: Sequence[str], *, template: bool) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    shown = [f"{{{{{name}}}}}" if template else name for name in known]
+    mean = ""
+    if close:
+        mean = f"; did you mean {{{{{close[0]}}}}}?" if template else f"; did you mean {close[0]}?"
+    return f"{mean} (known: {', '.join(shown)})"
+
+
+def _check_template(
+    source: str, where: str, names: Sequence[str], *, hidden: Sequence[str] = (), date_helpers: bool = True
+) -> None:
     template = compile_template(source)
+    for name, called in template.references():
+        if name not in names and name not in hidden:
+            what = "function" if called else "variable"
+            raise TemplateError(
+                f"unknown {what} {{{{{name}}}}} in {where}{_suggest(name, names, template=True)}"
+            )
     if not date_helpers:
         return
     for name, count, keys in template.calls():
@@ -36,22 +76,36 @@ def _check_template(source: str, *, date_helpers: bool = True) -> None:
             raise TemplateError(f"Unknown {unknown[0]} attribute of {{{{{name}}}}} (only tz is known)")
 
 
+def _check_keys(rule: TagRule) -> None:
+    known = RULE_KEYS[rule.type]
+    for key in rule.attrs:
+        if key not in known:
+            raise TemplateError(
+                f"unknown key {key!r} for type={rule.type.value}{_suggest(key, known, template=False)}"
+            )
+
+
 def _check_rule(rule: TagRule) -> None:
+    _check_keys(rule)
     enable = rule.get("enable")
-    _check_template(enable)
+    _check_template(enable, "enable", GLOBAL_NAMES)
     if "{{" not in enable and enable not in ("true", "false"):
         raise TemplateError(f"enable must be true or false (or an expression), not {enable!r}")
     for key in ("prefix", "suffix"):
         if rule.has(key):
-            _check_template(rule.get(key))
-    if rule.type is RuleType.RAW or (rule.type in (RuleType.SEMVER, RuleType.PEP440, RuleType.MATCH)):
-        _check_template(rule.get("value"))
+            _check_template(rule.get(key), key, GLOBAL_NAMES)
+    if rule.type in (RuleType.RAW, RuleType.SEMVER, RuleType.PEP440, RuleType.MATCH):
+        _check_template(rule.get("value"), "value", GLOBAL_NAMES)
     if rule.type is RuleType.SCHEDULE:
-        _check_template(rule.get("pattern"))
-    elif rule.type in (RuleType.SEMVER, RuleType.PEP440):
-        _check_template(rule.get("pattern"), date_helpers=False)
-        if rule.get("match"):
-            compile_js_regex(rule.get("match"))
+        _check_template(rule.get("pattern"), "pattern", SCHEDULE_NAMES)
+    elif rule.type is RuleType.SEMVER:
+        _check_template(
+            rule.get("pattern"), "pattern", SEMVER_NAMES, hidden=_SEMVER_INTERNALS, date_helpers=False
+        )
+    elif rule.type is RuleType.PEP440:
+        _check_template(rule.get("pattern"), "pattern", PEP440_NAMES, date_helpers=False)
+    if rule.type in (RuleType.SEMVER, RuleType.PEP440) and rule.get("match"):
+        compile_js_regex(rule.get("match"))
     elif rule.type is RuleType.MATCH:
         compile_js_regex(*split_regex_literal(rule.get("pattern")))
 
@@ -67,12 +121,12 @@ def check_configuration(
             raise ConfigError(f"tag rule {rule.source!r}: {exc}") from None
     for what, text in (("flavor prefix", flavor.prefix), ("flavor suffix", flavor.suffix)):
         try:
-            _check_template(text)
+            _check_template(text, what, GLOBAL_NAMES)
         except TemplateError as exc:
             raise ConfigError(f"{what} {text!r}: {exc}") from None
     for what, entries in (("label", labels), ("annotation", annotations)):
         for entry in entries:
             try:
-                _check_template(entry)
+                _check_template(entry, what, GLOBAL_NAMES)
             except TemplateError as exc:
                 raise ConfigError(f"{what} {entry!r}: {exc}") from None

@@ -16,6 +16,7 @@ from splitbuild._version import __version__
 from splitbuild.config import Config
 from splitbuild.errors import ConfigError
 from splitbuild.planner import Plan
+from splitbuild.workflow.header import comment_block
 from splitbuild.workflow.yaml_dump import dump_yaml
 
 __all__ = [
@@ -72,10 +73,8 @@ def actionlint_config_path(workflow_path: Path) -> Path:
 
 def render_actionlint_config(labels: tuple[str, ...], workflow_name: str) -> str:
     data = {"self-hosted-runner": {"labels": list(labels)}}
-    return (
-        f"{_HEADER} {__version__}: runner labels used by {workflow_name} that actionlint does not know.\n"
-        + dump_yaml(data)
-    )
+    line = f"{_HEADER} {__version__}: runner labels used by {workflow_name} that actionlint does not know."
+    return comment_block([line.removeprefix("# ")]) + dump_yaml(data)
 
 
 def _listed_labels(text: str, path: Path) -> list[str]:

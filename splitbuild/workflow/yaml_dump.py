@@ -4,6 +4,12 @@ key, multi-line strings as literal blocks, and trailing comments where the data 
 PyYAML cannot write comments, so the dumper is extended at two points: the serializer tags the
 scalar event of a :class:`Commented` value with its comment, and the emitter writes that comment
 after the scalar (``uses: owner/action@sha # v1.2.3``, ``packages: write # why``).
+
+Strings are quoted by PyYAML, never pasted: a string holding ``\n`` (and nothing else
+:func:`~splitbuild.textline.line_fault` refuses) is a literal block, any other string holding such a
+character is double-quoted with escapes, which YAML 1.1 and 1.2 readers read back the same (PyYAML
+would write U+0085 or U+2028 raw, which 1.1 readers take as line breaks and 1.2 readers do not).
+A comment is written raw, so it must be one line of text.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 import yaml
 from yaml.events import ScalarEvent
 from yaml.nodes import Node, ScalarNode
+
+from splitbuild.textline import line_fault
 
 __all__ = ["Commented", "dump_yaml"]
 
@@ -65,7 +73,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _represent_commented(dumper: _Dumper, data: Commented) -> Node:
-    if "\n" in data.comment or "\n" in data.value:
+    if line_fault(data.comment) is not None or line_fault(data.value) is not None:
         raise ValueError("a commented value and its comment must be single lines")
     node = dumper.represent_scalar(_STR, data.value)
     dumper.node_comments[id(node)] = data.comment
@@ -73,9 +81,11 @@ def _represent_commented(dumper: _Dumper, data: Commented) -> Node:
 
 
 def _represent_str(dumper: _Dumper, data: str) -> Node:
-    if "\n" in data:
+    if line_fault(data) is None:
+        return dumper.represent_scalar(_STR, data)
+    if line_fault(data.replace("\n", "")) is None:
         return dumper.represent_scalar(_STR, data, style="|")
-    return dumper.represent_scalar(_STR, data)
+    return dumper.represent_scalar(_STR, data, style='"')
 
 
 _Dumper.add_representer(Commented, _represent_commented)
