@@ -238,8 +238,6 @@ def tags(image: str) -> set[str]:
     return set(json.loads(result.stdout)["Tags"])
 
 
-
-
 def _payload(ref: str, pull_request: bool = False) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "ref": ref,
