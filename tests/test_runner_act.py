@@ -103,7 +103,7 @@ class Run:
 
     def built(self) -> dict[str, dict[str, list[str]]]:
         """What each build job's build-push stand-in received, parsed, by job id."""
-        return {p.stem: json.loads(p.read_text()) for p in sorted(self.record.glob("*.json"))}
+        return {p.stem: json.loads(p.read_text()) for p in sorted(self.record.glob("build-*.json"))}
 
 
 def make_repo(tmp: Path, image: str, host: str, provider: str, *, fail_arm64: bool = False) -> Path:
@@ -150,6 +150,8 @@ def runner_labels(workflow: Path) -> list[str]:
     labels: dict[str, None] = {}
     for job in yaml.safe_load(workflow.read_text())["jobs"].values():
         runs_on = job["runs-on"]
+        if runs_on == "${{ matrix.runner }}":  # a matrix workflow (what splitbuild once wrote)
+            runs_on = [entry["runner"] for entry in job["strategy"]["matrix"]["include"]]
         labels.update(dict.fromkeys(runs_on if isinstance(runs_on, list) else [runs_on]))
     return list(labels)
 
@@ -365,8 +367,20 @@ def _check_published(run: Run, expected_tags: set[str]) -> None:
         assert 'NOTE=LIST=a,"b" and, "more"' in lists["build-args"], job
 
 
+def _logins(run: Run) -> list[str]:
+    """The jobs that logged in (the login stand-in records each job id, sorted)."""
+    path = run.record / "logins.txt"
+    return sorted(line.split()[0] for line in path.read_text().splitlines()) if path.exists() else []
+
+
 def test_push_to_the_default_branch_publishes_the_index(runs: dict[str, Run]) -> None:
-    _check_published(runs["push-main"], {"main", "latest"})
+    run = runs["push-main"]
+    _check_published(run, {"main", "latest"})
+    assert _logins(run) == ["build-linux-amd64", "build-linux-arm64", "merge"]
+    merge = [line for line in _log(run).splitlines() if line.startswith("[splitbuild/merge")]
+    installed = next(i for i, line in enumerate(merge) if "Success - Main Install splitbuild" in line)
+    logged_in = next(i for i, line in enumerate(merge) if "Run Main Log in to" in line)
+    assert installed < logged_in  # no third-party code runs once credentials are on disk
 
 
 def test_tag_push_publishes_semver_tags(runs: dict[str, Run]) -> None:
@@ -383,7 +397,8 @@ def test_pull_request_builds_but_pushes_nothing(runs: dict[str, Run]) -> None:
     assert run.result.returncode == 0, _log(run)[-4000:]
     assert set(run.built()) == {"build-linux-amd64", "build-linux-arm64"}
     assert tags(run.image) == set()
-    assert "Log in to" not in "".join(line for line in _log(run).splitlines() if "Success - Main" in line)
+    assert _logins(run) == []
+    assert "[splitbuild/merge" not in _log(run)
 
 
 def test_a_failing_leg_publishes_nothing(runs: dict[str, Run]) -> None:
