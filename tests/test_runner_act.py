@@ -85,6 +85,7 @@ default = "ubuntu-latest"
 provider = "{provider}"
 cache = "none"
 provenance = false
+environment = "registry"
 [ci.forgejo.runners]
 default = "ubuntu-latest"
 [ci.logins."{host}"]
@@ -371,6 +372,16 @@ def _logins(run: Run) -> list[str]:
     """The jobs that logged in (the login stand-in records each job id, sorted)."""
     path = run.record / "logins.txt"
     return sorted(line.split()[0] for line in path.read_text().splitlines()) if path.exists() else []
+
+
+def test_stand_ins_name_the_pinned_release() -> None:
+    """Each stand-in's header names the SHA it copies the inputs and outputs from: a pin bump in
+    pins.json fails here until the stand-in is compared with the new action.yml again."""
+    for action, stand_in in STAND_INS.items():
+        first = (ACTIONS / stand_in / "action.yml").read_text().splitlines()[0]
+        pin = all_pins()[action]
+        assert f"{action}@{pin.sha} ({pin.tag})" in first, (stand_in, first)
+        assert yaml.safe_load((ACTIONS / stand_in / "action.yml").read_text())["runs"]["using"] == "composite"
 
 
 def test_push_to_the_default_branch_publishes_the_index(runs: dict[str, Run]) -> None:

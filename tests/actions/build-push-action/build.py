@@ -57,7 +57,15 @@ def run(argv: list[str], **env: str) -> None:
     subprocess.run(argv, check=True, env={**os.environ, **env}, timeout=600)
 
 
+def refuse_unsupported() -> None:
+    """What buildah cannot do like buildx fails here instead of being silently skipped."""
+    for name, allowed in (("PROVENANCE", ("", "false")), ("SBOM", ("", "false")), ("SECRET_ENVS", ("",))):
+        if os.environ.get(f"INPUT_{name}", "").strip() not in allowed:
+            raise SystemExit(f"::error::the build-push stand-in does not support {name.lower()}")
+
+
 def main() -> None:
+    refuse_unsupported()
     lists = parse_lists()
     record = Path(os.environ["SPLITBUILD_TEST_RECORD"]) / f"{os.environ['GITHUB_JOB']}.json"
     record.write_text(json.dumps(lists))  # what the build got, for the test to compare
