@@ -171,7 +171,7 @@ def _print_settings(loaded: Config) -> None:
         "gitlab": "project settings > CI/CD > Variables (mask the secrets)",
     }[provider]
     environment = loaded.ci.environment
-    if environment is not None and provider != "gitlab":
+    if environment is not None and provider == "github":
         where = f"the deployment environment {environment!r} (create it), or the {where}"
     if not settings:
         sys.stderr.write("the workflow needs no secrets or variables beyond what the runner provides\n")
