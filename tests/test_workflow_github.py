@@ -672,19 +672,24 @@ def _auditor_findings(path: Path) -> list[str]:
     return [finding["ident"] for finding in json.loads(result.stdout or "[]")]
 
 
-@pytest.mark.parametrize("name", ["portable", "five-platforms", "hello"])
-def test_zizmor_auditor_flags_only_secrets_outside_an_environment(name: str, tmp_path: Path) -> None:
-    """zizmor's auditor persona finds one thing in the generated workflows: registry secrets used
-    by jobs without a deployment environment (secrets-outside-env). That is the user's choice:
-    ``[ci] environment`` puts every pushing job in one, and then there is no finding."""
+@pytest.mark.parametrize("name", ["portable", "five-platforms", "self-hosted", "signed", "hello"])
+def test_zizmor_auditor_findings_are_explained(name: str, tmp_path: Path) -> None:
+    """zizmor's auditor persona finds two things in generated workflows, both the user's choice:
+    registry secrets used by jobs outside a deployment environment (secrets-outside-env), which
+    ``[ci] environment`` removes by putting every pushing job in one, and self-hosted runners
+    (self-hosted-runner), flagged whenever ``[runners]`` names one. GITHUB_TOKEN alone (hello) is
+    not flagged."""
     text = (REPO / "examples" / name / "splitbuild.toml").read_text()
     without = parse_config(text.replace('environment = "registry"\n', ""), "t.toml")
+    self_hosted = {"self-hosted-runner"} if name == "self-hosted" else set()
     path = tmp_path / "without.yml"
     path.write_text(render(without))
-    assert set(_auditor_findings(path)) <= {"secrets-outside-env"}
+    uses_secrets = re.search(r"secrets\.(?!GITHUB_TOKEN\b)", path.read_text()) is not None
+    expected = ({"secrets-outside-env"} if uses_secrets else set()) | self_hosted
+    assert set(_auditor_findings(path)) == expected
     scoped = without.model_copy(update={"ci": without.ci.model_copy(update={"environment": "registry"})})
     path.write_text(render(scoped))
-    assert _auditor_findings(path) == []
+    assert set(_auditor_findings(path)) == self_hosted
 
 
 # --- signing and attestation ----------------------------------------------------------------------
