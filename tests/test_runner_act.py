@@ -416,4 +416,6 @@ def test_a_failing_leg_publishes_nothing(runs: dict[str, Run]) -> None:
     run = runs["failing-leg"]
     assert run.result.returncode != 0
     assert "Failure - Main Build and push by digest" in _log(run)
+    assert "Run Main Merge the platform images" not in _log(run)
+    assert set(run.built()) == {"build-linux-amd64", "build-linux-arm64"}  # both legs built
     assert tags(run.image) == set()
