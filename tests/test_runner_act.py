@@ -37,7 +37,8 @@ from tests.action_parser import NODE_MODULES, require_toolkit
 from tests.conftest import TEST_PASSWORD, TEST_USER
 from tests.registry_server import RegistryServer
 
-pytestmark = pytest.mark.slow
+# All runs start together in the first test's fixture: about 1.5-2 minutes on 2 cores.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parent.parent
 ACTIONS = REPO / "tests" / "actions"
