@@ -523,6 +523,7 @@ class CiConfig(_Table):
     qemu_timeout_minutes: int = Field(default=180, ge=1, le=4320)
     merge_timeout_minutes: int = Field(default=15, ge=1, le=4320)
     merge_runner: str | list[str] | None = None
+    environment: str | None = None
     cache: Literal["gha", "registry", "none"] = "gha"
     cache_mode: Literal["min", "max"] = "max"
     provenance: Literal["min", "max", False] = "min"
@@ -563,6 +564,16 @@ class CiConfig(_Table):
         if not value.strip():
             raise ValueError("must not be empty")
         return _one_line(value, "value")
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: str | None) -> str | None:
+        """The merge job's deployment environment (GitHub/Forgejo ``environment:``)."""
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._-]+( [A-Za-z0-9._-]+)*", value):
+            raise ValueError(
+                f"environment {value!r} must be a name of letters, digits, '.', '_', '-' and single spaces"
+            )
+        return value
 
     @field_validator("branches", "tags")
     @classmethod

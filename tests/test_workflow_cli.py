@@ -51,7 +51,7 @@ def test_generate_writes_the_default_path_and_check_passes(runner: CliRunner, re
     workflow = repo / ".github" / "workflows" / "splitbuild.yml"
     assert "wrote .github/workflows/splitbuild.yml" in err
     data = yaml.safe_load(workflow.read_text())
-    assert set(data["jobs"]) == {"build", "merge"}
+    assert list(data["jobs"]) == ["build-linux-amd64", "build-linux-arm64", "build-linux-riscv64", "merge"]
     assert workflow.read_text().splitlines()[1].endswith("run: splitbuild generate")
     assert not (repo / ".github" / "actionlint.yaml").exists()
     assert invoke(runner, "generate", "--check")[0] == 0
@@ -65,7 +65,7 @@ def test_check_fails_with_a_diff_when_out_of_date(runner: CliRunner, repo: Path)
     before = workflow.read_text()
     code, out, err = invoke(runner, "generate", "--check")
     assert code == 1
-    assert "-          - platform: linux/riscv64" in out
+    assert "-  build-linux-riscv64:" in out
     assert "--- .github/workflows/splitbuild.yml (on disk)" in out
     assert "out of date with splitbuild.toml" in err
     assert "hint: run: splitbuild generate" in err
@@ -300,3 +300,42 @@ def test_starter_config_is_valid_and_documents_the_keys() -> None:
     assert full.ci.logins
     assert full.image.build_args == {"VERSION": "1.0"}
     assert (full.ci.sign, full.ci.attest) == ("cosign", True)
+
+
+LOGINS = """
+[image]
+names = ["quay.io/acme/app", "docker.io/acme/app", "ghcr.io/acme/app"]
+platforms = ["linux/amd64"]
+[image.secrets]
+npm = "NPM_TOKEN"
+[ci]
+environment = "registry"
+[ci.logins."quay.io"]
+username-var = "QUAY_USER"
+password-secret = "QUAY_TOKEN"
+"""
+
+
+def test_generate_prints_the_secrets_and_variables_to_create(runner: CliRunner, repo: Path) -> None:
+    (repo / "splitbuild.toml").write_text(LOGINS)
+    code, _, err = invoke(runner, "generate")
+    assert code == 0, err
+    lines = [line.split() for line in err.splitlines() if line.startswith("  ")]
+    assert [words[:2] for words in lines] == [
+        ["variable", "QUAY_USER"],
+        ["secret", "QUAY_TOKEN"],
+        ["variable", "DOCKERHUB_USERNAME"],
+        ["secret", "DOCKERHUB_TOKEN"],
+        ["secret", "NPM_TOKEN"],
+    ]
+    assert "deployment environment 'registry'" in err
+    assert "GITHUB_TOKEN" not in err  # provided by the runner
+    text = (repo / ".github" / "workflows" / "splitbuild.yml").read_text()
+    for words in lines:
+        kind = "vars" if words[0] == "variable" else "secrets"
+        assert f"${{{{ {kind}.{words[1]} }}}}" in text
+    (repo / "gl.toml").write_text(LOGINS.replace(', "ghcr.io/acme/app"', ""))
+    code, _, err = invoke(runner, "generate", "--ci", "gitlab", "--config", "gl.toml", "--output", "gl.yml")
+    assert code == 0, err
+    assert "CI/CD secret     QUAY_TOKEN" in err
+    assert "CI/CD variable   QUAY_USER" in err

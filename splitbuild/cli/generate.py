@@ -149,12 +149,38 @@ def generate_command(
         path = output if output is not None else Path(DEFAULT_OUTPUTS[provider])
         files = _rendered(loaded, plan(loaded), config, path, actionlint_config, ci_flag=ci_flag)
         stale = _write_or_diff(files, check=check)
+        if not check:
+            _print_settings(loaded)
         if stale:
             fail(
                 f"{', '.join(_posix(p) for p in stale)} out of date with {_posix(config)}",
                 1,
                 hint="run: " + regenerate_command(_posix(config), _posix(path), provider, ci_flag=ci_flag),
             )
+
+
+def _print_settings(loaded: Config) -> None:
+    """Tell what the workflow reads that must be created in the CI system (stderr)."""
+    from splitbuild.workflow.settings import needed_settings
+
+    provider = loaded.ci.provider
+    settings = needed_settings(loaded)
+    where = {
+        "github": "repository settings > Secrets and variables > Actions",
+        "forgejo": "repository settings > Actions > Secrets / Variables",
+        "gitlab": "project settings > CI/CD > Variables (mask the secrets)",
+    }[provider]
+    environment = loaded.ci.environment
+    if environment is not None and provider == "github":
+        where = f"the deployment environment {environment!r} (create it), or the {where}"
+    if not settings:
+        sys.stderr.write("the workflow needs no secrets or variables beyond what the runner provides\n")
+        return
+    sys.stderr.write(f"the workflow reads these; create them in {where}:\n")
+    for setting in settings:
+        kind = "variable" if provider == "gitlab" and setting.kind == "variable" else setting.kind
+        label = f"CI/CD {kind}" if provider == "gitlab" else kind
+        sys.stderr.write(f"  {label:<16} {setting.name:<24} {setting.why}\n")
 
 
 def _rendered(

@@ -1,21 +1,24 @@
 """The GitHub Actions writer (and Forgejo/Gitea Actions): config + plan ->
 :class:`~splitbuild.workflow.model.Workflow` -> YAML.
 
-The workflow has two jobs. ``build`` is a matrix with one leg per planned platform: it checks out
-the repository (no persisted credentials), sets up QEMU only on emulated legs and only for their
-platform, builds with buildx and pushes by digest (not on pull requests), and exposes its digest as
-a job output named after the platform; the images carry the provenance/SBOM attestations of
-``[ci]`` as OCI artifacts (:mod:`.attestations`). ``merge`` (skipped on pull requests) logs in,
-installs splitbuild and runs ``splitbuild merge`` with every digest, image and tag rule, then, with
-``[ci] sign`` or ``attest``, signs or attests the index digest (:mod:`.github_signing`). Values
-reach ``run:`` scripts through ``env:`` only; every action is pinned to a commit SHA.
+The workflow has one build job per planned platform (``build-linux-amd64``, ...): it checks out
+the repository (no persisted credentials), sets up QEMU only on an emulated leg and only for its
+platform, builds with buildx and pushes by digest (not on pull requests), and exposes the digest
+as its job output ``digest``; the images carry the provenance/SBOM attestations of ``[ci]`` as OCI
+artifacts (:mod:`.attestations`). List inputs of build-push-action are CSV-quoted
+(:mod:`.action_inputs`) so build-args and labels arrive byte for byte. ``merge`` (skipped on pull
+requests; in the deployment environment ``[ci] environment`` when set) first installs splitbuild
+into a venv from the hash-locked closure (:mod:`.install_lock`), only then logs in, and runs
+``splitbuild merge`` with every digest, image and tag rule, then, with ``[ci] sign`` or
+``attest``, signs or attests the index digest (:mod:`.github_signing`). Values reach ``run:``
+scripts through ``env:`` only; every action is pinned to a commit SHA.
 
 With ``[ci] provider = "forgejo"`` the same workflow is written for Forgejo/Gitea runners: actions
 are referenced by full URL (``[ci.forgejo] actions-url``, default ``https://github.com``) because a
 bare ``owner/action`` resolves against the instance's own action mirror, and no login uses
-``GITHUB_TOKEN`` for ghcr.io. It already avoids what those runners lack: the digests travel as job
-outputs (no artifacts), and nothing needs GitHub's OIDC tokens or attestation API (the config
-refuses ``sign`` and ``attest`` for Forgejo).
+``GITHUB_TOKEN`` for ghcr.io. It already avoids what those runners lack: each digest is the output
+of its own job (no matrix output merging, no artifacts), and nothing needs GitHub's OIDC tokens or
+attestation API (the config refuses ``sign`` and ``attest`` for Forgejo).
 """
 
 from __future__ import annotations
@@ -26,43 +29,63 @@ from splitbuild.config import DOCKER_HUB, GHCR, Config, LoginConfig, image_regis
 from splitbuild.errors import ConfigError
 from splitbuild.planner import Leg, Plan
 from splitbuild.runners import check_foreign_labels
+from splitbuild.workflow.action_inputs import csv_list
 from splitbuild.workflow.attestations import image_output_options, provenance_setting
 from splitbuild.workflow.github_signing import attest_steps, sign_steps, signing_permissions
 from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, regenerate_command
+from splitbuild.workflow.install_lock import requirements_text
 from splitbuild.workflow.merge_step import merge_command
 from splitbuild.workflow.model import (
     Concurrency,
     Grant,
     Job,
-    Matrix,
     PullRequestTrigger,
     PushTrigger,
     ScheduleTrigger,
     Step,
-    Strategy,
     Triggers,
     Workflow,
 )
 from splitbuild.workflow.pins import pin
 from splitbuild.workflow.yaml_dump import dump_yaml
 
-__all__ = ["DEFAULT_OUTPUT", "build_workflow", "header", "regenerate_command", "render_workflow"]
+__all__ = [
+    "DEFAULT_OUTPUT",
+    "build_job_id",
+    "build_workflow",
+    "header",
+    "regenerate_command",
+    "render_workflow",
+]
 
 DEFAULT_OUTPUT = DEFAULT_OUTPUTS["github"]
 NOT_PR = "github.event_name != 'pull_request'"
-_CACHE_SCOPE = "splitbuild-${{ matrix.pair }}"
 _DIGEST_SCRIPT = """\
 if [[ ! "$DIGEST" =~ ^sha256:[0-9a-f]{64}$ ]]; then
   echo "::error::build-push-action gave no image digest for $PLATFORM"
   exit 1
 fi
-echo "$OUTPUT_KEY=$DIGEST" >> "$GITHUB_OUTPUT"
+echo "digest=$DIGEST" >> "$GITHUB_OUTPUT"
 """
-_INSTALL_SCRIPT = 'python -m pip install --disable-pip-version-check --no-input "$SPLITBUILD_INSTALL"\n'
+# Before any login: a fresh venv, the hash-locked dependencies, splitbuild itself without
+# dependencies (a requirements file, so [ci] install may carry --hash), then pip check.
+_INSTALL_SCRIPT = """\
+venv="$RUNNER_TEMP/splitbuild-venv"
+python -m venv "$venv"
+printf '%s\\n' "$SPLITBUILD_LOCK" > "$RUNNER_TEMP/splitbuild-lock.txt"
+printf '%s\\n' "$SPLITBUILD_INSTALL" > "$RUNNER_TEMP/splitbuild-install.txt"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
+"${pip[@]}" install --require-hashes --no-deps --only-binary=:all: -r "$RUNNER_TEMP/splitbuild-lock.txt"
+"${pip[@]}" install --no-deps -r "$RUNNER_TEMP/splitbuild-install.txt"
+"${pip[@]}" check
+echo "$venv/bin" >> "$GITHUB_PATH"
+"""
 
 
-def _lines(items: Sequence[str]) -> str:
-    return "\n".join(items) + "\n"
+def build_job_id(leg: Leg) -> str:
+    """The id of ``leg``'s build job (``build-linux-arm-v7``); its output ``digest`` carries the
+    pushed digest to the merge job."""
+    return f"build-{leg.pair}"
 
 
 def _runs_on(labels: Sequence[str]) -> str | list[str]:
@@ -114,64 +137,56 @@ def _permissions(config: Config, *, checkout: bool) -> dict[str, Grant]:
     return permissions
 
 
-# --- build job ----------------------------------------------------------------------------------
+# --- build jobs ---------------------------------------------------------------------------------
+# One job per platform, not a matrix: a matrix's legs share one set of job outputs, which GitHub
+# merges but nektos/act (so Forgejo's runner) and Gitea before 1.23 do not; with one job per
+# platform each digest is its own job's output on every server.
 
 
-def _matrix_entry(config: Config, leg: Leg, *, qemu: bool) -> dict[str, str | int | bool | list[str]]:
-    timeout = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
-    entry: dict[str, str | int | bool | list[str]] = {
-        "platform": leg.platform,
-        "runner": _runs_on(leg.runner),
-    }
-    if qemu:
-        entry["qemu"] = leg.qemu_arch or ""
-    entry.update(timeout=timeout, pair=leg.pair, output=leg.output_key)
-    return entry
-
-
-def _cache_inputs(config: Config) -> dict[str, str]:
+def _cache_inputs(config: Config, leg: Leg) -> dict[str, str]:
     mode = config.ci.cache_mode
     if config.ci.cache == "gha":
+        scope = f"splitbuild-{leg.pair}"
         return {
-            "cache-from": f"type=gha,scope={_CACHE_SCOPE}",
-            "cache-to": f"type=gha,scope={_CACHE_SCOPE},mode={mode},ignore-error=true",
+            "cache-from": f"type=gha,scope={scope}",
+            "cache-to": f"type=gha,scope={scope},mode={mode},ignore-error=true",
         }
     if config.ci.cache == "registry":
-        ref = config.image.names[0]
+        ref = f"{config.image.names[0]}:buildcache-{leg.pair}"
+        cache_to = f"type=registry,ref={ref},mode={mode},ignore-error=true"
         return {
-            "cache-from": f"type=registry,ref={ref}:buildcache-${{{{ matrix.pair }}}}",
-            "cache-to": (
-                f"${{{{ {NOT_PR} && format('type=registry,ref={ref}:buildcache-{{0}},mode={mode},"
-                "ignore-error=true', matrix.pair) || '' }}"
-            ),
+            "cache-from": f"type=registry,ref={ref}",
+            "cache-to": f"${{{{ {NOT_PR} && '{cache_to}' || '' }}}}",
         }
     return {}
 
 
-def _build_inputs(config: Config) -> dict[str, str]:
+def _build_inputs(config: Config, leg: Leg) -> dict[str, str]:
     image = config.image
     with_: dict[str, str] = {"context": image.context}
     if image.dockerfile is not None:
         with_["file"] = image.dockerfile
     if image.target is not None:
         with_["target"] = image.target
-    with_["platforms"] = "${{ matrix.platform }}"
+    with_["platforms"] = leg.platform
     if image.build_args:
-        with_["build-args"] = _lines([f"{k}={v}" for k, v in image.build_args.items()])
+        with_["build-args"] = csv_list((f"{k}={v}" for k, v in image.build_args.items()), "build-arg")
     if image.build_contexts:
-        with_["build-contexts"] = _lines([f"{k}={v}" for k, v in image.build_contexts.items()])
+        with_["build-contexts"] = csv_list(
+            (f"{k}={v}" for k, v in image.build_contexts.items()), "build-context"
+        )
     if image.secrets:
-        with_["secret-envs"] = _lines([f"{k}={v}" for k, v in image.secrets.items()])
+        with_["secret-envs"] = "".join(f"{k}={v}\n" for k, v in image.secrets.items())
     labels = {
         "org.opencontainers.image.source": "${{ github.server_url }}/${{ github.repository }}",
         "org.opencontainers.image.revision": "${{ github.sha }}",
         **image.labels,
     }
-    with_["labels"] = _lines([f"{k}={v}" for k, v in labels.items()])
+    with_["labels"] = csv_list((f"{k}={v}" for k, v in labels.items()), "label")
     with_["provenance"] = provenance_setting(config.ci)
     if config.ci.sbom:
         with_["sbom"] = "true"
-    with_.update(_cache_inputs(config))
+    with_.update(_cache_inputs(config, leg))
     names = ",".join(image.names)
     options = ",".join(image_output_options(config.ci))
     with_["outputs"] = (
@@ -181,54 +196,54 @@ def _build_inputs(config: Config) -> dict[str, str]:
     return with_
 
 
-def _build_job(config: Config, plan: Plan) -> Job:
-    qemu_with = {"platforms": "${{ matrix.qemu }}"}
-    if config.ci.binfmt_image is not None:
-        qemu_with["image"] = config.ci.binfmt_image
+def _build_environment(config: Config) -> str | None:
+    """``[ci] environment`` for a build job when it pushes, none on pull requests (whose builds
+    push nothing and must not wait on the environment's protection rules). An empty name is no
+    environment."""
+    name = config.ci.environment
+    return None if name is None else f"${{{{ {NOT_PR} && '{name}' || '' }}}}"
+
+
+def _build_job(config: Config, leg: Leg) -> Job:
     build_env = {name: f"${{{{ secrets.{name} }}}}" for name in dict.fromkeys(config.image.secrets.values())}
-    qemu = bool(plan.emulated)
-    qemu_steps = [
-        Step(
-            name="Set up QEMU for ${{ matrix.qemu }}",
-            if_="matrix.qemu != ''",
-            uses=pin("docker/setup-qemu-action"),
-            with_=qemu_with,
+    qemu_steps: list[Step] = []
+    if leg.qemu_arch is not None:
+        qemu_with = {"platforms": leg.qemu_arch}
+        if config.ci.binfmt_image is not None:
+            qemu_with["image"] = config.ci.binfmt_image
+        qemu_steps.append(
+            Step(
+                name=f"Set up QEMU for {leg.qemu_arch}", uses=pin("docker/setup-qemu-action"), with_=qemu_with
+            )
         )
-    ]
     steps = [
         Step(name="Check out", uses=pin("actions/checkout"), with_={"persist-credentials": "false"}),
-        *(qemu_steps if qemu else []),
+        *qemu_steps,
         Step(name="Set up Buildx", uses=pin("docker/setup-buildx-action")),
         *_login_steps(config, NOT_PR),
         Step(
             name="Build and push by digest",
             id="build",
             uses=pin("docker/build-push-action"),
-            with_=_build_inputs(config),
+            with_=_build_inputs(config, leg),
             env=build_env or None,
         ),
         Step(
             name="Export digest",
             id="digest",
-            env={
-                "DIGEST": "${{ steps.build.outputs.digest }}",
-                "PLATFORM": "${{ matrix.platform }}",
-                "OUTPUT_KEY": "${{ matrix.output }}",
-            },
+            env={"DIGEST": "${{ steps.build.outputs.digest }}", "PLATFORM": leg.platform},
             shell="bash",
             run=_DIGEST_SCRIPT,
         ),
     ]
+    timeout = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
     return Job(
-        name="build ${{ matrix.platform }}",
-        runs_on="${{ matrix.runner }}",
-        timeout_minutes="${{ matrix.timeout }}",
+        name=f"build {leg.platform}",
+        runs_on=_runs_on(leg.runner),
+        environment=_build_environment(config),
+        timeout_minutes=timeout,
         permissions=_permissions(config, checkout=True),
-        strategy=Strategy(
-            fail_fast=False,
-            matrix=Matrix(include=[_matrix_entry(config, leg, qemu=qemu) for leg in plan.legs]),
-        ),
-        outputs={leg.output_key: f"${{{{ steps.digest.outputs.{leg.output_key} }}}}" for leg in plan.legs},
+        outputs={"digest": "${{ steps.digest.outputs.digest }}"},
         steps=steps,
     )
 
@@ -241,29 +256,30 @@ def _merge_job(config: Config, plan: Plan) -> Job:
     env = dict(command.env)
     by_platform = {leg.platform: leg for leg in plan.legs}
     for platform, name in command.digest_env.items():
-        env[name] = f"${{{{ needs.build.outputs.{by_platform[platform].output_key} }}}}"
+        env[name] = f"${{{{ needs.{build_job_id(by_platform[platform])}.outputs.digest }}}}"
     steps = [
-        *_login_steps(config, None),
         Step(
             name="Set up Python",
             uses=pin("actions/setup-python"),
             with_={"python-version": config.ci.python_version},
         ),
         Step(
-            name="Install splitbuild",
-            env={"SPLITBUILD_INSTALL": config.ci.install},
+            name="Install splitbuild (before any login)",
+            env={"SPLITBUILD_INSTALL": config.ci.install, "SPLITBUILD_LOCK": requirements_text()},
             shell="bash",
             run=_INSTALL_SCRIPT,
         ),
+        *_login_steps(config, None),
         Step(name="Merge the platform images", id="merge", env=env, shell="bash", run=command.script()),
         *sign_steps(config),
         *attest_steps(config),
     ]
     return Job(
         name="merge",
-        needs=["build"],
+        needs=[build_job_id(leg) for leg in plan.legs],
         if_=NOT_PR,
         runs_on=_runs_on(config.ci.merge_runner_labels),
+        environment=config.ci.environment,
         timeout_minutes=config.ci.merge_timeout_minutes,
         permissions=_permissions(config, checkout=False) | signing_permissions(config),
         outputs={"digest": "${{ steps.merge.outputs.digest }}"},
@@ -305,7 +321,10 @@ def build_workflow(config: Config, plan: Plan) -> Workflow:
             if config.ci.pull_requests
             else False,
         ),
-        jobs={"build": _build_job(config, plan), "merge": _merge_job(config, plan)},
+        jobs={
+            **{build_job_id(leg): _build_job(config, leg) for leg in plan.legs},
+            "merge": _merge_job(config, plan),
+        },
     )
 
 

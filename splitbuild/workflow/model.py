@@ -17,17 +17,14 @@ __all__ = [
     "Concurrency",
     "Grant",
     "Job",
-    "Matrix",
     "PullRequestTrigger",
     "PushTrigger",
     "ScheduleTrigger",
     "Step",
-    "Strategy",
     "Triggers",
     "Workflow",
 ]
 
-Scalar = str | int | bool
 Permission = Literal["read", "write", "none"]
 
 
@@ -63,23 +60,14 @@ class Step(_Node):
         return self
 
 
-class Matrix(_Node):
-    include: list[dict[str, Scalar | list[str]]]
-
-
-class Strategy(_Node):
-    fail_fast: bool = Field(alias="fail-fast")
-    matrix: Matrix
-
-
 class Job(_Node):
     name: str
     needs: list[str] | None = None
     if_: str | None = Field(default=None, alias="if")
     runs_on: str | list[str] = Field(alias="runs-on")
-    timeout_minutes: int | str = Field(alias="timeout-minutes")
+    environment: str | None = None
+    timeout_minutes: int = Field(alias="timeout-minutes")
     permissions: dict[str, Grant]
-    strategy: Strategy | None = None
     outputs: dict[str, str] | None = None
     steps: list[Step]
 
