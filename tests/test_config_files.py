@@ -158,3 +158,21 @@ def test_deeply_nested_config_is_invalid_input(tmp_path: Path) -> None:
     assert result.stderr == (
         "splitbuild: error: splitbuild.toml: invalid TOML: arrays or tables nested too deeply\n"
     )
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "/proc/self/mem", "fifo"])
+def test_generate_output_that_is_not_a_regular_file_is_refused(tmp_path: Path, target: str) -> None:
+    """``generate --output`` reads the file it replaces: never a device, a FIFO or /proc/self/mem."""
+    config = tmp_path / "splitbuild.toml"
+    config.write_text('[image]\nnames = ["ghcr.io/acme/app"]\nplatforms = ["linux/amd64"]\n')
+    if target == "fifo":
+        target = str(tmp_path / "fifo")
+        os.mkfifo(target)
+    result = subprocess.run(
+        [sys.executable, "-m", "splitbuild", "generate", "-c", str(config), "--output", target],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=_limit_memory,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("splitbuild: error: "), result.stderr
+    assert "Traceback" not in result.stderr

@@ -183,6 +183,18 @@ def _print_settings(loaded: Config) -> None:
         sys.stderr.write(f"  {label:<16} {setting.name:<24} {setting.why}\n")
 
 
+def _existing(path: Path) -> str | None:
+    """The text of a file ``generate`` is about to replace, None when there is none; anything but a
+    regular file of at most 4 MiB (a FIFO, ``/dev/zero``, ``/proc/self/mem``) is invalid input."""
+    import os
+
+    from splitbuild.inputfile import read_text_file
+
+    if not os.path.lexists(path):
+        return None
+    return read_text_file(path, limit=4 << 20)
+
+
 def _rendered(
     loaded: Config, the_plan: Plan, config: Path, path: Path, lint_config: Path | None, *, ci_flag: bool
 ) -> list[tuple[Path, str]]:
@@ -195,7 +207,7 @@ def _rendered(
         from splitbuild.workflow.gitlab import render_pipeline
         from splitbuild.workflow.header import GENERATED_MARK
 
-        current = path.read_text("utf-8") if path.is_file() else None
+        current = _existing(path)
         if current is not None and not current.startswith(GENERATED_MARK):
             raise UsageError(
                 f"{_posix(path)} exists and was not written by splitbuild; not overwriting it",
@@ -215,7 +227,7 @@ def _rendered(
     labels = actionlint.unknown_runner_labels(loaded, the_plan) if loaded.ci.provider == "github" else ()
     if labels:
         lint_path = lint_config or actionlint.actionlint_config_path(path)
-        existing = lint_path.read_text("utf-8") if lint_path.is_file() else None
+        existing = _existing(lint_path)
         if actionlint.owns_actionlint_config(existing, labels, lint_path):
             files.append((lint_path, actionlint.render_actionlint_config(labels, path.name)))
     return files
@@ -227,7 +239,7 @@ def _write_or_diff(files: list[tuple[Path, str]], *, check: bool) -> list[Path]:
 
     stale: list[Path] = []
     for path, content in files:
-        current = path.read_text("utf-8") if path.is_file() else None
+        current = _existing(path)
         if current == content:
             continue
         if check:
