@@ -21,7 +21,8 @@ from splitbuild.index import platform_set
 from splitbuild.models import Manifest
 from tests.packaging_support import REPO, copy_tree, offline_env
 
-pytestmark = pytest.mark.slow
+# Builds and installs for real: minutes on a loaded 2-core machine, beyond the default 300 s timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 PLATFORMS = {"linux/amd64", "linux/arm64", "linux/arm/v7"}
 
 

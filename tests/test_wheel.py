@@ -36,7 +36,8 @@ from tests.images import make_image, push
 from tests.packaging_support import REPO, copy_tree, offline_env, tracked_files
 from tests.registry_server import RegistryServer
 
-pytestmark = pytest.mark.slow
+# Builds and installs for real: minutes on a loaded 2-core machine, beyond the default 300 s timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @dataclass(frozen=True)
