@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The README's main job. On a Debian (or Ubuntu) machine, with no docker engine and no image pulls:
-#   1. installs what is missing (apt: buildah qemu-user-static binfmt-support skopeo docker-registry;
-#      pip: this project, into build/venv unless python3 already imports it),
+#   1. installs what is missing (apt: buildah qemu-user-static binfmt-support skopeo docker-registry,
+#      python3-venv; pip: this project with its dependencies, always into its own venv build/venv),
 #   2. sets up QEMU user emulation (binfmt_misc) for the platforms this host cannot run natively,
 #   3. prepares examples/hello (a static busybox per architecture, from Debian's packages),
 #   4. starts a local registry (docker-registry on a free loopback port),
 #   5. prints the CI plan, then runs the split build of examples/hello for linux/amd64, linux/arm64
 #      and linux/arm/v7 into ./build/oci and into that registry, with the timing table,
 #   6. ends with `skopeo inspect --raw` of the index.
+# It stops at the first failure with one line saying which step and command failed.
+# pip honours its usual environment: PIP_NO_INDEX=1 PIP_FIND_LINKS=DIR installs from a local
+# wheelhouse without network (`.ci/install` prepares one in build/wheelhouse).
 # Usage: examples/demo.sh        (as root, or as a user who may sudo)
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,14 +20,23 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "demo.sh: installing packages and setting up binfmt_misc need root; run it as root" >&2
     exit 1
   fi
-  exec sudo --preserve-env=PATH "$0" "$@"
+  exec sudo --preserve-env=PATH,PIP_NO_INDEX,PIP_FIND_LINKS,PIP_INDEX_URL "$0" "$@"
 fi
 
-step() { printf '\n== %s\n' "$*"; }
+current="starting"
+# One line at the first failure (only in the main shell: a failing $(...) reports through it).
+on_error() {
+  if [ "$BASH_SUBSHELL" -eq 0 ]; then
+    echo "demo.sh: failed in \"$current\" (line $2): $3 (exit status $1)" >&2
+  fi
+}
+trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
+step() { current="$*"; printf '\n== %s\n' "$*"; }
 export DEBIAN_FRONTEND=noninteractive
 
 step "Installing what is missing"
 packages=(buildah qemu-user-static binfmt-support skopeo docker-registry)
+# Debian's python3 makes venvs only with python3-venv (ensurepip and the pip it installs).
 python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 missing=()
 for p in "${packages[@]}"; do
@@ -40,15 +52,24 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "demo.sh: splitbuild needs Python 3.11 or newer; python3 is $(python3 --version)" >&2
   exit 1
 fi
-if python3 -c 'import splitbuild' >/dev/null 2>&1; then
-  py=python3
-else
-  python3 -m venv build/venv
-  build/venv/bin/pip install -q --disable-pip-version-check -e .
-  py=build/venv/bin/python
+
+step "Installing splitbuild into build/venv"
+# Always its own venv: python3 run here would import ./splitbuild from the source tree whether or
+# not its dependencies are installed. The install is redone when pyproject.toml changes.
+venv=build/venv
+if ! "$venv/bin/python" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' >/dev/null 2>&1; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
 fi
-splitbuild() { "$py" -m splitbuild "$@"; }
-echo "splitbuild: $(splitbuild --version)"
+stamp="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$venv/.splitbuild-installed" 2>/dev/null || true)" != "$stamp" ]; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e .
+  echo "$stamp" >"$venv/.splitbuild-installed"
+fi
+py="$venv/bin/python"
+splitbuild() { "$venv/bin/splitbuild" "$@"; }
+version="$(splitbuild --version)"
+echo "splitbuild: $version ($venv)"
 
 step "QEMU user emulation (binfmt_misc)"
 if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then

@@ -10,17 +10,18 @@ import pytest
 
 from tests.registry_server import RegistryServer, start_registry
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+# Byte-identical copies of the project's shared reference material (see tests/conformance/README.md):
+# tests read these, never anything outside the repository.
+CONFORMANCE = Path(__file__).resolve().parent / "conformance"
 
 TEST_USER = "splitbuild-user"
 TEST_PASSWORD = "s3cret-Passw0rd-not-for-output"
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        raise RuntimeError(f"reference material not found at {SHARED}")
-    return SHARED
+def conformance_dir() -> Path:
+    """tests/conformance: the conformance vectors and checkers, and the action-pin notes."""
+    return CONFORMANCE
 
 
 @pytest.fixture(scope="session")

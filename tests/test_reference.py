@@ -111,8 +111,8 @@ CHECKS = [
 
 
 @pytest.mark.parametrize(("target", "api", "options"), CHECKS)
-def test_conformance_vectors(shared_dir: Path, target: str, api: str, options: list[str]) -> None:
-    checker = shared_dir / "conformance" / "reference" / "check_reference.py"
+def test_conformance_vectors(conformance_dir: Path, target: str, api: str, options: list[str]) -> None:
+    checker = conformance_dir / "reference" / "check_reference.py"
     result = subprocess.run(
         [sys.executable, str(checker), target, "--api", api, *options],
         cwd=REPO_ROOT,

@@ -18,18 +18,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BAKE_KINDS = {"tags": "tags", "labels": "labels", "annotations": "annotations", "tagsLabels": "tags-labels"}
 
 
-def _vectors(shared_dir: Path) -> list[dict[str, Any]]:
-    path = shared_dir / "conformance" / "metadata" / "metadata-vectors.json"
+def _vectors(conformance_dir: Path) -> list[dict[str, Any]]:
+    path = conformance_dir / "metadata" / "metadata-vectors.json"
     data: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
-def _compute_vectors(shared_dir: Path) -> list[dict[str, Any]]:
-    return [v for v in _vectors(shared_dir) if v["kind"] == "compute" and not v["expected"].get("error")]
+def _compute_vectors(conformance_dir: Path) -> list[dict[str, Any]]:
+    return [v for v in _vectors(conformance_dir) if v["kind"] == "compute" and not v["expected"].get("error")]
 
 
-def test_shared_checker_reports_no_failure(shared_dir: Path) -> None:
-    checker = shared_dir / "conformance" / "metadata" / "check_vectors.py"
+def test_shared_checker_reports_no_failure(conformance_dir: Path) -> None:
+    checker = conformance_dir / "metadata" / "check_vectors.py"
     proc = subprocess.run(
         [sys.executable, str(checker), "splitbuild.tags:compute", "--strict"],
         cwd=REPO_ROOT,
@@ -42,13 +42,13 @@ def test_shared_checker_reports_no_failure(shared_dir: Path) -> None:
     match = re.fullmatch(r"(\d+) passed, (\d+) failed", last)
     assert match is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert match.group(2) == "0", proc.stdout[-4000:]
-    assert int(match.group(1)) == len(_vectors(shared_dir))
+    assert int(match.group(1)) == len(_vectors(conformance_dir))
     assert proc.returncode == 0
 
 
-def test_json_and_bake_outputs_match_the_informative_expectations(shared_dir: Path) -> None:
+def test_json_and_bake_outputs_match_the_informative_expectations(conformance_dir: Path) -> None:
     checked = 0
-    for vector in _compute_vectors(shared_dir):
+    for vector in _compute_vectors(conformance_dir):
         expected = vector["expected"]
         metadata = compute_metadata(
             Inputs.from_mapping(vector["inputs"]), Context.from_mapping(vector["context"]), strict=False
@@ -63,8 +63,8 @@ def test_json_and_bake_outputs_match_the_informative_expectations(shared_dir: Pa
     assert checked >= 10
 
 
-def test_strict_mode_accepts_every_upstream_configuration(shared_dir: Path) -> None:
-    for vector in _compute_vectors(shared_dir):
+def test_strict_mode_accepts_every_upstream_configuration(conformance_dir: Path) -> None:
+    for vector in _compute_vectors(conformance_dir):
         strict = compute_metadata(
             Inputs.from_mapping(vector["inputs"]), Context.from_mapping(vector["context"])
         )
@@ -73,8 +73,8 @@ def test_strict_mode_accepts_every_upstream_configuration(shared_dir: Path) -> N
 
 
 @pytest.mark.parametrize("field", ["ref", "sha"])
-def test_resolved_context_matches_upstream(shared_dir: Path, field: str) -> None:
-    vectors = [v for v in _compute_vectors(shared_dir) if "resolved" in v]
+def test_resolved_context_matches_upstream(conformance_dir: Path, field: str) -> None:
+    vectors = [v for v in _compute_vectors(conformance_dir) if "resolved" in v]
     assert vectors
     for vector in vectors:
         resolved = resolve(Context.from_mapping(vector["context"]))

@@ -95,9 +95,9 @@ def test_pins_are_well_formed() -> None:
         assert item.ref == f"{action}@{item.sha}"
 
 
-def test_pins_are_release_tag_shas_from_the_shared_notes(shared_dir: Path) -> None:
+def test_pins_are_release_tag_shas_from_the_shared_notes(conformance_dir: Path) -> None:
     """Only SHAs seen behind a release tag of the action's own repository may be written."""
-    shared = json.loads((shared_dir / "notes" / "action-pins.json").read_text())
+    shared = json.loads((conformance_dir / "notes" / "action-pins.json").read_text())
     seen: dict[tuple[str, str], str] = {}
     for entry in shared:
         seen[(entry["action"], entry["tag"])] = entry["sha"]
