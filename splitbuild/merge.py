@@ -6,6 +6,22 @@ repository, then the index by digest, then the tags. A failure before the tags l
 untouched; a failure among the tags is reported tag by tag, and a re-run completes the rest
 (a tag already pointing at the index is not pushed again).
 
+Tags are written so that two merges onto the same tags cannot both succeed with the tags split
+between their indexes, nor shrink a tag the other published after this one planned:
+
+1. one at a time, in one order (sorted references), the same in every merge;
+2. each re-checked just before its write: a tag no longer where the plan saw it (and not already
+   on this index) was moved by another writer, and nothing more is written;
+3. the write is conditional on that (``If-None-Match: *`` / ``If-Match``; layouts check under
+   their lock); a registry that honours it refuses a write racing another;
+4. each tag is read back after its write, and every target tag once more after the last write:
+   a tag on another index stops the merge with :class:`TagsConflict` (exit 8) naming the tags.
+
+Whichever merge writes last reads every tag after every write, so it sees a split. A registry
+that ignores conditional requests (distribution 2.x) leaves one window per tag, between the
+re-check and the write landing: a write of another merge landing inside it is overwritten,
+unseen by either.
+
 Attestation manifests in the source indexes are kept with the images they attest. Referrers of
 the children (signatures, SBOMs, attestations pushed with a ``subject``) travel with every child
 copied into another repository, after the child and before the index. A child already in the
@@ -17,6 +33,7 @@ asks the referrers API and reads the referrers tag at once), run beside the copi
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,14 +47,16 @@ from splitbuild.index import Annotations, Entry, assemble, platform_set, select
 from splitbuild.models import MAX_MANIFEST_SIZE, Descriptor, ImageConfig, Manifest, Platform
 from splitbuild.reference import AnyReference, parse_reference
 from splitbuild.referrers import ReferrerFinder
-from splitbuild.store.base import Repository
+from splitbuild.store.base import Precondition, Repository, TagChanged
 from splitbuild.transfer import Transfer
 
 __all__ = [
     "MergeOptions",
     "MergePlan",
     "MergeResult",
+    "TagConflict",
     "TagFailure",
+    "TagsConflict",
     "TagsFailed",
     "TargetState",
     "execute",
@@ -115,12 +134,23 @@ class TagFailure:
     error: str
 
 
+@dataclass(frozen=True)
+class TagConflict:
+    ref: str
+    found: str | None
+    """What another writer left the tag pointing at (None: absent)."""
+
+
 @dataclass
 class MergeResult:
     plan: MergePlan
     pushed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[TagFailure] = field(default_factory=list)
+    conflicts: list[TagConflict] = field(default_factory=list)
+    """Tags another writer moved while this merge ran (found on another index)."""
+    not_written: list[str] = field(default_factory=list)
+    """Tags left alone after a conflict stopped the writes."""
     referrers: list[str] = field(default_factory=list)
     """Referrers copied into a target repository (digests, each once)."""
     requests: int = 0
@@ -144,6 +174,8 @@ class MergeResult:
             "tags": self.pushed,
             "unchanged": self.unchanged,
             "failed": [{"tag": f.ref, "error": f.error} for f in self.failed],
+            "conflicts": [{"tag": c.ref, "found": c.found} for c in self.conflicts],
+            "notWritten": self.not_written,
             "referrers": self.referrers,
             "requests": self.requests,
             "dryRun": self.dry_run,
@@ -403,24 +435,72 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
             tg.start_soon(target.put_manifest, plan.index)
 
     result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
-
-    async def put_tag(target: TargetState) -> None:
-        assert target.ref.tag is not None
-        try:
-            await repos[target.ref.repo().name].put_manifest(plan.index, target.ref.tag)
-        except SplitbuildError as exc:
-            result.failed.append(TagFailure(str(target.ref), exc.message))
-        else:
-            result.pushed.append(str(target.ref))
-
-    async with task_group() as tg:
-        for state in plan.tags_to_push:
-            tg.start_soon(put_tag, state)
+    await _write_tags(repos, plan, result)
     order = {str(t.ref): i for i, t in enumerate(plan.targets)}
     result.pushed.sort(key=order.__getitem__)
+    result.unchanged.sort(key=order.__getitem__)
     result.failed.sort(key=lambda f: order[f.ref])
+    result.conflicts.sort(key=lambda c: order[c.ref])
     result.requests = client.requests - start
     return result
+
+
+async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: MergeResult) -> None:
+    """Steps 1-4 of the module docstring; fills ``result`` (pushed, unchanged, failed, conflicts)."""
+    digest = plan.index.digest
+
+    async def pointed(target: TargetState) -> str | None:
+        assert target.ref.tag is not None
+        found = await repos[target.ref.repo().name].head_manifest(target.ref.tag)
+        return found.digest if found is not None else None
+
+    todo = sorted(plan.tags_to_push, key=lambda t: str(t.ref))
+    last_write: str | None = None
+    for position, target in enumerate(todo):
+        ref, tag = str(target.ref), target.ref.tag
+        assert tag is not None
+        planned = target.current.digest if target.current is not None else None
+        try:
+            found = await pointed(target)
+            if found == digest:  # another merge of this very index wrote it
+                result.unchanged.append(ref)
+                continue
+            if found == planned:
+                # TagChanged: read back, it may be another writer's or an earlier attempt of this PUT
+                with contextlib.suppress(TagChanged):
+                    last_write = ref
+                    await repos[target.ref.repo().name].put_manifest(
+                        plan.index, tag, precondition=Precondition(planned)
+                    )
+                found = await pointed(target)
+                if found == digest:
+                    result.pushed.append(ref)
+                    continue
+        except SplitbuildError as exc:
+            result.failed.append(TagFailure(ref, exc.message))
+            continue
+        result.conflicts.append(TagConflict(ref, found))
+        result.not_written = [str(t.ref) for t in todo[position + 1 :]]
+        break
+    if not result.pushed and not result.conflicts:
+        return
+    # Every tag this merge left on its index, read once more after the last write (the last
+    # written one was just read back).
+    on_index = [t for t in plan.targets if str(t.ref) in {*result.pushed, *result.unchanged} - {last_write}]
+    now: dict[str, str | None] = {}
+
+    async def check(target: TargetState) -> None:
+        try:
+            now[str(target.ref)] = await pointed(target)
+        except SplitbuildError as exc:
+            result.failed.append(TagFailure(str(target.ref), f"not read back: {exc.message}"))
+
+    async with task_group() as tg:
+        for target in on_index:
+            tg.start_soon(check, target)
+    for ref, found in now.items():
+        if found != digest:
+            result.conflicts.append(TagConflict(ref, found))
 
 
 async def _copy_entry(transfer: Transfer, entry: Entry, finder: ReferrerFinder | None) -> None:
@@ -442,6 +522,8 @@ async def merge(client: Client, options: MergeOptions, *, dry_run: bool = False)
         return result
     result = await execute(client, plan)
     result.requests = client.requests - start
+    if result.conflicts:
+        raise TagsConflict(result)
     if result.failed:
         done = ", ".join(result.pushed) or "none"
         failed = "; ".join(f"{f.ref}: {f.error}" for f in result.failed)
@@ -456,4 +538,31 @@ class TagsFailed(RegistryError):
 
     def __init__(self, message: str, result: MergeResult) -> None:
         super().__init__(message, hint="re-run the same merge: tags already updated are skipped")
+        self.result = result
+
+
+def _short(digest: str | None) -> str:
+    return "no manifest" if digest is None else digest[: digest.find(":") + 13]
+
+
+class TagsConflict(Refused):
+    """Another writer moved tags of this merge while it ran (exit 8): see the module docstring."""
+
+    def __init__(self, result: MergeResult) -> None:
+        moved = {c.ref for c in result.conflicts}
+        moved_text = ", ".join(f"{c.ref} (now {_short(c.found)})" for c in result.conflicts)
+        on = [r for r in [*result.pushed, *result.unchanged] if r not in moved] or ["no tag"]
+        message = (
+            f"another writer moved tags while this merge ran: {moved_text}; "
+            f"index {result.plan.index.digest} is on {', '.join(on)}"
+        )
+        if result.not_written:
+            message += f"; not written: {', '.join(result.not_written)}"
+        if result.failed:
+            message += "; failed: " + "; ".join(f"{f.ref}: {f.error}" for f in result.failed)
+        super().__init__(
+            message,
+            hint="two merges published these tags at once: re-run this merge to publish its index "
+            "over the other's (its checks run again), or keep the other's",
+        )
         self.result = result
