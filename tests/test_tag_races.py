@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import pytest
@@ -122,7 +122,9 @@ def _first(held: list[Held]) -> Held:
     return sorted(held, key=lambda h: (h.target, h.method))[0]
 
 
-async def _drive(gates: dict[str, GateProxy], finished: dict[str, int], choose: Chooser, out: Outcome) -> None:
+async def _drive(
+    gates: dict[str, GateProxy], finished: dict[str, int], choose: Chooser, out: Outcome
+) -> None:
     step = 0
     while await _settled(gates, finished):
         live = [n for n, g in gates.items() if g.held()]
@@ -146,9 +148,7 @@ def race(
     prefix = uuid.uuid4().hex[:6]
     names = [f"{prefix}-{i}" for i in range(tags)]
     out = Outcome()
-    gates = {
-        n: GateProxy(registry.port, n, conditional=conditional, record=out.writes).start() for n in "AB"
-    }
+    gates = {n: GateProxy(registry.port, n, conditional=conditional, record=out.writes).start() for n in "AB"}
     repo_at = f"{registry.host}/{seeded.repo}"
 
     async def seed_tags() -> None:
@@ -216,9 +216,8 @@ def check(out: Outcome, tags: list[str], *, had: set[str], strong: bool = False)
     if strong:  # no write ever made a tag lose a platform
         for w in out.writes:
             if w.before is not None and w.after != w.before:
-                assert w.after is not None and out.platforms[w.after] >= out.platforms[w.before], (
-                    f"{w} shrank the tag; {story}"
-                )
+                assert w.after is not None, f"{w} removed the tag; {story}"
+                assert out.platforms[w.after] >= out.platforms[w.before], f"{w} shrank the tag; {story}"
 
 
 def test_scenario_a_plans_then_b_publishes_then_a_writes(registry: RegistryServer, seeded: Seeded) -> None:
@@ -227,7 +226,8 @@ def test_scenario_a_plans_then_b_publishes_then_a_writes(registry: RegistryServe
     assert out.order[0].startswith("A HEAD"), out.order
     assert out.codes["B"] == 0, out.errors
     assert out.codes["A"] == 8, f"A overwrote B's index: {out.order}"
-    assert "another writer moved tags" in out.errors["A"] and f":{tags[0]}" in out.errors["A"]
+    assert "another writer moved tags" in out.errors["A"]
+    assert f":{tags[0]}" in out.errors["A"]
     assert out.platforms[out.final[tags[0]] or ""] == set(B_PLATFORMS)
     check(out, tags, had=set())
 
@@ -242,10 +242,13 @@ def test_a_write_landing_in_the_window_on_a_middle_tag_is_reported(
     check(out, tags, had=set())
     assert out.codes == {"A": 8, "B": 0}, (out.order, out.errors)
     index_b, index_a = out.final[tags[0]], out.final[tags[1]]
-    assert out.final[tags[2]] == index_b and index_a != index_b
+    assert out.final[tags[2]] == index_b
+    assert index_a != index_b
     assert out.platforms[index_a or ""] == set(A_PLATFORMS)
     moved, _, on = out.errors["A"].partition("; index ")
-    assert f":{tags[0]} (now" in moved and f":{tags[2]} (now" in moved and f":{tags[1]}" not in moved
+    assert f":{tags[0]} (now" in moved
+    assert f":{tags[2]} (now" in moved
+    assert f":{tags[1]}" not in moved
     assert on.endswith(f":{tags[1]}"), out.errors["A"]
 
 
@@ -308,6 +311,7 @@ def test_a_layout_checks_the_precondition_under_its_lock(tmp_path: Path) -> None
             await layout.put_manifest(second.manifest, "v1", precondition=Precondition(second.digest))
         await layout.put_manifest(second.manifest, "v1", precondition=Precondition(first.digest))
         desc = await layout.head_manifest("v1")
-        assert desc is not None and desc.digest == second.digest
+        assert desc is not None
+        assert desc.digest == second.digest
 
     anyio.run(run)
