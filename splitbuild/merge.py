@@ -39,6 +39,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
+
 from splitbuild._tasks import task_group
 from splitbuild.client import Client
 from splitbuild.digest import parse_digest
@@ -435,7 +437,11 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
             tg.start_soon(target.put_manifest, plan.index)
 
     result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
-    await _write_tags(repos, plan, result)
+    # A cancellation (Ctrl-C, a cancelled CI job) while the tags are written lets them finish (a
+    # few requests per tag, each with its timeouts) so that it never leaves them split; it takes
+    # effect after.
+    with anyio.CancelScope(shield=True):
+        await _write_tags(repos, plan, result)
     order = {str(t.ref): i for i, t in enumerate(plan.targets)}
     result.pushed.sort(key=order.__getitem__)
     result.unchanged.sort(key=order.__getitem__)

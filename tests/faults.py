@@ -30,6 +30,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -332,6 +333,9 @@ class GateProxy(FaultProxy):
     requests by digest and blob requests pass freely. ``busy`` counts those in flight, so a
     scheduler can tell a client waiting at the gate from one still at work.
 
+    ``hold(method, target)`` chooses other requests to hold instead; with ``answered`` they are
+    forwarded at once and only their answer is held (the registry applied them, the client waits).
+
     With ``conditional`` the gate answers like a registry honouring conditional requests:
     a tag PUT with ``If-None-Match: *`` while the tag exists, or with an ``If-Match`` other than
     the tag's ETag, gets 412 and is not forwarded. ``writes`` records every tag PUT applied (the
@@ -345,10 +349,14 @@ class GateProxy(FaultProxy):
         *,
         conditional: bool = False,
         record: list[TagWrite] | None = None,
+        hold: Callable[[str, str], bool] | None = None,
+        answered: bool = False,
     ) -> None:
         super().__init__(upstream_port, Schedule(rate=0.0))
         self.name = name
         self.conditional = conditional
+        self.hold = hold
+        self.answered = answered
         self.pending: list[Held] = []
         self.busy = 0
         self.writes = record if record is not None else []
@@ -379,7 +387,9 @@ class GateProxy(FaultProxy):
         request_line, headers = _headers(head)
         target = request_line.split(" ")[1]
         match = MANIFEST_TAG.match(target)
-        if match is None:
+        if self.hold is not None and self.hold(method, target):
+            return await self._hold(method, target, headers, head, body, writer)
+        if match is None or self.hold is not None:
             with self._state:
                 self.busy += 1
             try:
@@ -411,6 +421,31 @@ class GateProxy(FaultProxy):
                 response_head, response_body = await self._forward(method, head, body)
             held.status = int(response_head.split(b" ")[1])
             writer.write(response_head + response_body)
+            await writer.drain()
+            return True
+        finally:
+            held.done.set()
+
+    async def _hold(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        head: bytes,
+        body: bytes,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        held = Held(method, target, headers)
+        try:
+            if self.answered:
+                response = await self._forward(method, head, body)
+            with self._state:
+                self.pending.append(held)
+            await held.go.wait()
+            if not self.answered:
+                response = await self._forward(method, head, body)
+            held.status = int(response[0].split(b" ")[1])
+            writer.write(response[0] + response[1])
             await writer.drain()
             return True
         finally:
