@@ -152,3 +152,56 @@ def test_a_signal_while_the_placeholder_put_is_answered_puts_the_tag_back(
     assert during == "placeholder"
     assert done.returncode == 130, done.stderr
     assert after == digest
+
+
+def test_a_signal_during_the_merge_tag_writes_lets_them_finish(
+    registry: RegistryServer, tmp_path: Path
+) -> None:
+    """SIGTERM while the second of three tag PUTs waits: the tags are finished, none is left on
+    the old index (split), and the merge ends as it would have."""
+    repo = f"signals/{uuid.uuid4().hex[:8]}"
+
+    async def images() -> list[str]:
+        async with Client(retry=NO_RETRY, env={}) as client:
+            target = client.repository(Reference.parse(f"{registry.host}/{repo}"))
+            built = [make_image(p, seed=repo) for p in ("linux/amd64", "linux/arm64")]
+            for image in built:
+                await push(target, image)
+            return [image.digest for image in built]
+
+    digests = anyio.run(images)
+    proxy = GateProxy(
+        registry.port, "merge", hold=once(lambda m, t: m == "PUT" and t.endswith("/manifests/b"))
+    ).start()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    tags = [arg for tag in "abc" for arg in ("-t", f"{proxy.host}/{repo}:{tag}")]
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "splitbuild", "merge", *tags, *digests],
+            env={**env, "DOCKER_CONFIG": str(tmp_path)},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not proxy.held():
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the merge never reached its second tag"
+                time.sleep(0.02)
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # the signal is handled while the PUT waits
+            assert process.poll() is None, process.communicate()
+            proxy.release(proxy.held()[0])
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        proxy.stop()
+    assert process.returncode == 0, stderr
+    final = {tag: tag_now(registry, repo, tag) for tag in "abc"}
+    assert len(set(final.values())) == 1, final
+    assert all(f"pushed    {proxy.host}/{repo}:{tag}" in stdout for tag in "abc"), stdout
