@@ -33,7 +33,6 @@ asks the referrers API and reads the referrers tag at once), run beside the copi
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -472,12 +471,16 @@ async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: 
                 result.unchanged.append(ref)
                 continue
             if found == planned:
-                # TagChanged: read back, it may be another writer's or an earlier attempt of this PUT
-                with contextlib.suppress(TagChanged):
-                    last_write = ref
-                    await repos[target.ref.repo().name].put_manifest(
-                        plan.index, tag, precondition=Precondition(planned)
-                    )
+                last_write = ref
+                repo = repos[target.ref.repo().name]
+                try:
+                    await repo.put_manifest(plan.index, tag, precondition=Precondition(planned))
+                except TagChanged:
+                    # Another writer's, or an earlier attempt of this very PUT (its answer lost);
+                    # a tag still where it was means the registry's condition is not to be
+                    # trusted (an ETag of another representation): written as without one.
+                    if await pointed(target) == planned:
+                        await repo.put_manifest(plan.index, tag)
                 found = await pointed(target)
                 if found == digest:
                     result.pushed.append(ref)

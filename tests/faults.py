@@ -303,6 +303,13 @@ _ACCEPT_ALL = (
 )
 
 
+_PAYLOAD_412 = b'{"errors":[{"code":"PRECONDITION_FAILED","message":"the tag changed"}]}'
+_PRECONDITION_FAILED = (
+    "HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/json\r\n"
+    f"Content-Length: {len(_PAYLOAD_412)}\r\n\r\n"
+).encode() + _PAYLOAD_412
+
+
 @dataclass
 class Held:
     """A request held at a :class:`GateProxy` until :meth:`GateProxy.release`."""
@@ -333,6 +340,9 @@ class GateProxy(FaultProxy):
     requests by digest and blob requests pass freely. ``busy`` counts those in flight, so a
     scheduler can tell a client waiting at the gate from one still at work.
 
+    ``spurious_412``: that many conditional tag PUTs are answered 412 whatever the tag (a registry
+    comparing the condition with another representation's ETag).
+
     ``hold(method, target)`` chooses other requests to hold instead; with ``answered`` they are
     forwarded at once and only their answer is held (the registry applied them, the client waits).
 
@@ -351,12 +361,14 @@ class GateProxy(FaultProxy):
         record: list[TagWrite] | None = None,
         hold: Callable[[str, str], bool] | None = None,
         answered: bool = False,
+        spurious_412: int = 0,
     ) -> None:
         super().__init__(upstream_port, Schedule(rate=0.0))
         self.name = name
         self.conditional = conditional
         self.hold = hold
         self.answered = answered
+        self.spurious_412 = spurious_412
         self.pending: list[Held] = []
         self.busy = 0
         self.writes = record if record is not None else []
@@ -387,6 +399,12 @@ class GateProxy(FaultProxy):
         request_line, headers = _headers(head)
         target = request_line.split(" ")[1]
         match = MANIFEST_TAG.match(target)
+        conditional = "if-match" in headers or "if-none-match" in headers
+        if method == "PUT" and match is not None and conditional and self.spurious_412 > 0:
+            self.spurious_412 -= 1
+            writer.write(_PRECONDITION_FAILED)
+            await writer.drain()
+            return True
         if self.hold is not None and self.hold(method, target):
             return await self._hold(method, target, headers, head, body, writer)
         if match is None or self.hold is not None:
@@ -406,12 +424,7 @@ class GateProxy(FaultProxy):
                 before = await self._tag_now(match["repo"], match["tag"])
                 refused = self.conditional and self._refuses(headers, before)
                 if refused:
-                    payload = b'{"errors":[{"code":"PRECONDITION_FAILED","message":"the tag changed"}]}'
-                    response_head = (
-                        "HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/json\r\n"
-                        f"Content-Length: {len(payload)}\r\n\r\n"
-                    ).encode()
-                    response_body = payload
+                    response_head, response_body = _PRECONDITION_FAILED, b""
                 else:
                     response_head, response_body = await self._forward(method, head, body)
                     after = await self._tag_now(match["repo"], match["tag"])

@@ -315,3 +315,28 @@ def test_a_layout_checks_the_precondition_under_its_lock(tmp_path: Path) -> None
         assert desc.digest == second.digest
 
     anyio.run(run)
+
+
+def test_a_412_while_the_tag_did_not_move_is_not_a_conflict(registry: RegistryServer, seeded: Seeded) -> None:
+    """A registry answering 412 to conditions it cannot judge (another representation's ETag):
+    the tag is still where the re-check saw it, so it is written as without a condition."""
+    gate = GateProxy(registry.port, "solo", hold=lambda method, target: False, spurious_412=2).start()
+    tags = [f"{uuid.uuid4().hex[:6]}-{i}" for i in range(2)]
+
+    async def run() -> str:
+        targets = parse_targets([f"{gate.host}/{seeded.repo}:{t}" for t in tags])
+        sources = parse_sources([seeded.digests[p] for p in A_PLATFORMS], targets[0])
+        async with Client(retry=NO_RETRY, env={}) as client:
+            result = await merge(client, MergeOptions(targets=targets, sources=sources))
+            assert result.pushed == [str(t) for t in targets]
+            for tag in tags:
+                desc = await client.repository(targets[0]).head_manifest(tag)
+                assert desc is not None
+                assert desc.digest == result.plan.index.digest
+            return result.plan.index.digest
+
+    try:
+        anyio.run(run)
+    finally:
+        gate.stop()
+    assert gate.spurious_412 == 0  # both conditional PUTs were refused
