@@ -22,6 +22,9 @@ that ignores conditional requests (distribution 2.x) leaves one window per tag, 
 re-check and the write landing: a write of another merge landing inside it is overwritten,
 unseen by either.
 
+A cancellation (Ctrl-C, SIGTERM or SIGHUP from a cancelled CI job) once the tags are being
+written lets them finish, so it cannot leave them split either; it takes effect after.
+
 Attestation manifests in the source indexes are kept with the images they attest. Referrers of
 the children (signatures, SBOMs, attestations pushed with a ``subject``) travel with every child
 copied into another repository, after the child and before the index. A child already in the
