@@ -9,18 +9,17 @@ untouched; a failure among the tags is reported tag by tag, and a re-run complet
 Tags are written so that two merges onto the same tags cannot both succeed with the tags split
 between their indexes, nor shrink a tag the other published after this one planned:
 
-1. one at a time, in one order (sorted references), the same in every merge;
-2. each re-checked just before its write: a tag no longer where the plan saw it (and not already
-   on this index) was moved by another writer, and nothing more is written;
-3. the write is conditional on that (``If-None-Match: *`` / ``If-Match``; layouts check under
-   their lock); a registry that honours it refuses a write racing another;
-4. each tag is read back after its write, and every target tag once more after the last write:
-   a tag on another index stops the merge with :class:`TagsConflict` (exit 8) naming the tags.
+1. every tag is re-checked just before the writes: one no longer where the plan saw it (and not
+   already on this index) was moved by another writer, and nothing is written;
+2. the writes are conditional on that (``If-None-Match: *`` / ``If-Match``; layouts check under
+   their lock): a registry that honours it refuses a write racing another;
+3. every tag is read back after the last write: one on another index is :class:`TagsConflict`
+   (exit 8), naming the tags.
 
-Whichever merge writes last reads every tag after every write, so it sees a split. A registry
-that ignores conditional requests (distribution 2.x) leaves one window per tag, between the
-re-check and the write landing: a write of another merge landing inside it is overwritten,
-unseen by either.
+Each step runs on every tag at once (3 round trips whatever the number of tags). Whichever merge
+writes last reads every tag after every write, so it sees a split. A registry that ignores
+conditional requests (distribution 2.x) leaves one window per tag, between the re-check and the
+write landing: a write of another merge landing inside it is overwritten, unseen by either.
 
 A cancellation (Ctrl-C, SIGTERM or SIGHUP from a cancelled CI job) once the tags are being
 written lets them finish, so it cannot leave them split either; it takes effect after.
@@ -37,9 +36,10 @@ asks the referrers API and reads the referrers tag at once), run beside the copi
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 
@@ -71,6 +71,9 @@ __all__ = [
     "plan_merge",
     "read_digests_dir",
 ]
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -454,65 +457,68 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
 
 
 async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: MergeResult) -> None:
-    """Steps 1-4 of the module docstring; fills ``result`` (pushed, unchanged, failed, conflicts)."""
+    """Steps 1-3 of the module docstring; fills ``result`` (pushed, unchanged, failed, conflicts)."""
     digest = plan.index.digest
+    planned = {str(t.ref): t.current.digest if t.current is not None else None for t in plan.targets}
+
+    def repo_of(target: TargetState) -> Repository:
+        return repos[target.ref.repo().name]
 
     async def pointed(target: TargetState) -> str | None:
         assert target.ref.tag is not None
-        found = await repos[target.ref.repo().name].head_manifest(target.ref.tag)
+        found = await repo_of(target).head_manifest(target.ref.tag)
         return found.digest if found is not None else None
 
-    todo = sorted(plan.tags_to_push, key=lambda t: str(t.ref))
-    last_write: str | None = None
-    for position, target in enumerate(todo):
-        ref, tag = str(target.ref), target.ref.tag
+    async def put(target: TargetState) -> None:
+        tag, was = target.ref.tag, planned[str(target.ref)]
         assert tag is not None
-        planned = target.current.digest if target.current is not None else None
         try:
-            found = await pointed(target)
-            if found == digest:  # another merge of this very index wrote it
-                result.unchanged.append(ref)
-                continue
-            if found == planned:
-                last_write = ref
-                repo = repos[target.ref.repo().name]
-                try:
-                    await repo.put_manifest(plan.index, tag, precondition=Precondition(planned))
-                except TagChanged:
-                    # Another writer's, or an earlier attempt of this very PUT (its answer lost);
-                    # a tag still where it was means the registry's condition is not to be
-                    # trusted (an ETag of another representation): written as without one.
-                    if await pointed(target) == planned:
-                        await repo.put_manifest(plan.index, tag)
-                found = await pointed(target)
-                if found == digest:
-                    result.pushed.append(ref)
-                    continue
-        except SplitbuildError as exc:
-            result.failed.append(TagFailure(ref, exc.message))
-            continue
-        result.conflicts.append(TagConflict(ref, found))
-        result.not_written = [str(t.ref) for t in todo[position + 1 :]]
-        break
-    if not result.pushed and not result.conflicts:
+            await repo_of(target).put_manifest(plan.index, tag, precondition=Precondition(was))
+        except TagChanged:
+            # Another writer's, or an earlier attempt of this very PUT (its answer lost): read
+            # back. A tag still where it was means the registry's condition is not to be trusted
+            # (an ETag of another representation): written as without one.
+            if await pointed(target) == was:
+                await repo_of(target).put_manifest(plan.index, tag)
+
+    async def each(
+        targets: Sequence[TargetState], fn: Callable[[TargetState], Awaitable[_T]], what: str = ""
+    ) -> dict[str, _T]:
+        """``fn`` on every target at once; a failure is recorded for its tag, the others go on."""
+        done: dict[str, _T] = {}
+
+        async def one(target: TargetState) -> None:
+            try:
+                done[str(target.ref)] = await fn(target)
+            except SplitbuildError as exc:
+                result.failed.append(TagFailure(str(target.ref), f"{what}{exc.message}"))
+
+        async with task_group() as tg:
+            for target in targets:
+                tg.start_soon(one, target)
+        return done
+
+    # 1. Re-check: a tag moved since planning stops everything before any write.
+    now = await each(plan.tags_to_push, pointed)
+    result.unchanged += [ref for ref, found in now.items() if found == digest]
+    moved = [TagConflict(ref, found) for ref, found in now.items() if found not in (digest, planned[ref])]
+    if moved:
+        result.conflicts = moved
+        result.not_written = [ref for ref, found in now.items() if found == planned[ref]]
         return
-    # Every tag this merge left on its index, read once more after the last write (the last
-    # written one was just read back).
-    on_index = [t for t in plan.targets if str(t.ref) in {*result.pushed, *result.unchanged} - {last_write}]
-    now: dict[str, str | None] = {}
-
-    async def check(target: TargetState) -> None:
-        try:
-            now[str(target.ref)] = await pointed(target)
-        except SplitbuildError as exc:
-            result.failed.append(TagFailure(str(target.ref), f"not read back: {exc.message}"))
-
-    async with task_group() as tg:
-        for target in on_index:
-            tg.start_soon(check, target)
-    for ref, found in now.items():
+    # 2. Write, conditionally.
+    todo = [t for t in plan.tags_to_push if str(t.ref) in now and now[str(t.ref)] != digest]
+    if not todo:
+        return
+    written = await each(todo, put)
+    # 3. Read every tag left on this index back, after the last write.
+    kept = {*written, *result.unchanged}
+    back = await each([t for t in plan.targets if str(t.ref) in kept], pointed, "not read back: ")
+    for ref, found in back.items():
         if found != digest:
             result.conflicts.append(TagConflict(ref, found))
+        elif ref in written:
+            result.pushed.append(ref)
 
 
 async def _copy_entry(transfer: Transfer, entry: Entry, finder: ReferrerFinder | None) -> None:

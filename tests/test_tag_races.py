@@ -232,15 +232,13 @@ def test_scenario_a_plans_then_b_publishes_then_a_writes(registry: RegistryServe
     check(out, tags, had=set())
 
 
-def test_a_write_landing_in_the_window_on_a_middle_tag_is_reported(
-    registry: RegistryServer, seeded: Seeded
-) -> None:
-    """A writes the first tag and re-checks the second (absent); B publishes all three while A's
-    PUT waits; A's PUT lands over B's on the second tag, then A's re-check of the third finds B's
-    index: A stops (exit 8) and says where every tag is."""
-    out, tags = race(registry, seeded, script("AAA" + "BBBB" + "AAAA" + "B" * 60 + "A" * 60))
+def test_writes_crossing_on_three_tags_are_reported_by_both(registry: RegistryServer, seeded: Seeded) -> None:
+    """Both re-check the three tags (absent), then their PUTs cross: A, B, B, A, A, B. The tags
+    end split, and each merge's read-back sees the other's index: both exit 8, naming the tags."""
+    out, tags = race(registry, seeded, script("A" * 6 + "B" * 6 + "ABBAAB" + "AB" * 30))
     check(out, tags, had=set())
-    assert out.codes == {"A": 8, "B": 0}, (out.order, out.errors)
+    assert [w.gate for w in out.writes] == list("ABBAAB"), out.order
+    assert out.codes == {"A": 8, "B": 8}, (out.order, out.errors)
     index_b, index_a = out.final[tags[0]], out.final[tags[1]]
     assert out.final[tags[2]] == index_b
     assert index_a != index_b
@@ -250,6 +248,7 @@ def test_a_write_landing_in_the_window_on_a_middle_tag_is_reported(
     assert f":{tags[2]} (now" in moved
     assert f":{tags[1]}" not in moved
     assert on.endswith(f":{tags[1]}"), out.errors["A"]
+    assert f":{tags[1]} (now" in out.errors["B"]
 
 
 @pytest.mark.parametrize("start_on_initial", [False, True], ids=["new-tags", "tags-on-an-older-index"])
