@@ -205,3 +205,48 @@ def test_a_signal_during_the_merge_tag_writes_lets_them_finish(
     final = {tag: tag_now(registry, repo, tag) for tag in "abc"}
     assert len(set(final.values())) == 1, final
     assert all(f"pushed    {proxy.host}/{repo}:{tag}" in stdout for tag in "abc"), stdout
+
+
+def test_sighup_during_a_copy_stops_it_before_the_tag(registry: RegistryServer, tmp_path: Path) -> None:
+    """A copy signalled while its tag PUT waits (blobs mounted): it stops there (exit 130), and
+    the destination tag is never written."""
+    repo = f"signals/{uuid.uuid4().hex[:8]}"
+    seed(registry, repo)
+    proxy = GateProxy(
+        registry.port,
+        "copy",
+        hold=once(lambda m, t: m == "PUT" and t.endswith("/copied/manifests/v1")),
+    ).start()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "DOCKER_CONFIG": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+    }
+    source, destination = f"{proxy.host}/{repo}:v1", f"{proxy.host}/{repo}/copied:v1"
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "splitbuild", "copy", source, destination],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not proxy.held():
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the copy never reached its tag PUT"
+                time.sleep(0.02)
+            process.send_signal(signal.SIGHUP)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        proxy.stop()
+    assert process.returncode == 130, stderr
+    assert "splitbuild: error: interrupted by SIGHUP" in stderr
+    assert tag_now(registry, f"{repo}/copied", "v1") is None
