@@ -122,7 +122,7 @@ async def until_signalled(fn: Callable[[], Awaitable[T]]) -> T:
     writing, a build removes its directories) runs whichever signal came, then
     :class:`Signalled` is raised; when ``fn`` still completed, its result is returned. Later
     signals do not interrupt that cleanup (it is bounded by the request timeouts). Outside the
-    main thread (no signal handlers there) ``fn`` just runs."""
+    main thread, and on Windows (no event-loop signal handlers there), ``fn`` just runs."""
     import signal
     import threading
 
@@ -131,7 +131,7 @@ async def until_signalled(fn: Callable[[], Awaitable[T]]) -> T:
 
     from splitbuild._tasks import task_group
 
-    if threading.current_thread() is not threading.main_thread():
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
         return await fn()
     signals = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
     received: list[int] = []
