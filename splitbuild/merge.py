@@ -452,6 +452,7 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
     result.unchanged.sort(key=order.__getitem__)
     result.failed.sort(key=lambda f: order[f.ref])
     result.conflicts.sort(key=lambda c: order[c.ref])
+    result.not_written.sort(key=order.__getitem__)
     result.requests = client.requests - start
     return result
 
