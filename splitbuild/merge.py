@@ -6,6 +6,24 @@ repository, then the index by digest, then the tags. A failure before the tags l
 untouched; a failure among the tags is reported tag by tag, and a re-run completes the rest
 (a tag already pointing at the index is not pushed again).
 
+Tags are written so that two merges onto the same tags cannot both succeed with the tags split
+between their indexes, nor shrink a tag the other published after this one planned:
+
+1. every tag is re-checked just before the writes: one no longer where the plan saw it (and not
+   already on this index) was moved by another writer, and nothing is written;
+2. the writes are conditional on that (``If-None-Match: *`` / ``If-Match``; layouts check under
+   their lock): a registry that honours it refuses a write racing another;
+3. every tag is read back after the last write: one on another index is :class:`TagsConflict`
+   (exit 8), naming the tags.
+
+Each step runs on every tag at once (3 round trips whatever the number of tags). Whichever merge
+writes last reads every tag after every write, so it sees a split. A registry that ignores
+conditional requests (distribution 2.x) leaves one window per tag, between the re-check and the
+write landing: a write of another merge landing inside it is overwritten, unseen by either.
+
+A cancellation (Ctrl-C, SIGTERM or SIGHUP from a cancelled CI job) once the tags are being
+written lets them finish, so it cannot leave them split either; it takes effect after.
+
 Attestation manifests in the source indexes are kept with the images they attest. Referrers of
 the children (signatures, SBOMs, attestations pushed with a ``subject``) travel with every child
 copied into another repository, after the child and before the index. A child already in the
@@ -18,9 +36,12 @@ asks the referrers API and reads the referrers tag at once), run beside the copi
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+import anyio
 
 from splitbuild._tasks import task_group
 from splitbuild.client import Client
@@ -30,14 +51,16 @@ from splitbuild.index import Annotations, Entry, assemble, platform_set, select
 from splitbuild.models import MAX_MANIFEST_SIZE, Descriptor, ImageConfig, Manifest, Platform
 from splitbuild.reference import AnyReference, parse_reference
 from splitbuild.referrers import ReferrerFinder
-from splitbuild.store.base import Repository
+from splitbuild.store.base import Precondition, Repository, TagChanged
 from splitbuild.transfer import Transfer
 
 __all__ = [
     "MergeOptions",
     "MergePlan",
     "MergeResult",
+    "TagConflict",
     "TagFailure",
+    "TagsConflict",
     "TagsFailed",
     "TargetState",
     "execute",
@@ -48,6 +71,9 @@ __all__ = [
     "plan_merge",
     "read_digests_dir",
 ]
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -115,12 +141,23 @@ class TagFailure:
     error: str
 
 
+@dataclass(frozen=True)
+class TagConflict:
+    ref: str
+    found: str | None
+    """What another writer left the tag pointing at (None: absent)."""
+
+
 @dataclass
 class MergeResult:
     plan: MergePlan
     pushed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[TagFailure] = field(default_factory=list)
+    conflicts: list[TagConflict] = field(default_factory=list)
+    """Tags another writer moved while this merge ran (found on another index)."""
+    not_written: list[str] = field(default_factory=list)
+    """Tags left alone after a conflict stopped the writes."""
     referrers: list[str] = field(default_factory=list)
     """Referrers copied into a target repository (digests, each once)."""
     requests: int = 0
@@ -144,6 +181,8 @@ class MergeResult:
             "tags": self.pushed,
             "unchanged": self.unchanged,
             "failed": [{"tag": f.ref, "error": f.error} for f in self.failed],
+            "conflicts": [{"tag": c.ref, "found": c.found} for c in self.conflicts],
+            "notWritten": self.not_written,
             "referrers": self.referrers,
             "requests": self.requests,
             "dryRun": self.dry_run,
@@ -403,24 +442,84 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
             tg.start_soon(target.put_manifest, plan.index)
 
     result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
-
-    async def put_tag(target: TargetState) -> None:
-        assert target.ref.tag is not None
-        try:
-            await repos[target.ref.repo().name].put_manifest(plan.index, target.ref.tag)
-        except SplitbuildError as exc:
-            result.failed.append(TagFailure(str(target.ref), exc.message))
-        else:
-            result.pushed.append(str(target.ref))
-
-    async with task_group() as tg:
-        for state in plan.tags_to_push:
-            tg.start_soon(put_tag, state)
+    # A cancellation (Ctrl-C, a cancelled CI job) while the tags are written lets them finish (a
+    # few requests per tag, each with its timeouts) so that it never leaves them split; it takes
+    # effect after.
+    with anyio.CancelScope(shield=True):
+        await _write_tags(repos, plan, result)
     order = {str(t.ref): i for i, t in enumerate(plan.targets)}
     result.pushed.sort(key=order.__getitem__)
+    result.unchanged.sort(key=order.__getitem__)
     result.failed.sort(key=lambda f: order[f.ref])
+    result.conflicts.sort(key=lambda c: order[c.ref])
+    result.not_written.sort(key=order.__getitem__)
     result.requests = client.requests - start
     return result
+
+
+async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: MergeResult) -> None:
+    """Steps 1-3 of the module docstring; fills ``result`` (pushed, unchanged, failed, conflicts)."""
+    digest = plan.index.digest
+    planned = {str(t.ref): t.current.digest if t.current is not None else None for t in plan.targets}
+
+    def repo_of(target: TargetState) -> Repository:
+        return repos[target.ref.repo().name]
+
+    async def pointed(target: TargetState) -> str | None:
+        assert target.ref.tag is not None
+        found = await repo_of(target).head_manifest(target.ref.tag)
+        return found.digest if found is not None else None
+
+    async def put(target: TargetState) -> None:
+        tag, was = target.ref.tag, planned[str(target.ref)]
+        assert tag is not None
+        try:
+            await repo_of(target).put_manifest(plan.index, tag, precondition=Precondition(was))
+        except TagChanged:
+            # Another writer's, or an earlier attempt of this very PUT (its answer lost): read
+            # back. A tag still where it was means the registry's condition is not to be trusted
+            # (an ETag of another representation): written as without one.
+            if await pointed(target) == was:
+                await repo_of(target).put_manifest(plan.index, tag)
+
+    async def each(
+        targets: Sequence[TargetState], fn: Callable[[TargetState], Awaitable[_T]], what: str = ""
+    ) -> dict[str, _T]:
+        """``fn`` on every target at once; a failure is recorded for its tag, the others go on."""
+        done: dict[str, _T] = {}
+
+        async def one(target: TargetState) -> None:
+            try:
+                done[str(target.ref)] = await fn(target)
+            except SplitbuildError as exc:
+                result.failed.append(TagFailure(str(target.ref), f"{what}{exc.message}"))
+
+        async with task_group() as tg:
+            for target in targets:
+                tg.start_soon(one, target)
+        return done
+
+    # 1. Re-check: a tag moved since planning stops everything before any write.
+    now = await each(plan.tags_to_push, pointed)
+    result.unchanged += [ref for ref, found in now.items() if found == digest]
+    moved = [TagConflict(ref, found) for ref, found in now.items() if found not in (digest, planned[ref])]
+    if moved:
+        result.conflicts = moved
+        result.not_written = [ref for ref, found in now.items() if found == planned[ref]]
+        return
+    # 2. Write, conditionally.
+    todo = [t for t in plan.tags_to_push if str(t.ref) in now and now[str(t.ref)] != digest]
+    if not todo:
+        return
+    written = await each(todo, put)
+    # 3. Read every tag left on this index back, after the last write.
+    kept = {*written, *result.unchanged}
+    back = await each([t for t in plan.targets if str(t.ref) in kept], pointed, "not read back: ")
+    for ref, found in back.items():
+        if found != digest:
+            result.conflicts.append(TagConflict(ref, found))
+        elif ref in written:
+            result.pushed.append(ref)
 
 
 async def _copy_entry(transfer: Transfer, entry: Entry, finder: ReferrerFinder | None) -> None:
@@ -442,6 +541,8 @@ async def merge(client: Client, options: MergeOptions, *, dry_run: bool = False)
         return result
     result = await execute(client, plan)
     result.requests = client.requests - start
+    if result.conflicts:
+        raise TagsConflict(result)
     if result.failed:
         done = ", ".join(result.pushed) or "none"
         failed = "; ".join(f"{f.ref}: {f.error}" for f in result.failed)
@@ -456,4 +557,31 @@ class TagsFailed(RegistryError):
 
     def __init__(self, message: str, result: MergeResult) -> None:
         super().__init__(message, hint="re-run the same merge: tags already updated are skipped")
+        self.result = result
+
+
+def _short(digest: str | None) -> str:
+    return "no manifest" if digest is None else digest[: digest.find(":") + 13]
+
+
+class TagsConflict(Refused):
+    """Another writer moved tags of this merge while it ran (exit 8): see the module docstring."""
+
+    def __init__(self, result: MergeResult) -> None:
+        moved = {c.ref for c in result.conflicts}
+        moved_text = ", ".join(f"{c.ref} (now {_short(c.found)})" for c in result.conflicts)
+        on = [r for r in [*result.pushed, *result.unchanged] if r not in moved] or ["no tag"]
+        message = (
+            f"another writer moved tags while this merge ran: {moved_text}; "
+            f"index {result.plan.index.digest} is on {', '.join(on)}"
+        )
+        if result.not_written:
+            message += f"; not written: {', '.join(result.not_written)}"
+        if result.failed:
+            message += "; failed: " + "; ".join(f"{f.ref}: {f.error}" for f in result.failed)
+        super().__init__(
+            message,
+            hint="two merges published these tags at once: re-run this merge to publish its index "
+            "over the other's (its checks run again), or keep the other's",
+        )
         self.result = result

@@ -30,6 +30,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -289,3 +290,195 @@ def _scripted_handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
     return Handler
+
+
+# -- a gate that decides the order of requests -----------------------------------------------------
+
+MANIFEST_TAG = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)$")
+"""A manifest request by tag (not by digest)."""
+
+_ACCEPT_ALL = (
+    "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+)
+
+
+_PAYLOAD_412 = b'{"errors":[{"code":"PRECONDITION_FAILED","message":"the tag changed"}]}'
+_PRECONDITION_FAILED = (
+    "HTTP/1.1 412 Precondition Failed\r\nContent-Type: application/json\r\n"
+    f"Content-Length: {len(_PAYLOAD_412)}\r\n\r\n"
+).encode() + _PAYLOAD_412
+
+
+@dataclass
+class Held:
+    """A request held at a :class:`GateProxy` until :meth:`GateProxy.release`."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class TagWrite:
+    """A tag PUT the registry applied: what the tag pointed at just before and just after."""
+
+    gate: str
+    tag: str
+    before: str | None
+    after: str | None
+
+
+class GateProxy(FaultProxy):
+    """A proxy that holds every manifest request by tag until the test releases it, one at a time.
+
+    The test decides the order in which the registry sees the tag requests of several clients (one
+    gate each, all in front of one registry), and waits for each answer before releasing the next;
+    requests by digest and blob requests pass freely. ``busy`` counts those in flight, so a
+    scheduler can tell a client waiting at the gate from one still at work.
+
+    ``spurious_412``: that many conditional tag PUTs are answered 412 whatever the tag (a registry
+    comparing the condition with another representation's ETag).
+
+    ``hold(method, target)`` chooses other requests to hold instead; with ``answered`` they are
+    forwarded at once and only their answer is held (the registry applied them, the client waits).
+
+    With ``conditional`` the gate answers like a registry honouring conditional requests:
+    a tag PUT with ``If-None-Match: *`` while the tag exists, or with an ``If-Match`` other than
+    the tag's ETag, gets 412 and is not forwarded. ``writes`` records every tag PUT applied (the
+    tag read upstream just before and after it; ``record`` shared by several gates).
+    """
+
+    def __init__(
+        self,
+        upstream_port: int,
+        name: str,
+        *,
+        conditional: bool = False,
+        record: list[TagWrite] | None = None,
+        hold: Callable[[str, str], bool] | None = None,
+        answered: bool = False,
+        spurious_412: int = 0,
+    ) -> None:
+        super().__init__(upstream_port, Schedule(rate=0.0))
+        self.name = name
+        self.conditional = conditional
+        self.hold = hold
+        self.answered = answered
+        self.spurious_412 = spurious_412
+        self.pending: list[Held] = []
+        self.busy = 0
+        self.writes = record if record is not None else []
+        self._state = threading.Lock()
+
+    def held(self) -> list[Held]:
+        with self._state:
+            return list(self.pending)
+
+    def idle(self) -> bool:
+        """Nothing in flight but requests waiting at the gate."""
+        with self._state:
+            return self.busy == 0
+
+    def release(self, held: Held) -> None:
+        """Let ``held`` through (it is answered before this returns)."""
+        with self._state:
+            self.pending.remove(held)
+        loop = self._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(held.go.set)
+        if not held.done.wait(20):
+            raise RuntimeError(f"{self.name}: {held.method} {held.target} was not answered")
+
+    async def _serve(
+        self, fault: str, method: str, head: bytes, body: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
+        request_line, headers = _headers(head)
+        target = request_line.split(" ")[1]
+        match = MANIFEST_TAG.match(target)
+        conditional = "if-match" in headers or "if-none-match" in headers
+        if method == "PUT" and match is not None and conditional and self.spurious_412 > 0:
+            self.spurious_412 -= 1
+            writer.write(_PRECONDITION_FAILED)
+            await writer.drain()
+            return True
+        if self.hold is not None and self.hold(method, target):
+            return await self._hold(method, target, headers, head, body, writer)
+        if match is None or self.hold is not None:
+            with self._state:
+                self.busy += 1
+            try:
+                return await super()._serve(fault, method, head, body, writer)
+            finally:
+                with self._state:
+                    self.busy -= 1
+        held = Held(method, target, headers)
+        with self._state:
+            self.pending.append(held)
+        try:
+            await held.go.wait()
+            if method == "PUT":
+                before = await self._tag_now(match["repo"], match["tag"])
+                refused = self.conditional and self._refuses(headers, before)
+                if refused:
+                    response_head, response_body = _PRECONDITION_FAILED, b""
+                else:
+                    response_head, response_body = await self._forward(method, head, body)
+                    after = await self._tag_now(match["repo"], match["tag"])
+                    was, now = (before[0] if before else None), (after[0] if after else None)
+                    self.writes.append(TagWrite(self.name, match["tag"], was, now))
+            else:
+                response_head, response_body = await self._forward(method, head, body)
+            held.status = int(response_head.split(b" ")[1])
+            writer.write(response_head + response_body)
+            await writer.drain()
+            return True
+        finally:
+            held.done.set()
+
+    async def _hold(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        head: bytes,
+        body: bytes,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        held = Held(method, target, headers)
+        try:
+            if self.answered:
+                response = await self._forward(method, head, body)
+            with self._state:
+                self.pending.append(held)
+            await held.go.wait()
+            if not self.answered:
+                response = await self._forward(method, head, body)
+            held.status = int(response[0].split(b" ")[1])
+            writer.write(response[0] + response[1])
+            await writer.drain()
+            return True
+        finally:
+            held.done.set()
+
+    @staticmethod
+    def _refuses(headers: dict[str, str], now: tuple[str, str] | None) -> bool:
+        if headers.get("if-none-match", "").strip() == "*" and now is not None:
+            return True
+        match = headers.get("if-match")
+        return match is not None and (now is None or match.strip() != now[1])
+
+    async def _tag_now(self, repo: str, tag: str) -> tuple[str, str] | None:
+        """(digest, ETag) of the tag upstream, or None when absent."""
+        head = (
+            f"HEAD /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: {self.upstream[0]}:{self.upstream[1]}\r\n"
+            f"Accept: {_ACCEPT_ALL}\r\n\r\n"
+        ).encode()
+        response_head, _ = await self._forward("HEAD", head, b"")
+        status_line, headers = _headers(response_head)
+        if int(status_line.split(" ")[1]) != 200:
+            return None
+        return headers["docker-content-digest"], headers.get("etag", "")

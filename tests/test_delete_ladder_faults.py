@@ -12,7 +12,7 @@ from splitbuild.client import Client
 from splitbuild.reference import Reference
 from splitbuild.retry import FAST_RETRY, NO_RETRY
 from splitbuild.store.registry import RegistryRepository
-from tests.faults import FaultProxy, Schedule
+from tests.faults import FaultProxy, GateProxy, Schedule
 from tests.images import make_image, push
 from tests.registry_server import RegistryServer
 
@@ -88,4 +88,36 @@ def test_a_cancelled_ladder_puts_the_tag_back(registry: RegistryServer, proxy: F
                 await target.delete_tag("gone")
 
     anyio.run(run)
+    assert anyio.run(tags_and_gone, registry.host, repo) == (["gone", "keep"], digest)
+
+
+def test_a_ladder_cancelled_while_the_placeholder_put_is_answered_puts_the_tag_back(
+    registry: RegistryServer,
+) -> None:
+    """The registry applied the placeholder PUT and its answer is held: a cancellation then finds
+    the tag on the placeholder, and puts it back."""
+    repo = f"ladder/{uuid.uuid4().hex[:8]}"
+    digest = seed(registry.host, repo)
+    first: list[str] = []
+
+    def placeholder_put(method: str, target: str) -> bool:
+        if first or method != "PUT" or not target.endswith("/manifests/gone"):
+            return False
+        first.append(target)
+        return True
+
+    gate = GateProxy(registry.port, "ladder", hold=placeholder_put, answered=True).start()
+
+    async def run() -> None:
+        async with Client(retry=NO_RETRY, env={}, timeout=10.0) as client:
+            target = client.repository(Reference.parse(f"{gate.host}/{repo}"))
+            assert isinstance(target, RegistryRepository)
+            with anyio.move_on_after(1.0):  # a cancelled CI job, the PUT's answer not yet in
+                await target.delete_tag("gone")
+
+    try:
+        anyio.run(run)
+    finally:
+        gate.stop()
+    assert first, "the placeholder PUT was never held"
     assert anyio.run(tags_and_gone, registry.host, repo) == (["gone", "keep"], digest)

@@ -121,8 +121,8 @@ def handle_errors() -> Iterator[None]:
     except SplitbuildError as exc:
         _debug_traceback(exc)
         fail(exc.message, exc.exit_code, exc.hint)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        fail(f"interrupted by {exc.name}" if isinstance(exc, Signalled) else "interrupted", 130)
     except OSError as exc:
         _debug_traceback(exc)
         name = f": {exc.filename}" if exc.filename else ""
@@ -131,12 +131,67 @@ def handle_errors() -> Iterator[None]:
         fail(internal_error(exc), 1, INTERNAL_HINT)
 
 
+class Signalled(KeyboardInterrupt):
+    """A command stopped by SIGINT, SIGTERM or SIGHUP after its cleanup ran (exit 130)."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signum)
+        self.name = signal.Signals(signum).name
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+"""Ctrl-C, a cancelled CI job (runners send SIGINT or SIGTERM), a closed terminal."""
+
+
+async def until_signalled(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn``; the first of :data:`STOP_SIGNALS` cancels it, so that what a multi-step write
+    does on cancellation (the delete ladder puts its tag back, merge finishes the tags it is
+    writing, a build removes its directories) runs whichever signal came, then
+    :class:`Signalled` is raised; when ``fn`` still completed, its result is returned. Later
+    signals do not interrupt that cleanup (it is bounded by the request timeouts). Outside the
+    main thread, and on Windows (no event-loop signal handlers there), ``fn`` just runs."""
+    import signal
+    import threading
+
+    import anyio
+    from anyio.abc import TaskStatus
+
+    from splitbuild._tasks import task_group
+
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        return await fn()
+    signals = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    received: list[int] = []
+    result: list[T] = []
+    work = anyio.CancelScope()
+
+    async def watch(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        with anyio.open_signal_receiver(*signals) as incoming:
+            task_status.started()
+            async for signum in incoming:
+                if not received:
+                    received.append(signum)
+                    work.cancel()
+
+    async with task_group() as tg:
+        await tg.start(watch)
+        with work:
+            result.append(await fn())
+        tg.cancel_scope.cancel()
+    if not result:
+        raise Signalled(received[0] if received else signal.SIGINT)
+    return result[0]
+
+
 def run_async(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run an async library call from a command, with the standard error handling."""
+    """Run an async library call from a command, with the standard error handling; SIGINT,
+    SIGTERM and SIGHUP cancel it the same way (see :func:`until_signalled`), exit 130."""
     import anyio
 
     async def runner() -> T:
-        return await fn()
+        return await until_signalled(fn)
 
     with handle_errors():
         return anyio.run(runner)

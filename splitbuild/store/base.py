@@ -12,16 +12,42 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from splitbuild.errors import Refused
 from splitbuild.models import Descriptor, Manifest
 
-__all__ = ["BlobOpener", "BlobSource", "Mounter", "ReferrerLister", "Repository", "TagDeleter"]
+__all__ = [
+    "BlobOpener",
+    "BlobSource",
+    "Mounter",
+    "Precondition",
+    "ReferrerLister",
+    "Repository",
+    "TagChanged",
+    "TagDeleter",
+]
 
 BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 """Opens a (re-openable) stream of a blob's bytes; called again when an upload is retried."""
 
 BlobSource = bytes | BlobOpener
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A conditional tag write: only while the tag points at ``digest`` (None: while it is absent).
+
+    Layouts check it under their ``index.json`` lock. Registries send it as ``If-Match`` (the
+    ETag of the tag's last ``head_manifest``) or ``If-None-Match: *``; one that ignores those
+    (distribution 2.x) writes anyway, so a caller still reads the tag back."""
+
+    digest: str | None
+
+
+class TagChanged(Refused):
+    """A conditional tag write found the tag moved since it was read (another writer)."""
 
 
 @runtime_checkable
@@ -49,11 +75,15 @@ class Repository(Protocol):
         """The manifest's exact bytes, verified; raises NotFound when absent."""
         ...
 
-    async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+    async def put_manifest(
+        self, manifest: Manifest, tag: str | None = None, *, precondition: Precondition | None = None
+    ) -> None:
         """Store the manifest by digest, or under ``tag`` when given.
 
-        A manifest with a ``subject`` is also added to its subject's referrers tag index
-        (``sha256-<hex>``) where the backend does not track referrers itself."""
+        With ``precondition`` (and a tag) the write is conditional: :class:`TagChanged` when the
+        backend saw the tag elsewhere. A manifest with a ``subject`` is also added to its
+        subject's referrers tag index (``sha256-<hex>``) where the backend does not track
+        referrers itself."""
         ...
 
     async def delete_manifest(self, ref: str) -> None:

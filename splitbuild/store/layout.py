@@ -41,7 +41,7 @@ from splitbuild.models import (
     Manifest,
 )
 from splitbuild.referrers import only_type, referrer_descriptor, referrers_tag, with_referrer
-from splitbuild.store.base import BlobSource
+from splitbuild.store.base import BlobSource, Precondition, TagChanged
 
 __all__ = ["LayoutRepository"]
 
@@ -213,7 +213,10 @@ class LayoutRepository:
             raise NotFound(f"{what}: manifest not found") from None
         return Manifest.from_bytes(raw, media_type=media_type, digest=digest, source=what)
 
-    async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+    async def put_manifest(
+        self, manifest: Manifest, tag: str | None = None, *, precondition: Precondition | None = None
+    ) -> None:
+        """``precondition`` is checked under the ``index.json`` locks: no other writer between."""
         await anyio.to_thread.run_sync(self._ensure_layout)
         await anyio.to_thread.run_sync(self._write_blob, manifest.digest, manifest.raw)
         subject = manifest.parsed.subject
@@ -227,6 +230,10 @@ class LayoutRepository:
 
         def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kept = [e for e in entries if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) != tag]
+            if precondition is not None:
+                now = [e.get("digest") for e in entries if e not in kept]
+                if now != ([precondition.digest] if precondition.digest is not None else []):
+                    raise TagChanged(f"{self.name}:{tag}: the tag changed since it was read; not written")
             return [*kept, entry]
 
         await self._update_index(change)

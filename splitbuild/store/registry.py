@@ -47,7 +47,7 @@ from splitbuild.models import (
 from splitbuild.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT, is_loopback
 from splitbuild.referrers import only_type, referrer_descriptor, referrers_tag, with_referrer
 from splitbuild.retry import RetryPolicy
-from splitbuild.store.base import BlobSource
+from splitbuild.store.base import BlobSource, Precondition, TagChanged
 
 if TYPE_CHECKING:
     from splitbuild.auth import AuthSession, Keychain
@@ -321,6 +321,8 @@ class RegistryRepository:
         self._push = (ref.scope("pull", "push"),)
         self._pending_upload: dict[str, str] = {}
         self._empty_blob_present = False
+        self._etags: dict[str, tuple[str, str]] = {}
+        """Tag to (digest, ETag) from its last HEAD: the ``If-Match`` of a conditional write."""
 
     def __repr__(self) -> str:
         return f"RegistryRepository({self.name!r})"
@@ -407,6 +409,8 @@ class RegistryRepository:
             return manifest.descriptor()
         if ref.startswith("sha") and ":" in ref and digest != ref:
             raise RegistryError(f"{what}: registry answered with digest {digest}")
+        if ":" not in ref and (etag := response.headers.get("ETag")):
+            self._etags[ref] = (digest, etag)
         return Descriptor.model_validate({"mediaType": media_type, "digest": digest, "size": int(length)})
 
     async def get_manifest(self, ref: str) -> Manifest:
@@ -440,10 +444,29 @@ class RegistryRepository:
         )
         return manifest, response
 
-    async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
+    async def put_manifest(
+        self, manifest: Manifest, tag: str | None = None, *, precondition: Precondition | None = None
+    ) -> None:
         """PUT the manifest. One with a ``subject`` that the registry did not process (no
-        ``OCI-Subject`` in the answer: no referrers API) is then added to the referrers tag index."""
-        response = await self._put(manifest, tag)
+        ``OCI-Subject`` in the answer: no referrers API) is then added to the referrers tag index.
+
+        ``precondition``: ``If-None-Match: *`` for an absent tag, ``If-Match`` with the ETag of the
+        tag's last HEAD (when the registry gave one and the digest is the expected one); a 412
+        answer is :class:`TagChanged`."""
+        condition: dict[str, str] = {}
+        if tag is not None and precondition is not None:
+            known = self._etags.get(tag)
+            if precondition.digest is None:
+                condition = {"If-None-Match": "*"}
+            elif known is not None and known[0] == precondition.digest:
+                condition = {"If-Match": known[1]}
+        try:
+            response = await self._put(manifest, tag, condition)
+        except RegistryError as exc:
+            if condition and exc.status == 412:
+                what = f"{self.name}:{tag}"
+                raise TagChanged(f"{what}: the tag changed since it was read; not written") from None
+            raise
         subject = manifest.parsed.subject
         if subject is None:
             return
@@ -543,8 +566,11 @@ class RegistryRepository:
             await self.put_blob(empty, EMPTY_JSON)
         self._empty_blob_present = True
         original = await self.get_manifest(current.digest)
-        await self.put_manifest(placeholder, tag)
+        placed = False
         try:
+            # Inside the try: a cancellation while the PUT's answer is awaited may find it applied.
+            await self.put_manifest(placeholder, tag)
+            placed = True
             await self.delete_manifest(placeholder.digest)
         except BaseException as exc:
             # Never leave the tag on the placeholder, even when cancelled (Ctrl-C, a cancelled CI
@@ -552,6 +578,8 @@ class RegistryRepository:
             with anyio.CancelScope(shield=True):
                 await self.put_manifest(original, tag)
             if not isinstance(exc, SplitbuildError):
+                raise
+            if not placed:
                 raise
             error = AuthError if isinstance(exc, AuthError) else RegistryError
             raise error(
