@@ -240,6 +240,23 @@ def _unreachable(exc: BaseException) -> str | None:
     return None
 
 
+class _Deadline:
+    """The overall deadline of one request: ``seconds`` from the moment it first got a slot."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at: float | None = None
+
+    def start(self) -> None:
+        if self.at is None:
+            self.at = anyio.current_time() + self.seconds
+
+    def left(self) -> float:
+        self.start()
+        assert self.at is not None
+        return max(0.0, self.at - anyio.current_time())
+
+
 class RegistryClient:
     """Shared state for talking to registries during one run.
 
@@ -367,19 +384,18 @@ class RegistryClient:
         followed here (at most 5), not by httpx, so that the auth flow sees every redirect of a
         token service itself.
         """
-        seconds = self.deadline_for(size)
-        deadline = anyio.current_time() + seconds
+        clock = _Deadline(self.deadline_for(size))
         try:
-            with anyio.fail_after(seconds):
-                response = await self._send(request, registry=registry, scopes=scopes, what=what)
-                if not stream:
-                    try:
+            response = await self._send(request, registry=registry, scopes=scopes, what=what, clock=clock)
+            if not stream:
+                try:
+                    with anyio.fail_after(clock.left()):
                         await read_bounded(response, ERROR_BODY_LIMIT)
-                    except httpx.RequestError as exc:
-                        raise transport_error(exc, response.request, what) from None
+                except httpx.RequestError as exc:
+                    raise transport_error(exc, response.request, what) from None
         except TimeoutError:
-            raise deadline_error(request, what, seconds) from None
-        response.extensions[_DEADLINE_KEY] = (deadline, seconds)
+            raise deadline_error(request, what, clock.seconds) from None
+        response.extensions[_DEADLINE_KEY] = (clock.at, clock.seconds)
         return response
 
     def deadline_for(self, size: int = 0) -> float:
@@ -387,15 +403,17 @@ class RegistryClient:
         return self.deadline + max(0, size) / DEADLINE_RATE
 
     async def _send(
-        self, request: httpx.Request, *, registry: str, scopes: Sequence[str], what: str
+        self, request: httpx.Request, *, registry: str, scopes: Sequence[str], what: str, clock: _Deadline
     ) -> httpx.Response:
         own = _origin_of(httpx.URL(self.origin(registry)))
         for _ in range(MAX_REDIRECTS + 1):
             auth = self.auth.auth_for(registry, scopes) if _origin_of(request.url) == own else None
             _log.debug("HTTP Request: %s %s", request.method, redact_url(request.url))
             async with self.limiter(request.url.netloc.decode("ascii")):
+                clock.start()  # time spent queueing for a connection slot does not count
                 try:
-                    response = await self._http.send(request, auth=auth, stream=True)
+                    with anyio.fail_after(clock.left()):
+                        response = await self._http.send(request, auth=auth, stream=True)
                 except httpx.RequestError as exc:
                     raise transport_error(exc, request, what) from None
             _log.debug(
