@@ -1103,7 +1103,7 @@ async def _read_limited(
     except TimeoutError:
         raise deadline_error(response.request, what, deadline[1] if deadline else 0.0) from None
     if more and not truncate:
-        raise too_large(f"{what}: the registry answered with more than the {_mib(limit)} limit")
+        raise too_large(f"{what}: the registry's answer exceeds the {_mib(limit)} limit")
     return body
 
 
