@@ -24,8 +24,9 @@ __all__ = ["MASK", "forget_secrets", "register_credential", "register_secret", "
 MASK = "***"
 MIN_SECRET = 6
 """Shorter strings are not registered: masking every ``abc`` would garble messages, not protect.
-A secret is masked where it stands alone, not inside a longer word or token (``auth`` in
-``authentication``)."""
+A secret shorter than ``ANYWHERE`` is masked where it stands alone, not inside a longer word
+(``passwd`` in ``passwdfile``); a longer one (tokens, base64 forms) wherever it appears."""
+ANYWHERE = 12
 MAX_SECRETS = 4096
 """The registry keeps the newest forms (tokens are renewed during long runs)."""
 
@@ -78,8 +79,11 @@ def _compiled() -> re.Pattern[str] | None:
     with _lock:
         if _pattern is None and _secrets:
             ordered = sorted(_secrets, key=len, reverse=True)  # longest first: no partial masks
-            alternatives = "|".join(re.escape(s) for s in ordered)
-            _pattern = re.compile(f"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+            anywhere = "|".join(re.escape(s) for s in ordered if len(s) >= ANYWHERE)
+            alone = "|".join(re.escape(s) for s in ordered if len(s) < ANYWHERE)
+            parts = [f"(?:{anywhere})"] if anywhere else []
+            parts += [f"(?<![A-Za-z0-9])(?:{alone})(?![A-Za-z0-9])"] if alone else []
+            _pattern = re.compile("|".join(parts))
         return _pattern
 
 
