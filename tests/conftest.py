@@ -62,9 +62,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _forget_secrets() -> Iterator[None]:
+def _forget_secrets() -> None:
     """Each test starts with no registered secret (splitbuild.scrub masks those of earlier tests)."""
     from splitbuild.scrub import forget_secrets
 
     forget_secrets()
-    yield
