@@ -18,13 +18,17 @@ escaping is a bug. The tree::
     ├── Refused                           exit 8   a safety check refused (shrink, delete of a tagged digest)
     └── BuildError                        exit 9   a local build failed
 
-Messages are one line, name the object at fault, and never contain a credential.
+Messages are one line, name the object at fault, and never contain a credential: the message and
+the hint pass through :func:`splitbuild.scrub.scrub` whenever they are set, so text a registry, token
+service or credential helper put in them loses every registered secret and every control character.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from splitbuild.scrub import scrub
 
 __all__ = [
     "AuthError",
@@ -51,9 +55,26 @@ class SplitbuildError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.message = message
         self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = scrub(value)
+        self.args = (self._message,)
+
+    @property
+    def hint(self) -> str | None:
+        return self._hint
+
+    @hint.setter
+    def hint(self, value: str | None) -> None:
+        self._hint = None if value is None else scrub(value)
 
     def __str__(self) -> str:
         return self.message
@@ -93,6 +114,10 @@ class ErrorDetail:
 
     code: str
     message: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", scrub(self.code))
+        object.__setattr__(self, "message", scrub(self.message))
 
 
 class RegistryError(SplitbuildError):

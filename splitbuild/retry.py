@@ -2,11 +2,13 @@
 
 Retried: connection errors, timeouts, and responses the registry marks as transient
 (408, 429, 500, 502, 503, 504), which :mod:`splitbuild.store.registry` turns into
-``RegistryError(retryable=True)``. ``Retry-After`` is honoured: the next attempt waits that long
-(at most ``max_delay``), and when the server asks for more time than is left of the budget the
-retries end at once; otherwise the wait is exponential with jitter. Both attempts and total time
-are bounded: no wait is started that would end after ``total`` seconds from the first attempt.
-The error that ends the retries says how many attempts were made.
+``RegistryError(retryable=True)``. Not retried: connection refused and unknown host names (the
+registry is down or misnamed: the error comes at once). ``Retry-After`` (delta-seconds or an HTTP
+date, :func:`splitbuild._http.retry_after`) is honoured: the next attempt waits that long (at
+least the backoff, at most ``max_delay``), and when the server asks for more time than is left of
+the budget the retries end at once; otherwise the wait is exponential with jitter.
+Both attempts and total time are bounded: no wait is started that would end after ``total``
+seconds from the first attempt. The error that ends the retries says how many attempts were made.
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ def _gave_up(exc: RegistryError, attempts: int, elapsed: float) -> RegistryError
     final.attempts = attempts
     plural = "attempt" if attempts == 1 else "attempts"
     final.message = f"{base}{_GAVE_UP}{attempts} {plural} in {elapsed:.1f} s{asked}"
-    final.args = (final.message,)
     return final
 
 
@@ -78,7 +79,7 @@ class _RetryAfterPastBudget(stop_base):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff with jitter; ``Retry-After`` wins when the server sends it.
+    """Bounded exponential backoff with jitter; a longer ``Retry-After`` wins when the server sends it.
 
     ``attempts``: requests at most (1: no retry). ``initial``, ``multiplier``, ``jitter``: the
     backoff (0.5 s, 1 s, 2 s... each +-25%). ``max_delay``: the longest single wait, also for
@@ -95,11 +96,13 @@ class RetryPolicy:
     jitter: float = 0.25
 
     def wait(self, state: RetryCallState) -> float:
+        base = min(self.initial * self.multiplier ** (state.attempt_number - 1), self.max_delay)
+        backoff = base * (1 + random.uniform(-self.jitter, self.jitter))
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RegistryError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, 0.0), self.max_delay)
-        base = min(self.initial * self.multiplier ** (state.attempt_number - 1), self.max_delay)
-        return base * (1 + random.uniform(-self.jitter, self.jitter))
+            # The server may ask for longer, never for less than the backoff (Retry-After: 0).
+            return min(max(exc.retry_after, backoff), self.max_delay)
+        return backoff
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:

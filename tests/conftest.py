@@ -60,3 +60,11 @@ def auth_registry(registry_factory: Callable[..., RegistryServer]) -> RegistrySe
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> None:
+    """Each test starts with no registered secret (splitbuild.scrub masks those of earlier tests)."""
+    from splitbuild.scrub import forget_secrets
+
+    forget_secrets()

@@ -306,3 +306,61 @@ def test_nested_operations_do_not_multiply_attempts() -> None:
         with pytest.raises(RegistryError, match="gave up after 4 attempts"):
             anyio.run(run)
         assert len([s for s in server.requests if "/blobs/" in s.path]) == 4
+
+
+# -- Retry-After by RFC 9110 (issue 14 item 25) -------------------------------------------------
+def _retry_after(value: str) -> float | None:
+    import httpx
+
+    from splitbuild._http import retry_after
+
+    return retry_after(httpx.Response(429, headers={"Retry-After": value}))
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "1_0", "1.5", "+3", "inf", "1e3", "0x10", "soon", ""])
+def test_a_retry_after_that_is_not_delta_seconds_or_a_date_is_ignored(value: str) -> None:
+    assert _retry_after(value) is None
+
+
+def test_retry_after_delta_seconds_and_dates() -> None:
+    assert _retry_after("10") == 10.0
+    assert _retry_after(" 3 ") == 3.0
+    assert _retry_after("0") == 0.0
+    assert _retry_after("99999999999999999999") == 24 * 3600.0
+    past = email.utils.format_datetime(dt.datetime(2001, 1, 1, tzinfo=dt.UTC), usegmt=True)
+    assert _retry_after(past) == 0.0
+    ahead = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=100), usegmt=True)
+    found = _retry_after(ahead)
+    assert found is not None
+    assert 90 < found <= 100
+
+
+def _wait_after(policy_: RetryPolicy, error: RegistryError, attempt: int) -> float:
+    from tenacity import AsyncRetrying, RetryCallState
+
+    state = RetryCallState(AsyncRetrying(), None, (), {})
+    state.attempt_number = attempt
+    state.set_exception((RegistryError, error, None))
+    return policy_.wait(state)
+
+
+@pytest.mark.parametrize("asked", [0.0, None])
+def test_the_backoff_floor_holds_whatever_the_server_asks(asked: float | None) -> None:
+    floor = RetryPolicy(initial=0.5, multiplier=2.0, jitter=0.0, max_delay=30.0)
+    error = RegistryError("busy", status=429, retryable=True, retry_after=asked)
+    assert [_wait_after(floor, error, n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+
+
+def test_a_longer_retry_after_still_wins_up_to_max_delay() -> None:
+    floor = RetryPolicy(initial=0.5, jitter=0.0, max_delay=30.0)
+    assert _wait_after(floor, RegistryError("busy", retryable=True, retry_after=7.0), 1) == 7.0
+    assert _wait_after(floor, RegistryError("busy", retryable=True, retry_after=99.0), 1) == 30.0
+
+
+def test_retry_after_nan_does_not_hammer_the_registry(
+    scripted: Callable[[list[Reply]], ScriptedServer],
+) -> None:
+    server = scripted([busy("nan"), busy("-5"), MANIFEST])
+    _, error = get_manifest(server, policy(initial=0.3, multiplier=1.0))
+    assert error is None
+    assert all(gap >= 0.25 for gap in server.gaps()), server.gaps()

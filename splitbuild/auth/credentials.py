@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from splitbuild.scrub import register_credential, register_secret
+
 __all__ = ["ChainKeychain", "Credential", "Keychain", "StaticKeychain"]
 
 _MASK = "***"
@@ -26,6 +28,11 @@ class Credential:
     identity_token: str | None = field(default=None, repr=False)
     registry_token: str | None = field(default=None, repr=False)
     source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # Every credential held is masked in whatever text splitbuild prints (splitbuild.scrub).
+        register_credential(self.username, self.password)
+        register_secret(self.identity_token, self.registry_token)
 
     def __repr__(self) -> str:
         parts = [f"username={self.username!r}"]

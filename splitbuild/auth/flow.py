@@ -40,6 +40,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from splitbuild._http import TRUNCATED, read_bounded, read_bounded_sync
 from splitbuild.auth.challenge import Challenge, challenges_from_response, select_challenge
 from splitbuild.auth.credentials import Credential, Keychain
 from splitbuild.auth.realm import canonical_address, realm_allowed
@@ -55,6 +56,7 @@ from splitbuild.auth.refusal import (
 from splitbuild.auth.scope import add_challenge_scopes, merge_scopes, parse_scope
 from splitbuild.auth.tokens import (
     CLIENT_ID,
+    MAX_TOKEN_RESPONSE,
     Token,
     TokenCache,
     TokenResponseError,
@@ -70,6 +72,8 @@ __all__ = ["AuthSession", "RegistryAuth"]
 _log = logging.getLogger("splitbuild.auth")
 
 MAX_TOKEN_REDIRECTS = 10
+ERROR_BODY_LIMIT = 64 * 1024
+"""The most read of a 401/403 body (for its error details); more is dropped, never read."""
 MAX_RESENDS = 2
 _RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -236,7 +240,7 @@ class RegistryAuth(httpx.Auth):
                 if isinstance(effect, httpx.Request):
                     response = yield effect
                     if response.status_code in (401, 403):
-                        response.read()
+                        read_bounded_sync(response, ERROR_BODY_LIMIT)
                     effect = flow.send(response)
                     if host_lock is not None:
                         host_lock.release()
@@ -253,7 +257,7 @@ class RegistryAuth(httpx.Auth):
                                 token_request = next(fetch)
                                 while True:
                                     token_response = yield token_request
-                                    token_response.read()
+                                    read_bounded_sync(token_response, MAX_TOKEN_RESPONSE)
                                     token_request = fetch.send(token_response)
                             except StopIteration as done:
                                 token = done.value
@@ -285,7 +289,7 @@ class RegistryAuth(httpx.Auth):
                 if isinstance(effect, httpx.Request):
                     response = yield effect
                     if response.status_code in (401, 403):
-                        await response.aread()
+                        await read_bounded(response, ERROR_BODY_LIMIT)
                     effect = flow.send(response)
                     if host_lock is not None:
                         host_lock.release()
@@ -306,7 +310,7 @@ class RegistryAuth(httpx.Auth):
                                 token_request = next(fetch)
                                 while True:
                                     token_response = yield token_request
-                                    await token_response.aread()
+                                    await read_bounded(token_response, MAX_TOKEN_RESPONSE)
                                     token_request = fetch.send(token_response)
                             except StopIteration as done:
                                 token = done.value
@@ -494,6 +498,10 @@ class RegistryAuth(httpx.Auth):
         method = response.request.method
         details = error_details(response)
         if 200 <= status < 300:
+            if response.extensions.get(TRUNCATED):
+                raise RegistryError(
+                    f"{where}: token response is larger than 64 KiB", status=status, method=method, url=url
+                )
             try:
                 return parse_token_response(response.content, self.session.clock(), scopes)
             except TokenResponseError as exc:

@@ -2,7 +2,9 @@
 
 The helper is found on ``PATH``, gets the server URL on stdin (no trailing newline) and prints
 ``{"ServerURL": ..., "Username": ..., "Secret": ...}``. A non-zero exit whose output says
-``credentials not found`` means "nothing stored", not an error. ``Username == "<token>"`` means
+``credentials not found`` means "nothing stored", not an error; any other failure is reported with
+the first line of the helper's error message (stdout, as the protocol has it, else stderr),
+scrubbed; a stdout that is JSON (it may carry the secret) is never shown. ``Username == "<token>"`` means
 the secret is an identity token (OAuth2 refresh token), not a password.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 
 from splitbuild.auth.credentials import Credential
 from splitbuild.errors import ConfigError
+from splitbuild.scrub import register_credential
 
 __all__ = ["DEFAULT_HELPER_TIMEOUT", "HELPER_PREFIX", "TOKEN_USERNAME", "helper_get"]
 
@@ -27,6 +30,22 @@ _NOT_FOUND = "credentials not found"
 def _first_line(text: str, limit: int = 200) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _register_printed_secrets(output: str) -> bool:
+    """Register the secret a failing helper printed anyway; whether its stdout looks like JSON."""
+    if output.lstrip()[:1] not in ("{", "["):
+        return False
+    try:
+        answer = json.loads(output)
+    except ValueError:
+        return True
+    if isinstance(answer, dict):
+        username, secret = answer.get("Username"), answer.get("Secret")
+        register_credential(
+            username if isinstance(username, str) else None, secret if isinstance(secret, str) else None
+        )
+    return True
 
 
 def helper_get(
@@ -68,7 +87,12 @@ def helper_get(
     if proc.returncode != 0:
         if _NOT_FOUND in output.lower():
             return None
-        detail = _first_line(output) or _first_line(proc.stderr.decode("utf-8", errors="replace"))
+        # Helpers report errors on stdout (the protocol), but a stdout that is JSON may hold the
+        # secret (printed before failing): that is never shown, and its secrets are masked in
+        # whatever is (splitbuild.scrub).
+        printed_json = _register_printed_secrets(output)
+        errors = proc.stderr.decode("utf-8", errors="replace")
+        detail = _first_line(errors) if printed_json else _first_line(output) or _first_line(errors)
         raise ConfigError(
             f"credential helper {program} failed for {server_url} (exit {proc.returncode})"
             + (f": {detail}" if detail else "")

@@ -7,11 +7,18 @@ unspecified IP literals unless the realm is on the registry's own host:port, and
 realm unless the registry itself is plain HTTP. splitbuild applies the same rule, relaxed in one
 case: a registry that is itself local (loopback, ``localhost``, RFC 1918) may use a token service
 on another local address, which is how test and on-premises setups are laid out.
+
+A realm given as a host name is checked by the addresses it resolves to, the same way as an IP
+literal (so ``127.1``, ``0x7f000001`` or a name in DNS pointing at 127.0.0.1 or 169.254.169.254
+is an internal address); the relaxation for local registries accepts only literal local addresses
+and ``localhost``.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 
 import httpx
 
@@ -102,8 +109,22 @@ def _internal_ip(host: str) -> bool:
     return ip in _PRIVATE_V6
 
 
+@functools.lru_cache(maxsize=256)
+def _resolves_internal(host: str) -> bool:
+    """Does the host name resolve to an internal address? (Unresolvable: no, the request fails.)"""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        return False
+    return any(_internal_ip(str(info[4][0]).split("%")[0]) for info in infos)
+
+
+def _internal_host(host: str) -> bool:
+    return _internal_ip(host) if _ip(host) is not None else _resolves_internal(host.lower().rstrip("."))
+
+
 def validate_realm(realm: str, registry_host: str, insecure: bool) -> bool:
-    """go-containerregistry's rule, exactly: see the module docstring."""
+    """go-containerregistry's rule, with host names checked after resolution: see the module docstring."""
     try:
         url = httpx.URL(realm)
     except httpx.InvalidURL:
@@ -115,7 +136,7 @@ def validate_realm(realm: str, registry_host: str, insecure: bool) -> bool:
     realm_address = canonical_address(url.scheme, url.netloc.decode("ascii"))
     if registry_host and realm_address == canonical_address(url.scheme, registry_host):
         return True
-    return not _internal_ip(url.host)
+    return not _internal_host(url.host)
 
 
 def realm_allowed(realm: str, registry_host: str, insecure: bool) -> bool:

@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
+from splitbuild.scrub import register_secret
+
 __all__ = [
     "CLIENT_ID",
     "MAX_TOKEN_RESPONSE",
@@ -50,6 +52,9 @@ class Token:
     expires_at: float
     scopes: tuple[str, ...] = ()
     refresh_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        register_secret(self.value, self.refresh_token)  # masked in all output (splitbuild.scrub)
 
     def valid(self, now: float) -> bool:
         return now <= self.expires_at

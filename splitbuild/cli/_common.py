@@ -79,10 +79,14 @@ DEBUG_ENV = "SPLITBUILD_DEBUG"
 
 
 def fail(message: str, code: int, hint: str | None = None) -> NoReturn:
-    """Print a one-line error (plus an optional hint line) on stderr and exit with ``code``."""
-    sys.stderr.write(f"splitbuild: error: {message}\n")
+    """Print a one-line error (plus an optional hint line) on stderr and exit with ``code``.
+
+    Scrubbed (:func:`splitbuild.scrub.scrub`): no secret, no control character, one line each."""
+    from splitbuild.scrub import scrub
+
+    sys.stderr.write(f"splitbuild: error: {scrub(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {scrub(hint)}\n")
     raise typer.Exit(code)
 
 
@@ -199,7 +203,10 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """One JSON document (control characters escaped by JSON itself, registered secrets masked)."""
+    from splitbuild.scrub import scrub_secrets
+
+    sys.stdout.write(scrub_secrets(json.dumps(data, indent=2, sort_keys=False)) + "\n")
 
 
 class _Result(Protocol):

@@ -33,6 +33,11 @@ def _configure_logging(verbose: bool) -> None:
     class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         splitbuild_verbose = True
 
+        def format(self, record: logging.LogRecord) -> str:
+            from splitbuild.scrub import scrub
+
+            return scrub(super().format(record))
+
         def emit(self, record: logging.LogRecord) -> None:
             self.stream = sys.stderr
             super().emit(record)

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 import anyio
 import httpx
 
-from splitbuild._http import error_details, redact_url, retry_after
+from splitbuild._http import error_details, read_bounded, redact_url, retry_after
 from splitbuild._tasks import task_group
 from splitbuild._version import __version__
 from splitbuild.digest import Verifier, compute, verify_bytes
@@ -69,6 +69,17 @@ MAX_REDIRECTS = 5
 MAX_PAGE_SIZE = 32 * 1024 * 1024
 """The most a page of tags may weigh (a million tags of 32 characters)."""
 ERROR_BODY_LIMIT = 64 * 1024
+"""The most read of any answer whose body is not the object asked for (errors, PUT/POST answers)."""
+DEADLINE = 120.0
+"""Overall deadline of one request (redirects, auth, headers and body), on top of the per-phase
+timeouts; a request moving a blob gets one more second per ``DEADLINE_RATE`` bytes of it."""
+DEADLINE_RATE = 256 * 1024
+DEADLINE_ENV = "SPLITBUILD_REQUEST_DEADLINE"
+MAX_PAGES = 10_000
+"""The most pages one paginated listing (tags, referrers) may take."""
+MAX_ENTRIES = 1_000_000
+"""The most entries (tags, referrers) one listing may return."""
+_DEADLINE_KEY = "splitbuild.deadline"
 _log = logging.getLogger("splitbuild.http")
 
 
@@ -117,6 +128,38 @@ def error_from_response(response: httpx.Response, what: str) -> RegistryError | 
     )
 
 
+def _deadline_setting(deadline: float | None, env: Mapping[str, str]) -> float:
+    if deadline is not None:
+        if not deadline > 0:
+            raise ConfigError(f"the request deadline must be a positive number of seconds, not {deadline}")
+        return float(deadline)
+    text = env.get(DEADLINE_ENV, "").strip()
+    if not text:
+        return DEADLINE
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 10**7:
+        raise ConfigError(f"{DEADLINE_ENV} must be a positive number of seconds, not {text[:40]!r}")
+    return value
+
+
+def deadline_error(request: httpx.Request, what: str, seconds: float) -> RegistryError:
+    return RegistryError(
+        f"{what}: {request.method} {redact_url(request.url)}: no complete answer within the "
+        f"{seconds:.0f} s request deadline",
+        method=request.method,
+        url=redact_url(request.url),
+    )
+
+
+def response_deadline(response: httpx.Response) -> tuple[float, float] | None:
+    """(the :func:`anyio.current_time` by which a streamed body must be read, the seconds allowed)."""
+    found = response.extensions.get(_DEADLINE_KEY)
+    return found if isinstance(found, tuple) else None
+
+
 def _trust_with(ca_file: Path) -> ssl.SSLContext:
     """The default trust (certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``) plus the CAs in ``ca_file``."""
     context = httpx.create_ssl_context(trust_env=True)
@@ -162,8 +205,56 @@ def transport_error(exc: httpx.RequestError, request: httpx.Request, what: str) 
             hint="if the registry serves plain HTTP, allow it with --insecure-registry HOST",
             **common,
         )
+    unreachable = _unreachable(exc)
+    if unreachable is not None:
+        address = request.url.netloc.decode("ascii", errors="replace")
+        hint = (
+            f"check the registry address and that a registry is listening on {address}"
+            if unreachable == "connection refused"
+            else f"check the registry name: {request.url.host} cannot be resolved"
+        )
+        return RegistryError(f"{where}: {unreachable}", hint=hint, **common)
     reason = str(exc) or type(exc).__name__
     return RegistryError(f"{where}: {reason}", retryable=True, **common)
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """``connection refused`` or ``unknown host`` when that is why ``exc`` happened: not transient,
+    so not retried (a registry that is down or misnamed fails at once, as skopeo does)."""
+    import socket
+
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 32:
+        current = todo.pop()
+        seen.append(current)
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+    resolution = next((e for e in seen if isinstance(e, socket.gaierror)), None)
+    if resolution is not None:
+        return f"unknown host ({resolution.strerror or 'name resolution failed'})"
+    errors = [e for e in seen if isinstance(e, OSError) and type(e) is not OSError]
+    if errors and all(isinstance(e, ConnectionRefusedError) for e in errors):
+        return "connection refused"
+    return None
+
+
+class _Deadline:
+    """The overall deadline of one request: ``seconds`` from the moment it first got a slot."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at: float | None = None
+
+    def start(self) -> None:
+        if self.at is None:
+            self.at = anyio.current_time() + self.seconds
+
+    def left(self) -> float:
+        self.start()
+        assert self.at is not None
+        return max(0.0, self.at - anyio.current_time())
 
 
 class RegistryClient:
@@ -174,8 +265,10 @@ class RegistryClient:
     ``SPLITBUILD_INSECURE_REGISTRIES``), ``ca_file`` (extra CA bundle for TLS), ``timeout`` (30 s per
     request phase), ``retry`` (:class:`RetryPolicy`: 5 attempts, 120 s budget), ``per_host`` (16
     concurrent requests per registry), ``chunk_size`` (uploads larger than this go in chunks of this
-    size; 64 MiB), ``page_size`` (tags per page when listing; 1000, ECR's maximum), ``transport``
-    (for tests).
+    size; 64 MiB), ``page_size`` (tags per page when listing; 1000, ECR's maximum), ``deadline``
+    (overall seconds per request, 120 s plus 1 s per 256 KiB of a blob moved; also read from
+    ``SPLITBUILD_REQUEST_DEADLINE``), ``max_pages`` and ``max_entries`` (the most pages and entries one
+    listing may take: 10,000 and 1,000,000), ``transport`` (for tests).
     """
 
     def __init__(
@@ -189,6 +282,9 @@ class RegistryClient:
         per_host: int = 16,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         page_size: int = 1000,
+        deadline: float | None = None,
+        max_pages: int = MAX_PAGES,
+        max_entries: int = MAX_ENTRIES,
         transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -200,6 +296,9 @@ class RegistryClient:
         self.retry = retry or RetryPolicy.from_env(environ)
         self.chunk_size = chunk_size
         self.page_size = page_size
+        self.deadline = _deadline_setting(deadline, environ)
+        self.max_pages = max_pages
+        self.max_entries = max_entries
         self.per_host = per_host
         self.requests = 0
         self.auth: AuthSession = AuthSession(
@@ -269,21 +368,52 @@ class RegistryClient:
         scopes: Sequence[str],
         what: str,
         stream: bool = False,
+        size: int = 0,
     ) -> httpx.Response:
         """Send one request, translating transport failures into ``RegistryError``.
+
+        The whole exchange (redirects, token requests, headers, and the body unless ``stream``) must
+        end within the request's deadline (:meth:`deadline_for` ``size``, the bytes of blob it
+        moves); a streamed body is read by the caller under the same deadline
+        (:func:`response_deadline`). Without ``stream``, at most ``ERROR_BODY_LIMIT`` bytes of the
+        body are read (the answer to a PUT, POST, DELETE or HEAD, or an error): never a whole
+        endless one.
 
         Credentials (and tokens) go only to the registry's own origin: a ``Link``, ``Location`` or
         redirect naming another host is followed without them. Redirects of GET and HEAD are
         followed here (at most 5), not by httpx, so that the auth flow sees every redirect of a
         token service itself.
         """
+        clock = _Deadline(self.deadline_for(size))
+        try:
+            response = await self._send(request, registry=registry, scopes=scopes, what=what, clock=clock)
+            if not stream:
+                try:
+                    with anyio.fail_after(clock.left()):
+                        await read_bounded(response, ERROR_BODY_LIMIT)
+                except httpx.RequestError as exc:
+                    raise transport_error(exc, response.request, what) from None
+        except TimeoutError:
+            raise deadline_error(request, what, clock.seconds) from None
+        response.extensions[_DEADLINE_KEY] = (clock.at, clock.seconds)
+        return response
+
+    def deadline_for(self, size: int = 0) -> float:
+        """Seconds one request may take: the deadline, plus one per ``DEADLINE_RATE`` bytes moved."""
+        return self.deadline + max(0, size) / DEADLINE_RATE
+
+    async def _send(
+        self, request: httpx.Request, *, registry: str, scopes: Sequence[str], what: str, clock: _Deadline
+    ) -> httpx.Response:
         own = _origin_of(httpx.URL(self.origin(registry)))
         for _ in range(MAX_REDIRECTS + 1):
             auth = self.auth.auth_for(registry, scopes) if _origin_of(request.url) == own else None
             _log.debug("HTTP Request: %s %s", request.method, redact_url(request.url))
             async with self.limiter(request.url.netloc.decode("ascii")):
+                clock.start()  # time spent queueing for a connection slot does not count
                 try:
-                    response = await self._http.send(request, auth=auth, stream=stream)
+                    with anyio.fail_after(clock.left()):
+                        response = await self._http.send(request, auth=auth, stream=True)
                 except httpx.RequestError as exc:
                     raise transport_error(exc, request, what) from None
             _log.debug(
@@ -294,7 +424,7 @@ class RegistryClient:
             await response.aclose()
             try:
                 target = response.url.join(response.headers["Location"])
-            except (httpx.InvalidURL, ValueError):
+            except (httpx.InvalidURL, ValueError, KeyError):
                 raise RegistryError(
                     f"{what}: {request.method} {redact_url(request.url)}: bad redirect"
                 ) from None
@@ -348,13 +478,14 @@ class RegistryRepository:
         missing_ok: bool = False,
         gone_on_retry_ok: bool = False,
         max_body: int | None = None,
+        too_large: type[SplitbuildError] = InvalidManifest,
     ) -> httpx.Response | None:
         """One request (retried when transient); None for a 404 when ``missing_ok``.
 
         ``gone_on_retry_ok`` (for DELETE): a 404 on a retry means an earlier attempt went through
         and only its answer was lost, so it counts as success (None). ``max_body``: read at most
         that many bytes of a successful answer (a manifest, a page of tags), never the whole of an
-        oversized one.
+        oversized one (``too_large`` is the error then).
         """
         expected = set(ok)
         attempts = 0
@@ -373,7 +504,9 @@ class RegistryRepository:
             if max_body is not None:  # read a bounded body, then go on as with a read response
                 try:
                     limit = max_body if response.status_code in expected else ERROR_BODY_LIMIT
-                    body = await _read_limited(response, limit, what, truncate=limit == ERROR_BODY_LIMIT)
+                    body = await _read_limited(
+                        response, limit, what, truncate=limit == ERROR_BODY_LIMIT, too_large=too_large
+                    )
                 finally:
                     await response.aclose()
                 response = httpx.Response(
@@ -593,13 +726,27 @@ class RegistryRepository:
         tags: list[str] = []
         visited: set[str] = set()
         url: str | None = f"{self._base}/tags/list?{urlencode({'n': self.client.page_size})}"
+        what = f"{self.name} tags"
         while url is not None:
-            response = await self._call("GET", url, what=f"{self.name} tags", max_body=MAX_PAGE_SIZE)
+            self._check_listing(what, len(visited), len(tags))
+            response = await self._call(
+                "GET", url, what=what, max_body=MAX_PAGE_SIZE, too_large=RegistryError
+            )
             assert response is not None
             visited.add(url)
             tags.extend(self._tag_page(response))
-            url = _next_page(response, visited, f"{self.name} tags")
+            url = _next_page(response, visited, what)
+        self._check_listing(what, 0, len(tags))
         return tags
+
+    def _check_listing(self, what: str, pages: int, entries: int) -> None:
+        """A listing that goes on past the page or entry cap is the registry's fault (exit 5)."""
+        if pages >= self.client.max_pages:
+            raise RegistryError(
+                f"{what}: the registry kept sending pages (more than {self.client.max_pages})"
+            )
+        if entries > self.client.max_entries:
+            raise RegistryError(f"{what}: the registry listed more than {self.client.max_entries} entries")
 
     def _tag_page(self, response: httpx.Response) -> list[str]:
         try:
@@ -665,6 +812,7 @@ class RegistryRepository:
         first = True
         visited: set[str] = set()
         while url is not None:
+            self._check_listing(what, len(visited), len(found))
             response = await self._call(
                 "GET",
                 url,
@@ -693,6 +841,7 @@ class RegistryRepository:
             visited.add(url)
             url = _next_page(response, visited, what)
             first = False
+        self._check_listing(what, 0, len(found))
         # A registry that did not apply the filter says so by leaving the header out.
         return found if filtered or artifact_type is None else only_type(found, artifact_type)
 
@@ -757,11 +906,10 @@ class RegistryRepository:
         async def attempt() -> httpx.Response:
             request = self.client.build("GET", url)
             response = await self.client.send(
-                request, registry=self.ref.registry, scopes=self._pull, what=what, stream=True
+                request, registry=self.ref.registry, scopes=self._pull, what=what, stream=True, size=desc.size
             )
             if response.status_code != 200:
-                await response.aread()
-                await response.aclose()
+                await _read_limited(response, ERROR_BODY_LIMIT, what, truncate=True)
                 raise error_from_response(response, what)
             return response
 
@@ -830,9 +978,11 @@ class RegistryRepository:
             raise RegistryError(f"{what}: the registry returned no upload location")
         return urljoin(str(response.url), location)
 
-    async def _finish(self, location: str, desc: Descriptor, what: str, **kwargs: Any) -> None:
+    async def _finish(self, location: str, desc: Descriptor, what: str, size: int = 0, **kwargs: Any) -> None:
         request = self.client.build("PUT", _with_query(location, digest=desc.digest), **kwargs)
-        response = await self.client.send(request, registry=self.ref.registry, scopes=self._push, what=what)
+        response = await self.client.send(
+            request, registry=self.ref.registry, scopes=self._push, what=what, size=size
+        )
         if response.status_code not in (201, 204):
             raise error_from_response(response, what)
 
@@ -842,10 +992,10 @@ class RegistryRepository:
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)}
         if isinstance(source, bytes):
             verify_bytes(source, desc.digest, what=what)
-            await self._finish(location, desc, what, headers=headers, content=source)
+            await self._finish(location, desc, what, desc.size, headers=headers, content=source)
             return
         async with source() as stream:
-            await self._finish(location, desc, what, headers=headers, content=stream)
+            await self._finish(location, desc, what, desc.size, headers=headers, content=stream)
 
     async def _upload_chunked(self, location: str, desc: Descriptor, source: BlobSource, what: str) -> None:
         """PATCH the blob in ``chunk_size`` pieces, then PUT ``?digest=``.
@@ -883,7 +1033,7 @@ class RegistryRepository:
                 }
                 request = self.client.build("PATCH", location, headers=headers, content=body())
                 response = await self.client.send(
-                    request, registry=self.ref.registry, scopes=self._push, what=what
+                    request, registry=self.ref.registry, scopes=self._push, what=what, size=length
                 )
                 if response.status_code != 202:
                     raise error_from_response(response, what)
@@ -963,27 +1113,26 @@ async def _open_source(
     yield pieces()
 
 
-async def _read_limited(response: httpx.Response, limit: int, what: str, *, truncate: bool = False) -> bytes:
-    """At most ``limit`` bytes of a streamed body: more is an error (or, with ``truncate``, dropped)."""
-    declared = response.headers.get("Content-Length", "")
-    if not truncate and declared.isdigit() and int(declared) > limit:
-        raise InvalidManifest(
-            f"{what}: the registry answered with {declared} bytes, which exceeds the {_mib(limit)} limit"
-        )
-    body = bytearray()
+async def _read_limited(
+    response: httpx.Response,
+    limit: int,
+    what: str,
+    *,
+    truncate: bool = False,
+    too_large: type[SplitbuildError] = InvalidManifest,
+) -> bytes:
+    """At most ``limit`` bytes of a streamed body, under the request's deadline: more is a
+    ``too_large`` error (or, with ``truncate``, dropped unread)."""
+    deadline = response_deadline(response)
     try:
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > limit:
-                if truncate:
-                    break
-                raise InvalidManifest(
-                    f"{what}: the registry answered with more than {limit} bytes, "
-                    f"which exceeds the {_mib(limit)} limit"
-                )
+        body, more = await read_bounded(response, limit, deadline=deadline[0] if deadline else None)
     except httpx.RequestError as exc:
         raise transport_error(exc, response.request, what) from None
-    return bytes(body[:limit])
+    except TimeoutError:
+        raise deadline_error(response.request, what, deadline[1] if deadline else 0.0) from None
+    if more and not truncate:
+        raise too_large(f"{what}: the registry's answer exceeds the {_mib(limit)} limit")
+    return body
 
 
 def _mib(size: int) -> str:
@@ -1006,12 +1155,23 @@ def _next_page(response: httpx.Response, visited: set[str], what: str) -> str | 
 
 async def _verified_stream(response: httpx.Response, desc: Descriptor, what: str) -> AsyncIterator[bytes]:
     verifier = Verifier(desc.digest, desc.size, what=what)
-    try:
-        async for chunk in response.aiter_bytes(STREAM_CHUNK):
-            verifier.update(chunk)
-            yield chunk
-    except httpx.RequestError as exc:
-        raise transport_error(exc, response.request, what) from None
+    deadline = response_deadline(response)
+    chunks = aiter(response.aiter_bytes(STREAM_CHUNK))
+    while True:
+        try:
+            if deadline is None:
+                chunk = await anext(chunks)
+            else:
+                with anyio.fail_after(max(0.0, deadline[0] - anyio.current_time())):
+                    chunk = await anext(chunks)
+        except StopAsyncIteration:
+            break
+        except httpx.RequestError as exc:
+            raise transport_error(exc, response.request, what) from None
+        except TimeoutError:
+            raise deadline_error(response.request, what, deadline[1] if deadline else 0.0) from None
+        verifier.update(chunk)
+        yield chunk
     verifier.verify()
 
 
