@@ -63,3 +63,16 @@ def test_the_request_deadline_setting() -> None:
     for bad in ("soon", "0", "-1", "nan"):
         with pytest.raises(ConfigError, match="SPLITBUILD_REQUEST_DEADLINE"):
             RegistryClient(env={"SPLITBUILD_REQUEST_DEADLINE": bad})
+
+
+def test_human_tables_of_registry_data_are_scrubbed_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """inspect prints annotations and labels a registry chose: the same scrubber as for errors."""
+    from splitbuild.cli.maintain_output import table
+
+    register_secret("annotation-secret-value-1234")
+    table("annotations", ["KEY", "VALUE"], [["note", "x annotation-secret-value-1234 \x1b]0;pwned\x07 y"]])
+    out = capsys.readouterr().out
+    assert "annotation-secret-value-1234" not in out
+    assert MASK in out
+    assert "\x1b" not in out
+    assert "\x07" not in out

@@ -30,14 +30,13 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-
 def printable(text: str) -> str:
-    """Registry-supplied text made safe for a terminal: control characters (escape sequences,
-    newlines) and unpaired surrogates are shown escaped instead of being interpreted."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Registry-supplied text made safe for a terminal (:func:`splitbuild.scrub.scrub`): no credential
+    splitbuild holds, control, line-break and bidirectional characters shown escaped, unpaired
+    surrogates escaped instead of failing the write."""
+    from splitbuild.scrub import scrub
+
+    return scrub(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _out(text: str = "") -> None:
