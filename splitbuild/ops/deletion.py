@@ -232,10 +232,13 @@ def _levels(graph: Graph, doomed: set[str]) -> list[list[Doomed]]:
     return levels
 
 
-def add_untagged(graph: Graph, plan: DeletionPlan, roots: Collection[str]) -> list[str]:
+def add_untagged(
+    graph: Graph, plan: DeletionPlan, roots: Collection[str], keep: Collection[str] = ()
+) -> list[str]:
     """Also delete the untagged manifests ``roots`` (in ``graph``) and what below them nothing kept
-    needs; a root a kept tag reaches stays. Returns the roots added to ``plan``."""
-    needed = _needs(graph, plan.keep)
+    needs; a root a kept tag reaches stays, and so do the manifests ``keep`` (referrers of kept
+    manifests). Returns the roots added to ``plan``."""
+    needed = {**_needs(graph, plan.keep), **dict.fromkeys(keep, "kept")}
     doomed = {d.digest for d in plan.manifests}
     added = [r for r in roots if r not in needed and r not in doomed]
     for root in added:

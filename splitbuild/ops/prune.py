@@ -296,16 +296,11 @@ async def _prune(
         reached = {d for root in graph.tags.values() for d, _, _ in graph.walk(root)}
         loose = [d for d in await deleter.untagged() if d not in reached]
         subjects = await _orphans(repo, graph, loose, jobs)
-        roots = [d for d in loose if d not in subjects]
-        # A referrer (signature, SBOM) of a manifest that stays, stays with it.
+        # A referrer (signature, SBOM) of a manifest that stays, stays with it, even when an untagged
+        # index (an old referrers tag index) lists it; one of a deleted manifest goes.
         doomed = {d.digest for d in plan.manifests}
-        while True:
-            added = [d for d, s in subjects.items() if d not in roots and (s in doomed or s not in reached)]
-            if not added:
-                break
-            roots += added
-            doomed |= set(added)
-        result.untagged = add_untagged(graph, plan, roots)
+        staying = {d for d, s in subjects.items() if s in reached and s not in doomed}
+        result.untagged = add_untagged(graph, plan, [d for d in loose if d not in staying], staying)
     planned = len(plan.manifests) + len(plan.untag)
     if max_delete is not None and planned > max_delete:
         raise Refused(
