@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import httpx
@@ -119,8 +119,91 @@ class VersionInfo:
     updated_at: dt.datetime
 
 
+class ApiFront:
+    """One loopback HTTP server: ``/v2/...`` proxied to ``backend`` (``DELETE`` refused with 405),
+    everything else to :meth:`handle_api`."""
+
+    backend: RegistryServer
+    port: int
+    _http: httpx.Client
+    _server: ThreadingHTTPServer | None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def is_api(self, path: str) -> bool:
+        return not path.startswith("/v2/")
+
+    def handle_api(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        raise NotImplementedError
+
+    def handle_registry(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if method == "DELETE":
+            doc = {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
+            return 405, {"Content-Type": "application/json"}, json.dumps(doc).encode()
+        forward = {k: v for k, v in headers.items() if k.lower() not in _HOP}
+        response = self._http.request(method, target, headers=forward, content=body or None)
+        out = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
+        if method == "HEAD" and "content-length" in response.headers:
+            out["Content-Length"] = response.headers["content-length"]
+        return response.status_code, out, response.content
+
+    def start(self) -> Self:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if not fake.is_api(self.path):
+                    headers["host"] = fake.host
+                    status, out, content = fake.handle_registry(self.command, self.path, headers, body)
+                else:
+                    status, out, content = fake.handle_api(self.command, self.path, headers, body)
+                    out.setdefault("Content-Type", "application/json; charset=utf-8")
+                self.send_response(status)
+                for key, value in out.items():
+                    self.send_header(key, value)
+                if self.command == "HEAD" and "content-length" in headers_out(out):
+                    pass
+                else:
+                    self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(content)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self._http.close()
+
+
 @dataclass
-class FakeGitHub:
+class FakeGitHub(ApiFront):
     """The server; ``packages`` maps ``(owner, package)`` to the backend repository name."""
 
     backend: RegistryServer
@@ -151,14 +234,6 @@ class FakeGitHub:
         self._window_points = 0
         self._http = httpx.Client(base_url=self.backend.url, timeout=30.0)
         self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     @property
     def violations(self) -> list[str]:
@@ -251,7 +326,7 @@ class FakeGitHub:
     # -- handling ----------------------------------------------------------------------------------
 
     def handle_api(
-        self, method: str, target: str, headers: dict[str, str]
+        self, method: str, target: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         split = urlsplit(target)
         query = parse_qs(split.query)
@@ -335,60 +410,3 @@ class FakeGitHub:
             if response.status_code != 202:
                 raise RuntimeError(f"backend refused the delete: {response.status_code} {response.text}")
             return 204, {}, b""
-
-    def handle_registry(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
-        if method == "DELETE":
-            doc = {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
-            return 405, {"Content-Type": "application/json"}, json.dumps(doc).encode()
-        forward = {k: v for k, v in headers.items() if k.lower() not in _HOP}
-        response = self._http.request(method, target, headers=forward, content=body or None)
-        out = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
-        if method == "HEAD" and "content-length" in response.headers:
-            out["Content-Length"] = response.headers["content-length"]
-        return response.status_code, out, response.content
-
-    def start(self) -> FakeGitHub:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                if self.path.startswith("/v2/"):
-                    headers["host"] = fake.host
-                    status, out, content = fake.handle_registry(self.command, self.path, headers, body)
-                else:
-                    status, out, content = fake.handle_api(self.command, self.path, headers)
-                    out.setdefault("Content-Type", "application/json; charset=utf-8")
-                self.send_response(status)
-                for key, value in out.items():
-                    self.send_header(key, value)
-                if self.command == "HEAD" and "content-length" in headers_out(out):
-                    pass
-                else:
-                    self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(content)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        self._http.close()

@@ -156,9 +156,13 @@ class DockerHubProvider(Provider):
             doc = response.json()
             for item in doc.get("results") or []:
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    images = item.get("images")
+                    digest = item.get("digest") or (
+                        images.get("digest") if isinstance(images, dict) else None
+                    )
                     tags[item["name"]] = Version(
                         id=item["name"],
-                        digest=str(item.get("digest") or ""),
+                        digest=str(digest or ""),
                         tags=(item["name"],),
                         created=parse_time(item.get("last_updated")),
                         pushed=parse_time(item.get("tag_last_pushed")),
