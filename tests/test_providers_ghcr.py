@@ -325,3 +325,45 @@ async def test_an_unknown_package_is_not_found(github: FakeGitHub) -> None:
     async with ghcr(github, "acme/never-pushed") as provider:
         with pytest.raises(NotFound, match="no container package 'never-pushed' owned by 'acme'"):
             await provider.versions()
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def test_cli_prune_on_ghcr(github: FakeGitHub, backend: RegistryServer) -> None:
+    import anyio
+    from typer.testing import CliRunner
+
+    from splitbuild.cli.app import make_app
+
+    name = package()
+
+    async def prepare() -> None:
+        async with Client(retry=FAST_RETRY, env={}) as c:
+            for i in range(3):
+                await push(backend_repo(c, backend, name), make_image(seed=f"cli-{name}-{i}"), f"t{i}")
+
+    anyio.run(prepare)
+    stored = revisions(backend, name)
+    env = {
+        "SPLITBUILD_PROVIDERS": f"{github.host}=ghcr",
+        "GITHUB_API_URL": github.url,
+        "GITHUB_TOKEN": FULL,
+        "SPLITBUILD_RETRY_TOTAL": "5",
+    }
+    runner = CliRunner()
+    app = make_app()
+    front = f"{github.host}/{name}"
+    dry = runner.invoke(app, ["prune", front, "--keep-last", "1", "--untagged"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert "ages from push time, deleting through the ghcr API" in dry.stdout
+    refused = runner.invoke(app, ["prune", front, "--keep-last", "1", "--max-delete", "1", "--yes"], env=env)
+    assert refused.exit_code == 8, refused.output
+    assert "more than the limit of 1: nothing deleted" in refused.output
+    assert revisions(backend, name) == stored
+    bad = runner.invoke(app, ["prune", front, "--keep-last", "1", "--age-from", "built"], env=env)
+    assert bad.exit_code == 2, bad.output
+    done = runner.invoke(app, ["prune", front, "--keep-last", "1", "--max-delete", "2", "--yes"], env=env)
+    assert done.exit_code == 0, done.output
+    assert len(revisions(backend, name)) == 1
+    assert FULL not in done.output + dry.output + refused.output
