@@ -367,3 +367,34 @@ def test_cli_prune_on_ghcr(github: FakeGitHub, backend: RegistryServer) -> None:
     assert done.exit_code == 0, done.output
     assert len(revisions(backend, name)) == 1
     assert FULL not in done.output + dry.output + refused.output
+
+
+async def test_delete_takes_cosign_tags_along(
+    github: FakeGitHub, backend: RegistryServer, client: Client
+) -> None:
+    """cosign's older tag scheme (``sha256-<hex>.sig``, ``.att``, ``.sbom``) follows its subject."""
+    name = package()
+    repo = backend_repo(client, backend, name)
+    gone, kept = multiarch(seed="cosign-gone"), multiarch(seed="cosign-kept")
+    await push(repo, gone, "gone")
+    await push(repo, kept, "kept")
+    artifacts = {}
+    for image, subject in ((gone, "gone"), (kept, "kept")):
+        for suffix in ("sig", "att", "sbom"):
+            artifact = make_image(seed=f"cosign-{subject}-{suffix}")
+            tag = f"sha256-{image.digest.split(':')[1]}.{suffix}"
+            await push(repo, artifact, tag)
+            artifacts[tag] = artifact.digest
+    async with ghcr(github, name) as provider:
+        result = await ops.delete(client, f"{github.host}/{name}:gone", provider=provider)
+    assert result.plan is not None
+    hexed = gone.digest.split(":")[1]
+    assert sorted(result.plan.remove) == sorted(
+        ["gone", *(f"sha256-{hexed}.{s}" for s in ("sig", "att", "sbom"))]
+    )
+    left = sorted(await client.repository(parse_reference(f"{github.host}/{name}")).list_tags())
+    kept_hex = kept.digest.split(":")[1]
+    assert left == sorted(["kept", *(f"sha256-{kept_hex}.{s}" for s in ("sig", "att", "sbom"))])
+    stored = revisions(backend, name)
+    for tag, digest in artifacts.items():
+        assert (digest in stored) == tag.startswith(f"sha256-{kept_hex}")
