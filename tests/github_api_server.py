@@ -229,6 +229,7 @@ class FakeGitHub(ApiFront):
         self.api = Described(load_description("github-packages.json"))
         self.versions: dict[tuple[str, str], dict[str, VersionInfo]] = {}
         self._ids = itertools.count(1000)
+        self._rows: dict[tuple[str, str], list[tuple[str, list[str], VersionInfo]]] = {}
         self._lock = threading.Lock()
         self._window_start = time.monotonic()
         self._window_points = 0
@@ -376,7 +377,12 @@ class FakeGitHub(ApiFront):
                 return self._error(
                     403, "You need at least read:packages scope to list packages.", scope_header
                 )
-            rows = self._current(owner, package)
+            # The storage is read afresh for a first page (pushes happen behind the fake's back);
+            # later pages and deletes use that reading, kept up to date by the deletes.
+            first = name == "list-versions" and query.get("page", ["1"])[-1] == "1"
+            if first or (owner, package) not in self._rows:
+                self._rows[(owner, package)] = self._current(owner, package)
+            rows = self._rows[(owner, package)]
             if name == "list-versions":
                 page = int(query.get("page", ["1"])[-1])
                 per_page = min(int(query.get("per_page", ["30"])[-1]), 100)
@@ -409,4 +415,5 @@ class FakeGitHub(ApiFront):
             response = self._http.delete(f"/v2/{owner}/{package}/manifests/{row[0]}")
             if response.status_code != 202:
                 raise RuntimeError(f"backend refused the delete: {response.status_code} {response.text}")
+            rows.remove(row)
             return 204, {}, b""
