@@ -272,6 +272,19 @@ async def test_a_missing_scope_is_named(github: FakeGitHub, backend: RegistrySer
     async with ghcr(github, name, "ghp_unknown") as provider:
         with pytest.raises(AuthError, match="was refused"):
             await provider.versions()
+    # no token at all: a dry run still plans, from the images' own dates; deleting says what is missing
+    async with ghcr(github, name, "") as provider:
+        dry = await prune(client, f"{github.host}/{name}", RetentionPolicy(keep_last=0), provider=provider)
+        assert dry.age_from == "created"
+        assert list(dry.plan.remove) == ["old"]
+        with pytest.raises(DeletionIncomplete, match="no GitHub token"):
+            await prune(
+                client,
+                f"{github.host}/{name}",
+                RetentionPolicy(keep_last=0),
+                dry_run=False,
+                provider=provider,
+            )
 
 
 async def test_more_than_5000_downloads_is_a_clear_refusal(

@@ -64,6 +64,7 @@ class DockerHubProvider(Provider):
         self.requests = 0
         self._username = username
         self._secret = secret
+        self.records_push_time = bool(username and secret)
         self._token: str | None = None
         self._tags: dict[str, Version] | None = None
         self._http = httpx.AsyncClient(

@@ -102,6 +102,8 @@ class GhcrProvider(Provider):
         self.per_page = per_page
         self.requests = 0
         self._token = token
+        # Without a token there is no listing: ages come from the images (an anonymous dry run works)
+        self.records_push_time = bool(token)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
