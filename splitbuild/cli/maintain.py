@@ -236,6 +236,31 @@ def prune_command(
     ] = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
+    untagged: Annotated[
+        bool,
+        typer.Option(
+            "--untagged",
+            help="Also delete untagged manifests nothing kept reaches (GHCR's untagged versions).",
+        ),
+    ] = False,
+    age_from: Annotated[
+        str | None,
+        typer.Option(
+            "--age-from",
+            metavar="pushed|created",
+            help="Age tags from their push time (GHCR, Docker Hub; the default there) or their "
+            "image's created time (the default elsewhere).",
+        ),
+    ] = None,
+    max_delete: Annotated[
+        int | None,
+        typer.Option(
+            "--max-delete",
+            metavar="N",
+            min=0,
+            help="Refuse (exit 8, nothing deleted) when more than N manifests and tags would go.",
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Delete (without it: a dry run).")] = False,
     jobs: JobsOpt = 8,
     json_output: JsonOpt = False,
@@ -253,8 +278,10 @@ def prune_command(
             older_than=parse_duration(older_than) if older_than is not None else None,
             include=include,
             exclude=exclude,
+            untagged=untagged,
+            age_from=age_from,
         )
-        return await prune(client, repository, policy, dry_run=not yes, jobs=jobs)
+        return await prune(client, repository, policy, dry_run=not yes, jobs=jobs, max_delete=max_delete)
 
     print_result(run_with_client(go, insecure_registry, ca_file), json_output, prune_report)
 

@@ -245,10 +245,14 @@ def delete_report(result: DeleteResult) -> None:
 def prune_report(result: PruneResult) -> None:
     plan = result.plan
     policy = result.policy.to_dict()
-    shown = ", ".join(f"{k}={v}" for k, v in policy.items() if v is not None)
+    shown = ", ".join(f"{k}={v}" for k, v in policy.items() if v is not None and v is not False)
     _out(
         f"prune {result.repository} ({shown}): {_n(len(plan.remove), 'tag')} to delete, {len(plan.keep)} kept"
     )
+    via = f", deleting through the {result.provider} API" if result.provider != "registry" else ""
+    _out(f"ages from {'push' if result.age_from == 'pushed' else 'creation'} time{via}")
+    if result.untagged:
+        _out(f"{_n(len(result.untagged), 'untagged manifest')} nothing kept reaches")
     _plan_tables(plan)
     if result.outcome is not None:
         _outcome_lines(result.outcome)

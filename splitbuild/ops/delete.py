@@ -21,6 +21,7 @@ from splitbuild.ops.deletion import (
     DeletionPlan,
     execute_deletion,
     plan_deletion,
+    provided,
     remove_tag,
 )
 from splitbuild.ops.graph import Graph, Node, scan
@@ -28,6 +29,7 @@ from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
     from splitbuild.client import Client
+    from splitbuild.providers import Provider
 
 __all__ = ["DeleteResult", "delete", "users_of"]
 
@@ -98,8 +100,12 @@ async def delete(
     tag_only: bool = False,
     dry_run: bool = False,
     jobs: int = DEFAULT_JOBS,
+    provider: str | Provider | None = None,
 ) -> DeleteResult:
-    """Delete ``ref`` (``REPO:TAG`` or ``REPO@DIGEST``); see the module docstring."""
+    """Delete ``ref`` (``REPO:TAG`` or ``REPO@DIGEST``); see the module docstring.
+
+    ``provider``: who deletes (a :class:`~splitbuild.providers.Provider` or its name); by default
+    the registry's own API where it has one (GHCR, Docker Hub), else the registry API."""
     reference = as_reference(ref)
     if reference.tag is None and reference.digest is None:
         raise UsageError(f"{reference}: name a tag (REPO:TAG) or a digest (REPO@sha256:...) to delete")
@@ -116,7 +122,9 @@ async def delete(
             raise NotFound(f"{reference}: tag not found")
         result.digest = current.digest
         if not dry_run:
-            result.tag_method = await remove_tag(repo, reference.tag)
+            async with provided(client, reference, provider) as deleter:
+                target = deleter.wrap(repo) if deleter is not None else repo
+                result.tag_method = await remove_tag(target, reference.tag)
         result.requests = client.requests - start
         return result
     graph = await scan(repo, jobs=jobs)
@@ -141,6 +149,8 @@ async def delete(
         plan = plan_deletion(graph, direct, force_digests=[digest])
     result.plan = plan
     if not dry_run:
-        result.outcome = await execute_deletion(repo, plan, jobs=jobs)
+        async with provided(client, reference, provider) as deleter:
+            target = deleter.wrap(repo) if deleter is not None else repo
+            result.outcome = await execute_deletion(target, plan, jobs=jobs)
     result.requests = client.requests - start
     return result

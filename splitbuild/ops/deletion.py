@@ -16,9 +16,10 @@ left behind.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -29,13 +30,20 @@ from splitbuild.ops._common import DEFAULT_JOBS, short
 from splitbuild.ops.graph import Graph, referrers_subject
 from splitbuild.store.base import Repository, TagDeleter
 
+if TYPE_CHECKING:
+    from splitbuild.client import Client
+    from splitbuild.providers import Provider
+    from splitbuild.reference import AnyReference
+
 __all__ = [
     "DeletionIncomplete",
     "DeletionOutcome",
     "DeletionPlan",
     "Doomed",
+    "add_untagged",
     "execute_deletion",
     "plan_deletion",
+    "provided",
     "remove_tag",
 ]
 
@@ -222,6 +230,41 @@ def _levels(graph: Graph, doomed: set[str]) -> list[list[Doomed]]:
             )
         )
     return levels
+
+
+def add_untagged(
+    graph: Graph, plan: DeletionPlan, roots: Collection[str], keep: Collection[str] = ()
+) -> list[str]:
+    """Also delete the untagged manifests ``roots`` (in ``graph``) and what below them nothing kept
+    needs; a root a kept tag reaches stays, and so do the manifests ``keep`` (referrers of kept
+    manifests). Returns the roots added to ``plan``."""
+    needed = {**_needs(graph, plan.keep), **dict.fromkeys(keep, "kept")}
+    doomed = {d.digest for d in plan.manifests}
+    added = [r for r in roots if r not in needed and r not in doomed]
+    for root in added:
+        doomed |= {d for d, _, _ in graph.walk(root) if d not in needed}
+    plan.levels = _levels(graph, doomed)
+    return added
+
+
+@asynccontextmanager
+async def provided(
+    client: Client, ref: AnyReference, provider: str | Provider | None
+) -> AsyncIterator[Provider | None]:
+    """The registry provider deleting for ``ref`` (chosen by host unless named; see
+    :mod:`splitbuild.providers`); a given :class:`Provider` stays the caller's to close."""
+    from splitbuild.providers import Provider, open_provider
+    from splitbuild.reference import Reference
+
+    if isinstance(provider, Provider):
+        yield provider
+        return
+    opened = open_provider(client, ref, name=provider) if isinstance(ref, Reference) else None
+    if opened is None:
+        yield None
+        return
+    async with opened:
+        yield opened
 
 
 # -- execution -----------------------------------------------------------------------------------

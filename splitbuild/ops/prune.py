@@ -12,6 +12,13 @@ Referrers tags (``sha256-<hex>``) are never picked by the policy: they follow th
 
 Then :func:`~splitbuild.ops.deletion.plan_deletion` works out the manifests that go with the
 removed tags, never one a kept tag still needs (itself, as an index child, or as an attestation).
+
+With a registry provider (GHCR, Docker Hub; see :mod:`splitbuild.providers`) the deleting goes
+through the registry's own API, the age can be the push time the provider records
+(``age_from="pushed"``, the default there; ``"created"`` elsewhere), and ``untagged`` also deletes
+the manifests no tag points at (GHCR's untagged versions) that nothing kept reaches, directly, as an
+index child or as a referrer (``subject``). ``max_delete`` refuses, before deleting anything, a run
+that would delete more than that many manifests and tags.
 """
 
 from __future__ import annotations
@@ -21,14 +28,26 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from splitbuild.errors import InvalidInput, UsageError
-from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference
-from splitbuild.ops.deletion import DeletionOutcome, DeletionPlan, execute_deletion, plan_deletion
-from splitbuild.ops.graph import referrers_subject, scan
+from splitbuild.errors import InvalidInput, NotFound, Refused, UsageError
+from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded
+from splitbuild.ops.deletion import (
+    DeletionOutcome,
+    DeletionPlan,
+    add_untagged,
+    execute_deletion,
+    plan_deletion,
+    provided,
+)
+from splitbuild.ops.graph import Graph, Node, referrers_subject, scan
 from splitbuild.ops.tags import tag_filter
+from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
     from splitbuild.client import Client
+    from splitbuild.providers import Provider
+    from splitbuild.reference import AnyReference
+
+AGE_SOURCES = ("pushed", "created")
 
 __all__ = ["PruneResult", "RetentionPolicy", "format_duration", "parse_duration", "prune"]
 
@@ -63,10 +82,16 @@ class RetentionPolicy:
     older_than: dt.timedelta | None = None
     include: str | None = None
     exclude: str | None = None
+    untagged: bool = False
+    """Also delete untagged manifests nothing kept reaches (where the provider lists them)."""
+    age_from: str | None = None
+    """``pushed`` or ``created``; None: pushed where the provider records it, else created."""
 
     def __post_init__(self) -> None:
-        if self.keep_last is None and self.older_than is None:
+        if self.keep_last is None and self.older_than is None and not self.untagged:
             raise UsageError("a retention policy needs --keep-last N and/or --older-than AGE")
+        if self.age_from is not None and self.age_from not in AGE_SOURCES:
+            raise UsageError(f"age from {self.age_from!r}: expected pushed or created")
         if self.keep_last is not None and self.keep_last < 0:
             raise UsageError(f"--keep-last must be 0 or more (got {self.keep_last})")
         tag_filter(self.include, self.exclude)  # validates the patterns
@@ -77,6 +102,8 @@ class RetentionPolicy:
             "olderThan": format_duration(self.older_than) if self.older_than is not None else None,
             "include": self.include,
             "exclude": self.exclude,
+            "untagged": self.untagged,
+            "ageFrom": self.age_from,
         }
 
 
@@ -90,12 +117,20 @@ class PruneResult:
     outcome: DeletionOutcome | None = None
     dry_run: bool = True
     requests: int = 0
+    age_from: str = "created"
+    """Where the ages came from: ``created`` (annotation or config) or ``pushed`` (the provider)."""
+    provider: str = "registry"
+    untagged: list[str] = field(default_factory=list)
+    """Untagged manifests deleted as roots (``policy.untagged``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "repository": self.repository,
             "policy": self.policy.to_dict(),
             "dryRun": self.dry_run,
+            "provider": self.provider,
+            "ageFrom": self.age_from,
+            "untaggedRoots": list(self.untagged),
             "created": dict(self.created),
             **self.plan.to_dict(),
             "result": self.outcome.to_dict() if self.outcome is not None else None,
@@ -146,29 +181,99 @@ async def prune(
     dry_run: bool = True,
     jobs: int = DEFAULT_JOBS,
     now: dt.datetime | None = None,
+    max_delete: int | None = None,
+    provider: str | Provider | None = None,
 ) -> PruneResult:
     """Apply ``policy`` to ``repository``; deletes only with ``dry_run=False``.
 
     Requests: the tag list, one ``GET`` per selected tag and one config read per distinct image
     (to date it), one ``HEAD`` per other tag, one ``GET`` per distinct index; then one ``DELETE``
     per manifest deleted (its tags go with it) and the tag-delete ladder per tag whose manifest
-    stays; one tag listing at the end to check.
+    stays; one tag listing at the end to check. With a provider: its listing (GHCR: one request
+    per 100 versions), ages from push times without config reads, one ``GET`` per untagged
+    candidate, and the deletions through its API.
+
+    ``max_delete``: refuse (:class:`~splitbuild.errors.Refused`, nothing deleted) when the plan
+    deletes more manifests and tags than this. ``provider``: see :func:`splitbuild.ops.delete`.
     """
+    if max_delete is not None and max_delete < 0:
+        raise UsageError(f"the deletion limit must be 0 or more (got {max_delete})")
     ref = as_reference(repository).repo()
+    async with provided(client, ref, provider) as deleter:
+        return await _prune(client, ref, policy, deleter, dry_run, jobs, now, max_delete)
+
+
+async def _orphans(repo: Repository, graph: Graph, digests: list[str], jobs: int) -> dict[str, str]:
+    """Put untagged manifests (and an index's children) into ``graph``; their subjects, if any."""
+    subjects: dict[str, str] = {}
+
+    async def read(digest: str) -> None:
+        try:
+            manifest = await repo.get_manifest(digest)
+        except NotFound:
+            return
+        graph.nodes[digest] = Node(manifest.descriptor(), tuple(manifest.children()))
+        for child in manifest.children():
+            graph.nodes.setdefault(child.digest, Node(child))
+        subject = manifest.parsed.subject
+        if subject is not None:
+            subjects[digest] = subject.digest
+
+    await bounded([d for d in digests if d not in graph.nodes or graph.nodes[d].is_index], read, jobs)
+    return subjects
+
+
+async def _prune(
+    client: Client,
+    ref: AnyReference,
+    policy: RetentionPolicy,
+    deleter: Provider | None,
+    dry_run: bool,
+    jobs: int,
+    now: dt.datetime | None,
+    max_delete: int | None,
+) -> PruneResult:
     repo = client.repository(ref)
     now = now or dt.datetime.now(dt.UTC)
     start = client.requests
+    api_start = deleter.requests if deleter is not None else 0
+    records = deleter is not None and deleter.records_push_time
+    age_from = policy.age_from or ("pushed" if records else "created")
+    if age_from == "pushed" and not records:
+        raise UsageError(f"{ref}: this registry records no push time; age the tags from created instead")
+    if policy.untagged and (deleter is None or not deleter.lists_untagged):
+        raise UsageError(f"{ref}: this registry does not list untagged manifests; nothing to prune there")
     tags = await repo.list_tags()
     selected = tag_filter(policy.include, policy.exclude)
     followers = {t for t in tags if referrers_subject(t) is not None}
     candidates = [t for t in tags if t not in followers and selected(t)]
     last = policy.keep_last
-    undated = policy.older_than is None and last is not None and (last == 0 or len(candidates) <= last)
-    graph = await scan(repo, tags=tags, dated=() if undated else candidates, jobs=jobs)
+    ruleless = last is None and policy.older_than is None
+    undated = ruleless or (
+        policy.older_than is None and last is not None and (last == 0 or len(candidates) <= last)
+    )
+    by_config = not undated and age_from == "created"
+    graph = await scan(repo, tags=tags, dated=candidates if by_config else (), jobs=jobs)
     candidates = [t for t in candidates if t in graph.tags]
-    created = {t: graph.created.get(graph.tags[t]) for t in candidates}
-    if not undated:
+    if by_config or undated:
+        created = {t: graph.created.get(graph.tags[t]) for t in candidates}
+    else:
+        assert deleter is not None
+        pushed = await deleter.pushed()
+        created = {t: pushed.get(t) for t in candidates}
+    remove: dict[str, str]
+    if ruleless:
+        remove, keep = {}, dict.fromkeys(candidates, "no retention rule (untagged manifests only)")
+    elif not undated:
         remove, keep = decide(candidates, created, policy, now)
+        if age_from == "pushed":  # decide() words every age as a creation time
+            remove = {t: r.replace("created ", "pushed ", 1) for t, r in remove.items()}
+            keep = {
+                t: r.replace("created ", "pushed ", 1).replace(
+                    "no creation time (neither annotation nor config 'created')", "no push time recorded"
+                )
+                for t, r in keep.items()
+            }
     elif last == 0:
         remove, keep = dict.fromkeys(candidates, "selected, and --keep-last is 0"), {}
     else:
@@ -183,8 +288,29 @@ async def prune(
         plan=plan,
         created={t: (c.isoformat() if c is not None else None) for t, c in created.items() if not undated},
         dry_run=dry_run,
+        age_from=age_from,
+        provider=deleter.name if deleter is not None else "registry",
     )
+    if policy.untagged:
+        assert deleter is not None
+        reached = {d for root in graph.tags.values() for d, _, _ in graph.walk(root)}
+        loose = [d for d in await deleter.untagged() if d not in reached]
+        subjects = await _orphans(repo, graph, loose, jobs)
+        # A referrer (signature, SBOM) of a manifest that stays, stays with it, even when an untagged
+        # index (an old referrers tag index) lists it; one of a deleted manifest goes.
+        doomed = {d.digest for d in plan.manifests}
+        staying = {d for d, s in subjects.items() if s in reached and s not in doomed}
+        result.untagged = add_untagged(graph, plan, [d for d in loose if d not in staying], staying)
+    planned = len(plan.manifests) + len(plan.untag)
+    if max_delete is not None and planned > max_delete:
+        raise Refused(
+            f"{ref}: the plan deletes {planned} manifests and tags, more than the limit of "
+            f"{max_delete}: nothing deleted",
+            hint="check the policy with a dry run, or raise the limit",
+        )
     if not dry_run and not plan.empty:
-        result.outcome = await execute_deletion(repo, plan, jobs=jobs)
-    result.requests = client.requests - start
+        target = deleter.wrap(repo) if deleter is not None else repo
+        result.outcome = await execute_deletion(target, plan, jobs=jobs)
+    api = deleter.requests - api_start if deleter is not None else 0
+    result.requests = client.requests - start + api
     return result

@@ -1,0 +1,147 @@
+"""A fake Docker Hub on loopback: the Hub API endpoints the provider uses, plus a registry front.
+
+``/v2/auth/token``, the repository tag listing (``page``/``page_size``, ``next`` links) and the tag
+``DELETE`` (see tests/api_descriptions/README.md), checked against the trimmed description in
+tests/api_descriptions/docker-hub.json; the images live in a real distribution registry
+(``backend``) whose registry API is proxied with ``DELETE`` refused (405), as Docker Hub does.
+Deleting a tag removes it from the backend's storage; the manifest stays (untagged), as on Hub.
+``pushed`` sets a tag's ``tag_last_pushed``; ``fail_next`` injects answers (a 429 with
+``X-Retry-After``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+
+from tests.github_api_server import ApiFront, Described, load_description
+from tests.registry_server import RegistryServer, free_port
+
+
+@dataclass
+class FakeHub(ApiFront):
+    backend: RegistryServer
+    users: dict[str, str] = field(default_factory=dict)
+    """Username to personal access token."""
+    pushed: dict[str, dt.datetime] = field(default_factory=dict)
+    """Tag to ``tag_last_pushed``."""
+    fail_next: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    log: list[tuple[str, str, int]] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        self.api = Described(load_description("docker-hub.json"))
+        self.tokens: dict[str, str] = {}
+        self._http = httpx.Client(base_url=self.backend.url, timeout=30.0)
+        self._server = None
+
+    @property
+    def violations(self) -> list[str]:
+        return self.api.violations
+
+    def is_api(self, path: str) -> bool:
+        return path.startswith(("/v2/auth/", "/v2/namespaces/", "/v2/repositories/"))
+
+    def _tags(self, repository: str) -> list[tuple[str, str]]:
+        base = self.backend.root / "data/docker/registry/v2/repositories" / repository / "_manifests/tags"
+        found = []
+        for tag in sorted(base.iterdir()) if base.is_dir() else []:
+            link = tag / "current" / "link"
+            if link.exists():
+                found.append((tag.name, link.read_text().strip()))
+        return found
+
+    def handle_api(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        split = urlsplit(target)
+        query = parse_qs(split.query)
+        matched = self.api.match(method, split.path)
+        if matched is None:
+            self.api.violations.append(f"undocumented request {method} {split.path}")
+            return 404, {}, json.dumps({"message": "not found"}).encode()
+        name, params = matched
+        document: object = None
+        if body:
+            try:
+                document = json.loads(body)
+            except ValueError:
+                self.api.violations.append(f"{name}: request body is not JSON")
+        self.api.check_request(name, params, query, document)
+        status, extra, content = self._answer(name, params, query, headers, document)
+        self.log.append((method, split.path, status))
+        self.api.check_response(name, status, json.loads(content) if content else None)
+        return status, extra, content
+
+    def _answer(
+        self,
+        name: str,
+        params: dict[str, str],
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        document: Any,
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self.fail_next and name != "auth-token":  # the reference gives the login no 429
+            status, extra = self.fail_next.pop(0)
+            return status, extra, json.dumps({"detail": "too many requests"}).encode()
+        if name == "auth-token":
+            user = document.get("identifier") if isinstance(document, dict) else None
+            secret = document.get("secret") if isinstance(document, dict) else None
+            if not isinstance(user, str) or self.users.get(user) != secret:
+                return 401, {}, json.dumps({"detail": "Incorrect authentication credentials"}).encode()
+            token = secrets.token_urlsafe(16)
+            self.tokens[token] = user
+            return 200, {}, json.dumps({"access_token": token}).encode()
+        auth = headers.get("authorization", "")
+        user = self.tokens.get(auth[len("Bearer ") :]) if auth.startswith("Bearer ") else None
+        if user is None:
+            return (
+                401 if name == "delete-tag" else 403,
+                {},
+                json.dumps({"detail": "authentication required"}).encode(),
+            )
+        repository = f"{params['namespace']}/{params['repository']}"
+        tags = self._tags(repository)
+        if name == "list-tags":
+            page = int(query.get("page", ["1"])[-1])
+            size = int(query.get("page_size", ["10"])[-1])
+            chunk = tags[(page - 1) * size : page * size]
+            base = f"{self.url}/v2/namespaces/{params['namespace']}/repositories/{params['repository']}/tags"
+            last = max(1, math.ceil(len(tags) / size))
+            now = dt.datetime.now(dt.UTC)
+            results = []
+            for tag, digest in chunk:
+                when = self.pushed.get(tag, now).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                results.append(
+                    {
+                        "name": tag,
+                        "images": {"digest": digest, "status": "active"},
+                        "last_updated": when,
+                        "tag_last_pushed": when,
+                        "status": "active",
+                        "v2": "true",
+                    }
+                )
+            doc = {
+                "count": len(tags),
+                "next": f"{base}?{urlencode({'page': page + 1, 'page_size': size})}" if page < last else None,
+                "previous": f"{base}?{urlencode({'page': page - 1, 'page_size': size})}"
+                if page > 1
+                else None,
+                "results": results,
+            }
+            return 200, {}, json.dumps(doc).encode()
+        tag = params["tag"]
+        if tag not in dict(tags):
+            return 404, {}, json.dumps({"message": "tag not found"}).encode()
+        base = self.backend.root / "data/docker/registry/v2/repositories" / repository / "_manifests/tags"
+        shutil.rmtree(base / tag)
+        return 204, {}, b""
