@@ -30,7 +30,7 @@ import anyio
 from splitbuild.errors import UsageError
 from splitbuild.models import Descriptor, Manifest
 from splitbuild.reference import DOCKER_HUB, Reference
-from splitbuild.store.base import BlobSource, Repository
+from splitbuild.store.base import BlobSource, Precondition, Repository
 
 __all__ = [
     "PROVIDERS",
@@ -160,8 +160,10 @@ class ProviderRepository:
     async def get_manifest(self, ref: str) -> Manifest:
         return await self.inner.get_manifest(ref)
 
-    async def put_manifest(self, manifest: Manifest, tag: str | None = None) -> None:
-        await self.inner.put_manifest(manifest, tag)
+    async def put_manifest(
+        self, manifest: Manifest, tag: str | None = None, *, precondition: Precondition | None = None
+    ) -> None:
+        await self.inner.put_manifest(manifest, tag, precondition=precondition)
 
     async def delete_manifest(self, ref: str) -> None:
         if ":" in ref:
