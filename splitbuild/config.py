@@ -30,8 +30,13 @@ from pydantic import (
 
 from splitbuild._version import __version__
 from splitbuild.errors import ConfigError
-from splitbuild.planner import DEFAULT_RUNNER_KEY, RunnerOverride, check_runner_labels, normalize_runner_key
 from splitbuild.platforms import normalize_arch, split_platform
+from splitbuild.runner_config import (
+    DEFAULT_RUNNER_KEY,
+    RunnerOverride,
+    check_runner_labels,
+    normalize_runner_key,
+)
 from splitbuild.runners import PROVIDERS, Provider, catalog
 from splitbuild.textline import line_fault, shown
 

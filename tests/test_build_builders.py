@@ -21,10 +21,11 @@ import pytest
 from typer.testing import CliRunner
 
 from splitbuild.build.buildah import BuildahBuilder, buildah_build_argv
-from splitbuild.build.builders import LegDir, select_builder
+from splitbuild.build.builders import LegDir
 from splitbuild.build.docker import DockerBuilder, buildx_platforms, docker_build_argv
 from splitbuild.build.host import detect_host
 from splitbuild.build.runner import BuildOptions, run_build
+from splitbuild.build.selection import select_builder
 from splitbuild.build.spec import BuildSpec
 from splitbuild.cli.app import make_app
 from splitbuild.client import Client

@@ -10,7 +10,8 @@ Typed API::
     result.index, [leg.digest for leg in result.legs]
 
 Modules: :mod:`~splitbuild.build.host` (what runs natively), :mod:`~splitbuild.build.binfmt`
-(QEMU through binfmt_misc), :mod:`~splitbuild.build.builders` (buildah, docker buildx),
+(QEMU through binfmt_misc), :mod:`~splitbuild.build.builders` (the builder interface; buildah and
+docker buildx in their own modules, :mod:`~splitbuild.build.selection` picks one),
 :mod:`~splitbuild.build.runner` (jobs, timing, push by digest, merge), :mod:`~splitbuild.build.gitcontext`
 and :mod:`~splitbuild.build.tagging` (tags from the config's rules and the local git state).
 """
@@ -18,11 +19,12 @@ and :mod:`~splitbuild.build.tagging` (tags from the config's rules and the local
 from __future__ import annotations
 
 from splitbuild.build.binfmt import check_emulation
-from splitbuild.build.builders import Builder, select_builder
+from splitbuild.build.builders import Builder
 from splitbuild.build.gitcontext import GitState, git_context, git_state
 from splitbuild.build.host import Host, detect_host
 from splitbuild.build.report import render_table
 from splitbuild.build.runner import BuildFailed, BuildOptions, BuildResult, LegResult, run_build
+from splitbuild.build.selection import select_builder
 from splitbuild.build.spec import BuildSpec, spec_from_config
 from splitbuild.build.tagging import build_labels, default_tags, explicit_tags
 
