@@ -141,7 +141,9 @@ def test_the_result_and_policy_types_are_in_the_namespace() -> None:
 
 
 @pytest.mark.anyio
-async def test_head_digest_get_manifest_and_merge_by_keywords(registry: RegistryServer) -> None:
+async def test_head_digest_get_manifest_and_merge_by_keywords(
+    registry: RegistryServer, client: Client
+) -> None:
     repo = f"{registry.host}/api/{uuid.uuid4().hex[:8]}"
     async with splitbuild.Registry(retry=FAST_RETRY, env={}) as reg:
         target = reg.repository(splitbuild.parse_reference(repo))
@@ -164,6 +166,8 @@ async def test_head_digest_get_manifest_and_merge_by_keywords(registry: Registry
             annotations=["org.opencontainers.image.vendor=Acme"],
         )
         assert await reg.digest(f"{repo}:1.0") == merged.plan.index.digest
+        plain = await client.repository(splitbuild.parse_reference(repo)).get_manifest("1.0")
+        assert plain.digest == merged.plan.index.digest
         index = await reg.get_manifest(f"{repo}:1.0")
         assert [c.digest for c in index.children()] == [amd64.digest, arm64.digest]
         assert index.parsed.annotations == {"org.opencontainers.image.vendor": "Acme"}

@@ -87,11 +87,6 @@ def _executable(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_buildah_argv() -> None:
     argv = buildah_build_argv("/usr/bin/buildah", SPEC, LEG)
     assert argv == [
