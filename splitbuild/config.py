@@ -29,12 +29,25 @@ from pydantic import (
 )
 
 from splitbuild._version import __version__
-from splitbuild.errors import ConfigError
-from splitbuild.planner import DEFAULT_RUNNER_KEY, RunnerOverride, check_runner_labels, normalize_runner_key
+from splitbuild.errors import ConfigError, InvalidReference
 from splitbuild.platforms import normalize_arch, split_platform
+from splitbuild.reference import (
+    DOCKER_HUB,
+    canonical_registry,
+    image_registry,
+    is_registry_host,
+    parse_image_name,
+)
+from splitbuild.runner_config import (
+    DEFAULT_RUNNER_KEY,
+    RunnerOverride,
+    check_runner_labels,
+    normalize_runner_key,
+)
 from splitbuild.runners import PROVIDERS, Provider, catalog
 from splitbuild.textline import line_fault, shown
 
+# DOCKER_HUB and image_registry are splitbuild.reference's, re-exported for the workflow generators.
 __all__ = [
     "DEFAULT_CONFIG_NAME",
     "DEFAULT_TAG_RULES",
@@ -55,17 +68,10 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_NAME = "splitbuild.toml"
-DOCKER_HUB = "docker.io"
 GHCR = "ghcr.io"
 # docker/metadata-action's own default rules, written out so the generated workflow says them.
 DEFAULT_TAG_RULES = ("type=schedule", "type=ref,event=branch", "type=ref,event=tag", "type=ref,event=pr")
 
-_DOCKER_HUB_ALIASES = frozenset(
-    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
-)
-_DOMAIN_LABEL = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)"
-_DOMAIN = re.compile(rf"^(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _ACTIONS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUILD_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -102,35 +108,20 @@ def _relative_path(value: str, what: str) -> str:
     return value
 
 
-def image_registry(name: str) -> str:
-    """The registry host of an image name; Docker Hub's aliases become ``docker.io``."""
-    first, sep, _ = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        host = first.lower()
-        return DOCKER_HUB if host in _DOCKER_HUB_ALIASES else host
-    return DOCKER_HUB
-
-
 def _validate_image_name(name: str) -> str:
-    if len(name) > 255:
-        raise ValueError(f"image name {name!r} is longer than 255 characters")
-    first, sep, rest = name.partition("/")
-    has_domain = bool(sep) and ("." in first or ":" in first or first == "localhost" or first.startswith("["))
-    path = rest if has_domain else name
-    if has_domain and not _DOMAIN.match(first):
-        raise ValueError(f"image name {name!r}: invalid registry host {first!r}")
-    last = path.rsplit("/", 1)[-1]
-    if "@" in path or ":" in last:
-        raise ValueError(
-            f"image name {name!r}: give the repository without a tag or digest (tags come from [tags] rules)"
-        )
-    for component in path.split("/"):
-        if not _PATH_COMPONENT.match(component):
-            raise ValueError(
-                f"image name {name!r}: invalid path component {component!r} "
-                "(lowercase letters, digits and single . _ __ or - separators)"
-            )
+    try:
+        parse_image_name(name)
+    except InvalidReference as exc:
+        raise ValueError(exc.message) from None
     return name
+
+
+def _registry_host(value: str, message: str) -> str:
+    """``value`` lower-cased if it is a registry host (``Registry.Example.com`` is
+    ``registry.example.com``), else ``ValueError(message)``."""
+    if not is_registry_host(value):
+        raise ValueError(message)
+    return value.lower()
 
 
 class _Table(BaseModel):
@@ -470,9 +461,9 @@ class GitLabConfig(_Table):
     @field_validator("ci_registry")
     @classmethod
     def _registry(cls, value: str) -> str:
-        if not _DOMAIN.match(value):
-            raise ValueError(f"ci-registry {value!r} must be a registry host (e.g. registry.gitlab.com)")
-        return value.lower()
+        return _registry_host(
+            value, f"ci-registry {value!r} must be a registry host (e.g. registry.gitlab.com)"
+        )
 
     @field_validator("build_stage", "merge_stage")
     @classmethod
@@ -630,9 +621,8 @@ class CiConfig(_Table):
     ) -> dict[str, LoginConfig | Literal[False]]:
         out: dict[str, LoginConfig | Literal[False]] = {}
         for host, login in logins.items():
-            if not _DOMAIN.match(host):
-                raise ValueError(f"login key {host!r} must be a registry host (e.g. docker.io, quay.io)")
-            key = DOCKER_HUB if host.lower() in _DOCKER_HUB_ALIASES else host.lower()
+            _registry_host(host, f"login key {host!r} must be a registry host (e.g. docker.io, quay.io)")
+            key = canonical_registry(host)
             if key in out:
                 raise ValueError(f"registry {key!r} has two logins")
             out[key] = login

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from splitbuild.errors import ConfigError
-from splitbuild.platforms import PlatformParts, normalize_platform, normalize_platform_prefix, split_platform
+from splitbuild.platforms import PlatformParts, normalize_platform, split_platform
+from splitbuild.runner_config import (
+    DEFAULT_RUNNER_KEY,
+    RunnerOverride,
+    check_runner_labels,
+    normalize_runner_key,
+)
 from splitbuild.runners import Catalog, Provider, catalog, check_foreign_labels
 
 if TYPE_CHECKING:
@@ -40,31 +45,6 @@ __all__ = [
     "supply_chain_notes",
 ]
 
-DEFAULT_RUNNER_KEY = "default"
-
-
-def normalize_runner_key(text: str) -> str:
-    """Normalise a ``[runners]`` key: ``default``, an OS (``linux``), an OS/arch prefix
-    (``linux/arm`` matches every arm variant) or a full platform."""
-    if text.strip().lower() == DEFAULT_RUNNER_KEY:
-        return DEFAULT_RUNNER_KEY
-    return normalize_platform_prefix(text, "runner key")
-
-
-# --- runners ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunnerOverride:
-    """A ``[runners]`` entry: the ``runs-on`` labels and, when known, the runner's CPU architecture."""
-
-    labels: tuple[str, ...]
-    arch: str | None = None
-
-
-_NO_DOCKER_PREFIXES = ("macos-", "windows-", "xcode-", "saas-macos-", "saas-windows-")
-_NO_DOCKER_LABELS = frozenset({"ubuntu-slim", "macos-latest", "windows-latest"})
-
 # Which platform architectures a runner architecture executes without emulation.
 _RUNS_NATIVELY: dict[str, frozenset[str]] = {
     "amd64": frozenset({"amd64", "386"}),
@@ -80,17 +60,6 @@ def known_runner_arch(label: str, provider: Provider = "github") -> str | None:
     """The CPU architecture of a known runner label of ``provider``, else ``None``."""
     known = catalog(provider).known_arch(label)
     return known.arch if known else None
-
-
-def check_runner_labels(labels: Sequence[str]) -> None:
-    """Reject runner labels that cannot build Linux images (macOS, Windows, ubuntu-slim)."""
-    for label in labels:
-        lowered = label.lower()
-        if lowered in _NO_DOCKER_LABELS or lowered.startswith(_NO_DOCKER_PREFIXES):
-            raise ConfigError(
-                f"runner {label!r} cannot build Linux container images "
-                "(no Docker engine on macOS, Windows or ubuntu-slim runners); use a Linux runner"
-            )
 
 
 def _runs_natively(runner_arch: str, platform_arch: str) -> bool:

@@ -19,11 +19,16 @@ from splitbuild.errors import InvalidDigest, InvalidReference
 
 __all__ = [
     "DOCKER_HUB",
+    "DOCKER_HUB_ALIASES",
     "DOCKER_HUB_ENDPOINT",
     "AnyReference",
     "LayoutReference",
     "Reference",
+    "canonical_registry",
+    "image_registry",
     "is_loopback",
+    "is_registry_host",
+    "parse_image_name",
     "parse_raw",
     "parse_reference",
     "validate_digest",
@@ -35,6 +40,11 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 """The host that serves Docker Hub's ``/v2/`` API."""
 _LEGACY_DOCKER_HUB = "index.docker.io"
+DOCKER_HUB_ALIASES: frozenset[str] = frozenset(
+    {DOCKER_HUB, _LEGACY_DOCKER_HUB, DOCKER_HUB_ENDPOINT, "registry.hub.docker.com"}
+)
+"""The registry hosts that all name Docker Hub (lower-case); :func:`canonical_registry` maps them to
+``docker.io``. References keep what was written except ``index.docker.io``, as upstream does."""
 _OFFICIAL_PREFIX = "library/"
 _NAME_MAX = 255
 _LAYOUT_SCHEME = "oci:"
@@ -226,6 +236,11 @@ def _split(text: str, shown: str) -> tuple[str, str, str | None, str | None]:
     return domain, path, tag, digest
 
 
+def _names_a_registry(first: str) -> bool:
+    """``splitDockerDomain``: whether the first component of a name is a registry host."""
+    return first == "localhost" or "." in first or ":" in first or _go_lower(first) != first
+
+
 def _split_docker_domain(text: str) -> tuple[str, str]:
     """distribution/reference ``splitDockerDomain``: guess the registry of a familiar name."""
     first, slash, rest = text.partition("/")
@@ -233,7 +248,7 @@ def _split_docker_domain(text: str) -> tuple[str, str]:
         return DOCKER_HUB, _OFFICIAL_PREFIX + text
     if first == _LEGACY_DOCKER_HUB:
         domain, remainder = DOCKER_HUB, rest
-    elif first == "localhost" or "." in first or ":" in first or _go_lower(first) != first:
+    elif _names_a_registry(first):
         domain, remainder = first, rest
     else:
         domain, remainder = DOCKER_HUB, text
@@ -391,6 +406,57 @@ def _host(registry: str) -> str:
     if registry.startswith("["):
         return registry[1:].partition("]")[0]
     return registry.partition(":")[0]
+
+
+# --- registry hosts and image names ------------------------------------------------------------------
+
+
+def is_registry_host(text: str) -> bool:
+    """Whether ``text`` is a registry host as references spell it: a DNS name, ``localhost`` or a
+    bracketed IPv6 address, with an optional ``:port`` (``registry.example.com:5000``, ``[::1]:5000``)."""
+    return _DOMAIN_RE.fullmatch(text) is not None
+
+
+def canonical_registry(host: str) -> str:
+    """The name credentials and logins are keyed by: the host lower-cased (DNS names ignore case)
+    and every Docker Hub alias (:data:`DOCKER_HUB_ALIASES`) as ``docker.io``."""
+    lowered = host.lower()
+    return DOCKER_HUB if lowered in DOCKER_HUB_ALIASES else lowered
+
+
+def image_registry(name: str) -> str:
+    """The canonical registry (:func:`canonical_registry`) of an image name: ``docker.io`` for
+    ``ubuntu`` or ``registry-1.docker.io/acme/app``, ``registry.example.com:443`` for
+    ``Registry.Example.com:443/a/b``. The name is split as :meth:`Reference.parse` splits it, not
+    validated."""
+    return canonical_registry(_split_docker_domain(name)[0])
+
+
+def parse_image_name(name: str) -> Reference:
+    """Parse a repository name as written in a config (``ghcr.io/org/app``, ``acme/app``,
+    ``ubuntu``): the :meth:`Reference.parse` grammar and Docker Hub normalisation, without a tag or
+    digest.
+
+    Raises :class:`InvalidReference` with one line naming the image and its faulty part (the
+    registry host, a path component, a tag or digest, the length).
+    """
+    shown = _show(name)
+    if len(name) > _NAME_MAX:
+        raise InvalidReference(f"image name {shown} is longer than {_NAME_MAX} characters")
+    first, slash, rest = name.partition("/")
+    written_host = bool(slash) and _names_a_registry(first)
+    if written_host and not is_registry_host(first):
+        raise InvalidReference(f"image name {shown}: invalid registry host {_show(first)}")
+    path = rest if written_host else name
+    if "@" in path or ":" in path.rpartition("/")[2]:
+        raise InvalidReference(f"image name {shown}: give the repository without a tag or digest")
+    for component in path.split("/"):
+        if _PATH_COMPONENT_RE.fullmatch(component) is None:
+            raise InvalidReference(
+                f"image name {shown}: invalid path component {_show(component)} "
+                "(lowercase letters, digits and single . _ __ or - separators)"
+            )
+    return Reference.parse(name)
 
 
 # --- OCI image layout references ----------------------------------------------------------------------

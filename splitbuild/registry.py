@@ -8,92 +8,119 @@ The facade maintenance scripts import::
     async def main() -> None:
         async with splitbuild.Registry() as reg:
             info = await reg.inspect("ghcr.io/acme/app:1.2")
-            await reg.copy("ghcr.io/acme/app:1.2", "registry.example.com/acme/app:1.2")
+            digest = await reg.digest("ghcr.io/acme/app:1.2")
+            await reg.copy("ghcr.io/acme/app:1.2", "registry.example.com/acme/app:1.2", jobs=4)
             await reg.prune("ghcr.io/acme/app", splitbuild.RetentionPolicy(keep_last=10), dry_run=False)
+            await reg.merge(targets=["ghcr.io/acme/app:1.3"], sources=["ghcr.io/acme/app@sha256:..."])
 
     anyio.run(main)
 
-Each method is a thin call into :mod:`splitbuild.ops` (or :mod:`splitbuild.merge`) with this
-client; references may be text (``ghcr.io/acme/app:1.2``, ``oci:./out:v1``) or parsed.
+Each operation is a thin call into :mod:`splitbuild.ops` (or :mod:`splitbuild.merge`) with this
+client and the same keyword options (``jobs``, progress callbacks...); references may be text
+(``ghcr.io/acme/app:1.2``, ``oci:./out:v1``) or parsed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from splitbuild import ops
 from splitbuild.client import Client
+from splitbuild.errors import NotFound, UsageError
+from splitbuild.index import Annotations, parse_annotation
+from splitbuild.merge import MergeOptions, MergeResult, merge, parse_sources, parse_targets
+from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
 
 if TYPE_CHECKING:
-    from splitbuild.merge import MergeOptions, MergeResult
-    from splitbuild.ops import (
-        CopyResult,
-        DeleteResult,
-        InspectResult,
-        PruneResult,
-        RetentionPolicy,
-        TagList,
-        TagResult,
-        VerifyResult,
-    )
-    from splitbuild.ops._common import RefLike
+    import httpx
+
+    from splitbuild.auth import Keychain
+    from splitbuild.models import Descriptor, Manifest
+    from splitbuild.retry import RetryPolicy
+    from splitbuild.transfer import BytesCallback, ProgressCallback
 
 __all__ = ["Registry"]
 
 
 class Registry(Client):
-    """A :class:`~splitbuild.client.Client` with the operations as methods (same keyword options)."""
+    """A :class:`~splitbuild.client.Client` with the operations as methods (same keyword options).
+
+    The constructor takes the registry client's options; ``None`` keeps its default:
+    ``keychain`` (where credentials come from; default: docker/podman auth files, credential
+    helpers and ``SPLITBUILD_AUTH_*`` variables), ``insecure`` (hosts reached over plain HTTP),
+    ``ca_file`` (extra trusted CA certificates, PEM), ``timeout`` (seconds per request),
+    ``retry`` (backoff for transient failures), ``per_host`` (requests at once per registry),
+    ``chunk_size`` and ``page_size`` (upload chunks, tag-list pages), ``transport`` (an httpx
+    transport, for tests) and ``env`` (the environment read instead of this process's).
+    """
+
+    def __init__(
+        self,
+        *,
+        keychain: Keychain | None = None,
+        insecure: Iterable[str] = (),
+        ca_file: str | Path | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        per_host: int | None = None,
+        chunk_size: int | None = None,
+        page_size: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        given: dict[str, Any] = {
+            "keychain": keychain,
+            "ca_file": ca_file,
+            "timeout": timeout,
+            "retry": retry,
+            "per_host": per_host,
+            "chunk_size": chunk_size,
+            "page_size": page_size,
+            "transport": transport,
+            "env": env,
+        }
+        options = {name: value for name, value in given.items() if value is not None}
+        super().__init__(insecure=tuple(insecure), **options)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def head(self, ref: RefLike) -> Descriptor | None:
+        """The descriptor (media type, digest, size) of the manifest ``ref`` names (its digest,
+        else its tag, else ``latest``), or ``None`` when it does not exist. One ``HEAD`` request
+        on a registry."""
+        reference = as_reference(ref)
+        return await self.repository(reference).head_manifest(identifier(reference))
+
+    async def digest(self, ref: RefLike) -> str:
+        """The digest ``ref`` resolves to (``sha256:...``); raises :class:`NotFound` when the tag
+        or digest does not exist."""
+        found = await self.head(ref)
+        if found is None:
+            raise NotFound(f"{as_reference(ref)}: manifest unknown")
+        return found.digest
+
+    async def get_manifest(self, ref: RefLike) -> Manifest:
+        """The manifest or index ``ref`` names, as exact bytes verified against its digest;
+        raises :class:`NotFound` when it does not exist."""
+        reference = as_reference(ref)
+        return await self.repository(reference).get_manifest(identifier(reference))
 
     async def inspect(
-        self, ref: RefLike, *, platform: str | None = None, referrers: bool = True
-    ) -> InspectResult:
-        from splitbuild import ops
-
-        return await ops.inspect(self, ref, platform=platform, referrers=referrers)
+        self, ref: RefLike, *, platform: str | None = None, referrers: bool = True, jobs: int = DEFAULT_JOBS
+    ) -> ops.InspectResult:
+        """What ``ref`` is: the manifest, its image config or its children, and with ``referrers``
+        the signatures, SBOMs and attestations attached (see :func:`splitbuild.ops.inspect`)."""
+        return await ops.inspect(self, ref, platform=platform, referrers=referrers, jobs=jobs)
 
     async def list_tags(
         self, repository: RefLike, *, include: str | None = None, exclude: str | None = None
-    ) -> TagList:
-        from splitbuild import ops
-
+    ) -> ops.TagList:
+        """The tags of ``repository``, filtered by the ``include``/``exclude`` regular expressions
+        (see :func:`splitbuild.ops.list_tags`)."""
         return await ops.list_tags(self, repository, include=include, exclude=exclude)
-
-    async def tag(self, source: RefLike, tags: Sequence[str]) -> TagResult:
-        from splitbuild import ops
-
-        return await ops.add_tags(self, source, tags)
-
-    async def copy(
-        self,
-        source: RefLike,
-        destination: RefLike,
-        *,
-        platforms: Sequence[str] | None = None,
-        referrers: bool = True,
-    ) -> CopyResult:
-        from splitbuild import ops
-
-        return await ops.copy(self, source, destination, platforms=platforms, referrers=referrers)
-
-    async def delete(
-        self, ref: RefLike, *, force: bool = False, tag_only: bool = False, dry_run: bool = False
-    ) -> DeleteResult:
-        from splitbuild import ops
-
-        return await ops.delete(self, ref, force=force, tag_only=tag_only, dry_run=dry_run)
-
-    async def prune(
-        self,
-        repository: RefLike,
-        policy: RetentionPolicy,
-        *,
-        dry_run: bool = True,
-        now: dt.datetime | None = None,
-    ) -> PruneResult:
-        from splitbuild import ops
-
-        return await ops.prune(self, repository, policy, dry_run=dry_run, now=now)
 
     async def verify(
         self,
@@ -103,14 +130,129 @@ class Registry(Client):
         exact: bool = False,
         deep: bool = False,
         require_attestations: bool = False,
-    ) -> VerifyResult:
-        from splitbuild import ops
-
+        jobs: int = DEFAULT_JOBS,
+    ) -> ops.VerifyResult:
+        """Check that every reference holds ``platforms`` (``exact``: and no other), ``deep``:
+        every blob present, ``require_attestations``: each image attested (see
+        :func:`splitbuild.ops.verify`)."""
         return await ops.verify(
-            self, refs, platforms, exact=exact, deep=deep, require_attestations=require_attestations
+            self,
+            refs,
+            platforms,
+            exact=exact,
+            deep=deep,
+            require_attestations=require_attestations,
+            jobs=jobs,
         )
 
-    async def merge(self, options: MergeOptions, *, dry_run: bool = False) -> MergeResult:
-        from splitbuild.merge import merge
+    # --- writing ------------------------------------------------------------------------------
 
+    async def tag(self, source: RefLike, tags: Sequence[str], *, jobs: int = DEFAULT_JOBS) -> ops.TagResult:
+        """Point every tag in ``tags`` at the manifest ``source`` names, in its repository (see
+        :func:`splitbuild.ops.add_tags`)."""
+        return await ops.add_tags(self, source, tags, jobs=jobs)
+
+    async def copy(
+        self,
+        source: RefLike,
+        destination: RefLike,
+        *,
+        platforms: Sequence[str] | None = None,
+        referrers: bool = True,
+        jobs: int = DEFAULT_JOBS,
+        on_progress: ProgressCallback | None = None,
+        on_bytes: BytesCallback | None = None,
+    ) -> ops.CopyResult:
+        """Copy the image or index ``source`` to ``destination`` (only ``platforms`` of an index
+        when given), with its referrers; ``on_progress``/``on_bytes`` see each blob and the bytes
+        moved (see :func:`splitbuild.ops.copy`)."""
+        return await ops.copy(
+            self,
+            source,
+            destination,
+            platforms=platforms,
+            referrers=referrers,
+            jobs=jobs,
+            on_progress=on_progress,
+            on_bytes=on_bytes,
+        )
+
+    async def delete(
+        self,
+        ref: RefLike,
+        *,
+        force: bool = False,
+        tag_only: bool = False,
+        dry_run: bool = False,
+        jobs: int = DEFAULT_JOBS,
+    ) -> ops.DeleteResult:
+        """Delete the manifest ``ref`` names (``tag_only``: only the tag), refusing one other tags
+        still use unless ``force`` (see :func:`splitbuild.ops.delete`)."""
+        return await ops.delete(self, ref, force=force, tag_only=tag_only, dry_run=dry_run, jobs=jobs)
+
+    async def prune(
+        self,
+        repository: RefLike,
+        policy: ops.RetentionPolicy,
+        *,
+        dry_run: bool = True,
+        jobs: int = DEFAULT_JOBS,
+        now: dt.datetime | None = None,
+    ) -> ops.PruneResult:
+        """Delete the tags (and their manifests) of ``repository`` that ``policy`` does not keep;
+        only a plan unless ``dry_run=False`` (see :func:`splitbuild.ops.prune`)."""
+        return await ops.prune(self, repository, policy, dry_run=dry_run, jobs=jobs, now=now)
+
+    async def merge(
+        self,
+        options: MergeOptions | None = None,
+        *,
+        targets: Sequence[RefLike] = (),
+        sources: Sequence[RefLike] = (),
+        platforms: Sequence[str] | None = None,
+        annotations: Annotations | Sequence[str] = (),
+        allow_shrink: bool = False,
+        referrers: bool = True,
+        dry_run: bool = False,
+    ) -> MergeResult:
+        """Assemble one index from the per-platform ``sources`` and push it under every target
+        tag (see :func:`splitbuild.merge.merge`).
+
+        Give either ``options`` or the keywords: ``targets`` (``REPO:TAG`` or ``oci:PATH:TAG``),
+        ``sources`` (``repo@sha256:...``, ``repo:tag``, ``oci:PATH@sha256:...`` or a bare digest
+        in the first target's repository), ``platforms`` (the exact set the index must hold),
+        ``annotations`` (``[LEVEL:]KEY=VALUE`` texts or parsed), ``allow_shrink`` (replace an index
+        holding more platforms) and ``referrers`` (copy the sources' referrers along).
+        """
+        if options is None:
+            options = _merge_options(targets, sources, platforms, annotations, allow_shrink, referrers)
+        elif targets or sources or platforms is not None or annotations or allow_shrink or not referrers:
+            raise UsageError("merge: give either options or targets/sources/... keywords, not both")
         return await merge(self, options, dry_run=dry_run)
+
+
+def _merge_options(
+    targets: Sequence[RefLike],
+    sources: Sequence[RefLike],
+    platforms: Sequence[str] | None,
+    annotations: Annotations | Sequence[str],
+    allow_shrink: bool,
+    referrers: bool,
+) -> MergeOptions:
+    target_refs = parse_targets([str(target) for target in targets])
+    if not target_refs:
+        raise UsageError("merge: no target (give targets=['REPO:TAG', ...])")
+    if isinstance(annotations, Annotations):
+        parsed = annotations
+    else:
+        parsed = Annotations()
+        for text in annotations:
+            parse_annotation(text, parsed)
+    return MergeOptions(
+        targets=target_refs,
+        sources=parse_sources([str(source) for source in sources], target_refs[0]),
+        platforms=list(platforms) if platforms is not None else None,
+        annotations=parsed,
+        allow_shrink=allow_shrink,
+        referrers=referrers,
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from splitbuild.client import Client
+from splitbuild.retry import FAST_RETRY
 from tests.registry_server import RegistryServer, start_registry
 
 # Byte-identical copies of the project's shared reference material (see tests/conformance/README.md):
@@ -68,3 +70,14 @@ def _forget_secrets() -> None:
     from splitbuild.scrub import forget_secrets
 
     forget_secrets()
+
+
+# --- shared client (the ops, merge, referrers and store tests) -----------------------------------
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    """A :class:`~splitbuild.client.Client` that retries fast and ignores this process's
+    environment (no credentials, insecure hosts or retry settings from it)."""
+    async with Client(retry=FAST_RETRY, env={}) as c:
+        yield c

@@ -21,10 +21,11 @@ import pytest
 from typer.testing import CliRunner
 
 from splitbuild.build.buildah import BuildahBuilder, buildah_build_argv
-from splitbuild.build.builders import LegDir, select_builder
+from splitbuild.build.builders import LegDir
 from splitbuild.build.docker import DockerBuilder, buildx_platforms, docker_build_argv
 from splitbuild.build.host import detect_host
 from splitbuild.build.runner import BuildOptions, run_build
+from splitbuild.build.selection import select_builder
 from splitbuild.build.spec import BuildSpec
 from splitbuild.cli.app import make_app
 from splitbuild.client import Client
@@ -84,11 +85,6 @@ def _executable(directory: Path, name: str, text: str) -> Path:
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def test_buildah_argv() -> None:

@@ -38,11 +38,6 @@ PLATFORMS = "linux/amd64,linux/arm64"
 COMMIT_DATE = "2026-11-20T10:00:00+00:00"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _ensure_qemu_arm64() -> None:
     """Mount binfmt_misc and enable Debian's qemu-aarch64 handler when needed (as root)."""
     if read_handlers(BINFMT_DIR) is None:

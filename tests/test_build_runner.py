@@ -27,11 +27,6 @@ from tests.registry_server import RegistryServer
 HOST = detect_host("x86_64")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class FakeBuilder:
     """Writes a synthetic image per platform into the leg's layout; counts concurrent builds."""
 

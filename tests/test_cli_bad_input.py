@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from splitbuild.cli.app import make_app
 from splitbuild.models import OCI_INDEX, OCI_MANIFEST
+from tests.cli_support import run
 from tests.faults import Reply, ScriptedServer
 from tests.images import make_image
 from tests.registry_server import free_port
@@ -241,27 +242,6 @@ def expand(text: str, values: dict[str, str]) -> str:
     for key, value in values.items():
         text = text.replace("{" + key + "}", value)
     return text
-
-
-def run(
-    args: list[str], env: dict[str, str], home: Path, *, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    base = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "DOCKER_CONFIG": str(home),
-        "PYTHONPATH": str(ROOT),
-        "SPLITBUILD_RETRY_ATTEMPTS": "2",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "splitbuild", *args],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=home,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -42,5 +42,9 @@ async def test_registry_facade_round_trip(registry: RegistryServer, registry2: R
         assert set(plan.plan.remove) == {"stable"}
         assert plan.dry_run
         deleted = await reg.delete(f"{repo}:stable")
-        assert deleted.to_dict()
+        data = deleted.to_dict()
+        assert data["digest"] == merged.plan.index.digest
+        assert data["plan"]["untagOnly"] == ["stable"]
+        assert [u["tag"] for u in data["result"]["untagged"]] == ["stable"]
+        assert data["result"]["deleted"] == []  # 1.2.3 still holds the index
         assert (await reg.list_tags(repo)).tags == ["1.2.3"]

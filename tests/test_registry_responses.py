@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from splitbuild.models import OCI_MANIFEST
+from tests.cli_support import run
 from tests.faults import Reply, ScriptedServer
 from tests.images import make_image
-from tests.test_cli_bad_input import run
 
 IMAGE = make_image("linux/amd64", seed="pending")
 

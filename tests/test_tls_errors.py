@@ -22,7 +22,7 @@ from splitbuild.errors import RegistryError
 from splitbuild.reference import Reference
 from splitbuild.retry import RetryPolicy
 from tests.registry_server import RegistryServer
-from tests.test_tls import TLS_NAME, resolving_to_loopback, seed_index
+from tests.tls_support import TLS_NAME, resolving_to_loopback, seed_index
 
 
 @pytest.fixture(scope="module")

@@ -2,27 +2,31 @@
 
 Typed API::
 
-    host = detect_host()
+    options = options_from_config("splitbuild.toml", outputs=["oci:./build/oci"], tags=["dev"])
     async with Client() as client:
-        builder = await select_builder("auto")
-        result = await run_build(client, builder, BuildOptions(spec=..., platforms=[...],
-                                 outputs=[parse_reference("oci:./build/oci")], tags=["dev"], host=host))
+        result = await run_build(client, await select_builder("auto"), options)
     result.index, [leg.digest for leg in result.legs]
 
+(or ``BuildOptions(spec=..., platforms=[...], outputs=[...], tags=[...], host=detect_host())``).
+
 Modules: :mod:`~splitbuild.build.host` (what runs natively), :mod:`~splitbuild.build.binfmt`
-(QEMU through binfmt_misc), :mod:`~splitbuild.build.builders` (buildah, docker buildx),
-:mod:`~splitbuild.build.runner` (jobs, timing, push by digest, merge), :mod:`~splitbuild.build.gitcontext`
+(QEMU through binfmt_misc), :mod:`~splitbuild.build.builders` (the builder interface; buildah and
+docker buildx in their own modules, :mod:`~splitbuild.build.selection` picks one),
+:mod:`~splitbuild.build.runner` (jobs, timing, push by digest, merge),
+:mod:`~splitbuild.build.options` (the options from a config file), :mod:`~splitbuild.build.gitcontext`
 and :mod:`~splitbuild.build.tagging` (tags from the config's rules and the local git state).
 """
 
 from __future__ import annotations
 
 from splitbuild.build.binfmt import check_emulation
-from splitbuild.build.builders import Builder, select_builder
+from splitbuild.build.builders import Builder
 from splitbuild.build.gitcontext import GitState, git_context, git_state
 from splitbuild.build.host import Host, detect_host
+from splitbuild.build.options import config_annotations, options_from_config, select_platforms
 from splitbuild.build.report import render_table
 from splitbuild.build.runner import BuildFailed, BuildOptions, BuildResult, LegResult, run_build
+from splitbuild.build.selection import select_builder
 from splitbuild.build.spec import BuildSpec, spec_from_config
 from splitbuild.build.tagging import build_labels, default_tags, explicit_tags
 
@@ -37,13 +41,16 @@ __all__ = [
     "LegResult",
     "build_labels",
     "check_emulation",
+    "config_annotations",
     "default_tags",
     "detect_host",
     "explicit_tags",
     "git_context",
     "git_state",
+    "options_from_config",
     "render_table",
     "run_build",
     "select_builder",
+    "select_platforms",
     "spec_from_config",
 ]

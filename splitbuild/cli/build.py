@@ -92,15 +92,18 @@ def build_command(
 ) -> None:
     """Build every platform (native or under QEMU), push each by digest, then merge the index."""
     with handle_errors():
-        options = _options(
+        from splitbuild.build.options import options_from_config
+
+        options = options_from_config(
             config,
-            platform=platform,
+            platforms=split_commas(platform),
             outputs=output or [DEFAULT_OUTPUT],
             tags=tag or [],
             build_args=build_arg or [],
             jobs=jobs,
             allow_shrink=allow_shrink,
-            verbose=verbose,
+            on_progress=lambda p, message: _say(f"{p}: {message}"),
+            on_output=(lambda p, line: _say(f"[{p}] {line}")) if verbose else None,
         )
         result = run_async(lambda: _run(options, builder, insecure_registry, ca_file, json_output))
         print_result(result, json_output, _print_table)
@@ -115,58 +118,6 @@ def _print_table(result: BuildResult) -> None:
 def _say(text: str) -> None:
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
-
-
-def _options(
-    config_path: Path,
-    *,
-    platform: str | None,
-    outputs: list[str],
-    tags: list[str],
-    build_args: list[str],
-    jobs: int | None,
-    allow_shrink: bool,
-    verbose: bool,
-) -> BuildOptions:
-    from splitbuild.build import (
-        BuildOptions,
-        build_labels,
-        default_tags,
-        detect_host,
-        explicit_tags,
-        git_context,
-        git_state,
-        spec_from_config,
-    )
-    from splitbuild.build.spec import parse_build_args
-    from splitbuild.config import load_config
-    from splitbuild.index import Annotations, parse_annotation
-    from splitbuild.planner import plan
-    from splitbuild.reference import parse_reference
-
-    config = load_config(config_path)
-    the_plan = plan(config)
-    wanted = split_commas(platform)
-    platforms = list(dict.fromkeys(the_plan.leg(p).platform for p in wanted)) or list(the_plan.platforms)
-    state = git_state(config_path.resolve().parent)
-    root = state.root or Path.cwd()
-    annotations = Annotations()
-    for text in config.image.annotations:
-        parse_annotation(text, annotations)
-    return BuildOptions(
-        spec=spec_from_config(
-            config, root, labels=build_labels(state), build_args=parse_build_args(build_args)
-        ),
-        platforms=platforms,
-        outputs=[parse_reference(text) for text in outputs],
-        tags=explicit_tags(tags) or default_tags(config, git_context(state), state),
-        host=detect_host(),
-        jobs=jobs,
-        annotations=annotations,
-        allow_shrink=allow_shrink,
-        on_progress=lambda p, message: _say(f"{p}: {message}"),
-        on_output=(lambda p, line: _say(f"[{p}] {line}")) if verbose else None,
-    )
 
 
 async def _run(

@@ -168,28 +168,24 @@ async def _merge(
 ) -> MergeResult:
     from splitbuild.errors import UsageError
     from splitbuild.index import Annotations, parse_annotation
-    from splitbuild.merge import (
-        MergeOptions,
-        merge,
-        metadata_targets,
-        parse_sources,
-        parse_targets,
-        read_digests_dir,
-    )
+    from splitbuild.merge import MergeOptions, merge, parse_sources, parse_targets, read_digests_dir
+    from splitbuild.tags.targets import rule_targets
 
     parsed_annotations = Annotations()
     for text in annotations:
         parse_annotation(text, parsed_annotations)
     if rules.images:
-        targets = targets + metadata_targets(
+        computed = rule_targets(
             rules.images,
             rules.tags,
             flavor=rules.flavor,
             labels=rules.labels,
             context_file=rules.context,
             label_annotations=rules.label_annotations,
-            annotations=parsed_annotations,
         )
+        targets = targets + list(computed.targets)
+        for key, value in computed.annotations.items():
+            parsed_annotations.index.setdefault(key, value)  # an --annotation wins over a label
     elif rules.tags:
         raise UsageError("--tags rules need at least one --image")
     target_refs = parse_targets(targets)

@@ -4,6 +4,10 @@ The payload's ``repository`` object gives the label data metadata-action would f
 (name, description, ``html_url``, license, default branch), so no API call is made. When a payload
 lacks it, ``GITHUB_REPOSITORY``/``GITHUB_SERVER_URL`` give the name and URL, and a ``schedule`` run
 (which always runs on the default branch) gives the default branch.
+
+The readers here return the context as JSON data (the context file's format);
+:meth:`splitbuild.tags.models.Context.from_environment` validates it, so this module does not import
+the models.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from splitbuild.errors import ConfigError
-from splitbuild.tags.models import CONTEXT_MAX_BYTES, Context, RepoInfo, validation_message
 
-__all__ = ["METADATA_ENV_PREFIX", "github_context", "metadata_env", "read_payload"]
+__all__ = ["CONTEXT_MAX_BYTES", "METADATA_ENV_PREFIX", "github_context_data", "metadata_env", "read_payload"]
 
 METADATA_ENV_PREFIX = "DOCKER_METADATA_"
+# The most a context file or CI event payload may hold (GitHub caps webhook payloads at 25 MB; a
+# push event's is a few KiB to a few MiB).
+CONTEXT_MAX_BYTES = 16 << 20
 
 
 def metadata_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -45,7 +49,7 @@ def read_payload(path: str) -> dict[str, Any]:
     return data
 
 
-def _repo_info(repository: Mapping[str, Any], env: Mapping[str, str]) -> RepoInfo:
+def _repo_info(repository: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     slug = env.get("GITHUB_REPOSITORY", "")
     server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
     data = dict(repository)
@@ -53,14 +57,11 @@ def _repo_info(repository: Mapping[str, Any], env: Mapping[str, str]) -> RepoInf
         data["name"] = slug.rsplit("/", 1)[-1]
     if not data.get("html_url") and slug:
         data["html_url"] = f"{server}/{slug}"
-    try:
-        return RepoInfo.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message("event payload repository", exc)) from None
+    return data
 
 
-def github_context(env: Mapping[str, str]) -> Context:
-    """The context of a GitHub Actions job (``GITHUB_ACTIONS=true``)."""
+def github_context_data(env: Mapping[str, str]) -> dict[str, Any]:
+    """The context of a GitHub Actions job (``GITHUB_ACTIONS=true``), as context-file JSON data."""
     missing = [name for name in ("GITHUB_EVENT_NAME", "GITHUB_SHA") if not env.get(name)]
     if missing:
         raise ConfigError(f"GitHub Actions context incomplete: {', '.join(missing)} not set")
@@ -73,15 +74,12 @@ def github_context(env: Mapping[str, str]) -> Context:
     default_branch = repository.get("default_branch")
     if not isinstance(default_branch, str) or not default_branch:
         default_branch = ref.removeprefix("refs/heads/") if "schedule" in event_name else None
-    return Context.from_mapping(
-        {
-            "eventName": event_name,
-            "ref": ref,
-            "sha": env["GITHUB_SHA"],
-            "payload": payload,
-            "defaultBranch": default_branch,
-            "repo": _repo_info(repository, env),
-            "env": metadata_env(env),
-        },
-        source="GitHub Actions context",
-    )
+    return {
+        "eventName": event_name,
+        "ref": ref,
+        "sha": env["GITHUB_SHA"],
+        "payload": payload,
+        "defaultBranch": default_branch,
+        "repo": _repo_info(repository, env),
+        "env": metadata_env(env),
+    }

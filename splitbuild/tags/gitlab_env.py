@@ -32,9 +32,8 @@ from typing import Any
 
 from splitbuild.errors import ConfigError
 from splitbuild.tags.github_env import metadata_env
-from splitbuild.tags.models import Context
 
-__all__ = ["gitlab_context", "gitlab_event_name"]
+__all__ = ["gitlab_context_data", "gitlab_event_name"]
 
 _EVENTS = {
     "push": "push",
@@ -70,8 +69,8 @@ def _pull_request(env: Mapping[str, str], sha: str) -> tuple[str, dict[str, Any]
     return None
 
 
-def gitlab_context(env: Mapping[str, str]) -> Context:
-    """The context of a GitLab CI job (``GITLAB_CI=true``)."""
+def gitlab_context_data(env: Mapping[str, str]) -> dict[str, Any]:
+    """The context of a GitLab CI job (``GITLAB_CI=true``), as context-file JSON data."""
     sha = env.get("CI_COMMIT_SHA", "")
     if not sha:
         raise ConfigError("GitLab CI context incomplete: CI_COMMIT_SHA not set")
@@ -94,20 +93,17 @@ def gitlab_context(env: Mapping[str, str]) -> Context:
     if default_branch:
         payload["repository"] = {"default_branch": default_branch}
     project_name = env.get("CI_PROJECT_NAME") or env.get("CI_PROJECT_PATH", "").rsplit("/", 1)[-1]
-    return Context.from_mapping(
-        {
-            "eventName": event_name,
-            "ref": ref,
-            "sha": sha,
-            "payload": payload,
-            "commitDate": env.get("CI_COMMIT_TIMESTAMP") or None,
-            "defaultBranch": default_branch,
-            "repo": {
-                "name": project_name or None,
-                "description": env.get("CI_PROJECT_DESCRIPTION") or None,
-                "html_url": env.get("CI_PROJECT_URL") or None,
-            },
-            "env": metadata_env(env),
+    return {
+        "eventName": event_name,
+        "ref": ref,
+        "sha": sha,
+        "payload": payload,
+        "commitDate": env.get("CI_COMMIT_TIMESTAMP") or None,
+        "defaultBranch": default_branch,
+        "repo": {
+            "name": project_name or None,
+            "description": env.get("CI_PROJECT_DESCRIPTION") or None,
+            "html_url": env.get("CI_PROJECT_URL") or None,
         },
-        source="GitLab CI context",
-    )
+        "env": metadata_env(env),
+    }

@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from splitbuild.errors import ConfigError
+from splitbuild.tags.github_env import CONTEXT_MAX_BYTES, github_context_data
+from splitbuild.tags.gitlab_env import gitlab_context_data
 
 __all__ = [
     "CONTEXT_MAX_BYTES",
@@ -29,9 +31,6 @@ __all__ = [
 ]
 
 DEFAULT_BAKE_TARGET = "docker-metadata-action"
-# The most a context file or CI event payload may hold (GitHub caps webhook payloads at 25 MB; a
-# push event's is a few KiB to a few MiB).
-CONTEXT_MAX_BYTES = 16 << 20
 
 
 def validation_message(source: str, error: ValidationError) -> str:
@@ -119,13 +118,9 @@ class Context(BaseModel):
     def from_environment(cls, env: Mapping[str, str]) -> Context:
         """The context of the running CI job: GitHub Actions or GitLab CI, from its variables."""
         if env.get("GITHUB_ACTIONS") == "true":
-            from splitbuild.tags.github_env import github_context
-
-            return github_context(env)
+            return cls.from_mapping(github_context_data(env), source="GitHub Actions context")
         if env.get("GITLAB_CI") == "true":
-            from splitbuild.tags.gitlab_env import gitlab_context
-
-            return gitlab_context(env)
+            return cls.from_mapping(gitlab_context_data(env), source="GitLab CI context")
         raise ConfigError(
             "no CI context: neither GITHUB_ACTIONS=true nor GITLAB_CI=true is set",
             hint="pass a JSON context file (--context FILE)",

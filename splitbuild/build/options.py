@@ -1,0 +1,87 @@
+"""A local build's options from a config file: platforms, outputs, tags, labels and annotations.
+
+What ``splitbuild build`` runs, without the CLI: :func:`options_from_config` reads the config, the
+git state of the directory holding it and this machine, and returns the :class:`BuildOptions` for
+:func:`~splitbuild.build.runner.run_build`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from splitbuild.build.gitcontext import git_context, git_state
+from splitbuild.build.host import detect_host
+from splitbuild.build.runner import BuildOptions, Progress
+from splitbuild.build.spec import parse_build_args, spec_from_config
+from splitbuild.build.tagging import build_labels, default_tags, explicit_tags
+from splitbuild.config import Config, load_config
+from splitbuild.errors import ConfigError
+from splitbuild.index import Annotations, parse_annotation
+from splitbuild.platforms import normalize_platform
+from splitbuild.reference import AnyReference, parse_reference
+
+__all__ = ["config_annotations", "options_from_config", "select_platforms"]
+
+
+def select_platforms(config: Config, wanted: Sequence[str] = ()) -> list[str]:
+    """The platforms to build: ``wanted`` normalised (``linux/aarch64`` is ``linux/arm64``),
+    duplicates dropped, each one of ``[image] platforms``; all of them when ``wanted`` is empty."""
+    configured = config.image.platforms
+    selected: list[str] = []
+    for text in wanted:
+        platform = normalize_platform(text)
+        if platform not in configured:
+            raise ConfigError(f"platform {text!r} is not in the plan ({', '.join(configured)})")
+        if platform not in selected:
+            selected.append(platform)
+    return selected or list(configured)
+
+
+def config_annotations(config: Config) -> Annotations:
+    """The ``[image] annotations`` of ``config``, parsed."""
+    annotations = Annotations()
+    for text in config.image.annotations:
+        parse_annotation(text, annotations)
+    return annotations
+
+
+def options_from_config(
+    config_path: str | Path,
+    *,
+    outputs: Sequence[str | AnyReference],
+    platforms: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    build_args: Sequence[str] = (),
+    jobs: int | None = None,
+    allow_shrink: bool = False,
+    on_progress: Progress | None = None,
+    on_output: Callable[[str, str], None] | None = None,
+) -> BuildOptions:
+    """The build of the config at ``config_path`` on this machine.
+
+    ``platforms`` is a subset of the config's (default: all, see :func:`select_platforms`);
+    ``outputs`` are repositories (``oci:PATH`` or a registry repository, no tag); ``tags`` are tag
+    names (default: the config's ``[tags]`` rules on the git state of the config's directory);
+    ``build_args`` are ``KEY=VALUE`` texts overriding the config's. The build labels record the git
+    source and revision; the config's annotations go on the index.
+    """
+    path = Path(config_path)
+    config = load_config(path)
+    state = git_state(path.resolve().parent)
+    root = state.root or Path.cwd()
+    spec = spec_from_config(
+        config, root, labels=build_labels(state), build_args=parse_build_args(list(build_args))
+    )
+    return BuildOptions(
+        spec=spec,
+        platforms=select_platforms(config, platforms),
+        outputs=[parse_reference(out) if isinstance(out, str) else out for out in outputs],
+        tags=explicit_tags(list(tags)) or default_tags(config, git_context(state), state),
+        host=detect_host(),
+        jobs=jobs,
+        annotations=config_annotations(config),
+        allow_shrink=allow_shrink,
+        on_progress=on_progress,
+        on_output=on_output,
+    )

@@ -1,0 +1,102 @@
+"""splitbuild.build.options: a config file to the options of a local build, without the CLI."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from splitbuild.build import options_from_config, select_platforms
+from splitbuild.config import parse_config
+from splitbuild.errors import ConfigError, UsageError
+from splitbuild.reference import LayoutReference
+
+CONFIG = """[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+build-args = { A = "1", B = "2" }
+annotations = ["org.opencontainers.image.vendor=Acme"]
+
+[tags]
+rules = ["type=ref,event=branch"]
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    path = tmp_path / "splitbuild.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_select_platforms_normalises_and_checks_against_the_config() -> None:
+    config = parse_config(CONFIG)
+    assert select_platforms(config) == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+    assert select_platforms(config, ["linux/aarch64", "linux/arm64/v8", "linux/arm"]) == [
+        "linux/arm64",
+        "linux/arm/v7",
+    ]
+    with pytest.raises(
+        ConfigError, match=re.escape("platform 'linux/s390x' is not in the plan (linux/amd64,")
+    ):
+        select_platforms(config, ["linux/s390x"])
+
+
+def test_options_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside git the paths are relative to the current directory (docs/build.md)."""
+    path = _project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    seen: list[str] = []
+    options = options_from_config(
+        path,
+        outputs=[f"oci:{tmp_path / 'out'}"],
+        platforms=["linux/aarch64"],
+        tags=["dev", "dev"],
+        build_args=["B=3", "C=4"],
+        jobs=2,
+        on_progress=lambda platform, message: seen.append(f"{platform}: {message}"),
+    )
+    assert options.platforms == ["linux/arm64"]
+    assert options.tags == ["dev"]
+    assert options.jobs == 2
+    assert isinstance(options.outputs[0], LayoutReference)
+    assert dict(options.spec.build_args) == {"A": "1", "B": "3", "C": "4"}
+    assert (
+        options.spec.dockerfile == (tmp_path / "Dockerfile").resolve()
+        or options.spec.dockerfile.name == "Dockerfile"
+    )
+    assert options.annotations.index == {"org.opencontainers.image.vendor": "Acme"}
+    assert options.on_output is None
+    assert options.on_progress is not None
+    options.on_progress("linux/arm64", "built")
+    assert seen == ["linux/arm64: built"]
+
+
+def test_options_from_config_tags_from_the_rules_on_the_git_branch(tmp_path: Path) -> None:
+    path = _project(tmp_path)
+    _git(tmp_path, "init", "-q", "-b", "feature-x")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "init")
+    options = options_from_config(path, outputs=["oci:out"])
+    assert options.tags == ["feature-x"]
+    assert options.platforms == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+    assert options.spec.labels["org.opencontainers.image.revision"]
+
+
+def test_options_from_config_refuses_an_output_with_a_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="give a repository without tag or digest"):
+        options_from_config(_project(tmp_path), outputs=["oci:out:latest"], tags=["dev"])
