@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from splitbuild.auth import Keychain
     from splitbuild.models import Descriptor, Manifest
+    from splitbuild.providers import Provider
     from splitbuild.retry import RetryPolicy
     from splitbuild.transfer import BytesCallback, ProgressCallback
 
@@ -70,8 +71,14 @@ class Registry(Client):
         page_size: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        max_pages: int | None = None,
+        max_entries: int | None = None,
     ) -> None:
         given: dict[str, Any] = {
+            "deadline": deadline,
+            "max_pages": max_pages,
+            "max_entries": max_entries,
             "keychain": keychain,
             "ca_file": ca_file,
             "timeout": timeout,
@@ -185,10 +192,14 @@ class Registry(Client):
         tag_only: bool = False,
         dry_run: bool = False,
         jobs: int = DEFAULT_JOBS,
+        provider: str | Provider | None = None,
     ) -> ops.DeleteResult:
         """Delete the manifest ``ref`` names (``tag_only``: only the tag), refusing one other tags
-        still use unless ``force`` (see :func:`splitbuild.ops.delete`)."""
-        return await ops.delete(self, ref, force=force, tag_only=tag_only, dry_run=dry_run, jobs=jobs)
+        still use unless ``force``; ``provider`` deletes where the registry API cannot (GHCR,
+        Docker Hub; chosen from the host by default). See :func:`splitbuild.ops.delete`."""
+        return await ops.delete(
+            self, ref, force=force, tag_only=tag_only, dry_run=dry_run, jobs=jobs, provider=provider
+        )
 
     async def prune(
         self,
@@ -198,10 +209,22 @@ class Registry(Client):
         dry_run: bool = True,
         jobs: int = DEFAULT_JOBS,
         now: dt.datetime | None = None,
+        max_delete: int | None = None,
+        provider: str | Provider | None = None,
     ) -> ops.PruneResult:
         """Delete the tags (and their manifests) of ``repository`` that ``policy`` does not keep;
-        only a plan unless ``dry_run=False`` (see :func:`splitbuild.ops.prune`)."""
-        return await ops.prune(self, repository, policy, dry_run=dry_run, jobs=jobs, now=now)
+        only a plan unless ``dry_run=False``; refused with nothing deleted when more than
+        ``max_delete`` would go (see :func:`splitbuild.ops.prune`)."""
+        return await ops.prune(
+            self,
+            repository,
+            policy,
+            dry_run=dry_run,
+            jobs=jobs,
+            now=now,
+            max_delete=max_delete,
+            provider=provider,
+        )
 
     async def merge(
         self,
