@@ -302,7 +302,7 @@ CASES = [
 ]
 
 
-def _forgejo_for_act(workflow: Path, action_url: str) -> Path:
+def _forgejo_for_act(workflow: Path, action_url: str, out_dir: Path) -> Path:
     """nektos/act cannot parse Forgejo's URL-form ``uses: https://...@sha``: strip that prefix,
     the one rewrite allowed, and check that nothing else in the file differs."""
     text = workflow.read_text()
@@ -312,7 +312,7 @@ def _forgejo_for_act(workflow: Path, action_url: str) -> Path:
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert changed
     assert all(a.replace(f"uses: {action_url}/", "uses: ") == b and "uses: " in a for a, b in changed)
-    out = workflow.parent.parent.parent / "act-forgejo.yml"
+    out = out_dir / "act-forgejo.yml"
     out.write_text(stripped)
     return out
 
@@ -328,7 +328,9 @@ def runs(
         image = f"{auth_registry.host}/act/{case.name}-{uuid.uuid4().hex[:6]}"
         repo = make_repo(tmp, image, auth_registry.host, case.provider, fail_arm64=case.fail_arm64)
         if case.provider == "forgejo":
-            workflow = _forgejo_for_act(repo / ".forgejo/workflows/splitbuild.yml", "https://github.com")
+            workflow = _forgejo_for_act(
+                repo / ".forgejo/workflows/splitbuild.yml", "https://github.com", repo.parent
+            )
         else:
             workflow = repo / ".github/workflows/splitbuild.yml"
         return run_act(
