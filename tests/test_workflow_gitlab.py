@@ -562,7 +562,7 @@ def _check_build_call(config: Config, leg: Leg, run: Run, *, push: bool) -> None
         if config.ci.cache == "registry":
             tail += ["--layers", "--cache-from", f"{first}/buildcache"]
             tail += ["--cache-to", f"{first}/buildcache"] if push else []
-        tail += ["--force-rm", "--iidfile", f"{job_dir(run)}/image-id", "--tag", local_image(run)]
+        tail += ["--iidfile", f"{job_dir(run)}/image-id", "--tag", local_image(run)]
         tail.append(image_context(config))
     assert rest == tail
 

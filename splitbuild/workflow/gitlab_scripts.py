@@ -326,7 +326,6 @@ def _buildah(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
         prefix = _cache_to(_ref(_PREFIX + "CACHE_REPO"))
     variables[_PREFIX + "CONTEXT"] = config.image.context
     groups += [
-        "--force-rm",
         '--iidfile "$SPLITBUILD_JOB_DIR/image-id"',
         '--tag "$SPLITBUILD_LOCAL_IMAGE"',
         _ref(_PREFIX + "CONTEXT"),
