@@ -440,11 +440,32 @@ class GitLabConfig(_Table):
     ci_registry: str = "registry.gitlab.com"
     build_stage: str = "build"
     merge_stage: str = "deploy"
+    insecure_registries: list[str] = Field(default_factory=list)
+    """Registry hosts (``host[:port]``) reached over plain HTTP by the build jobs and the merge."""
+    web_branches: list[str] = Field(default_factory=list)
+    """Branch patterns (besides the default branch) whose "Run pipeline" (web) pipelines publish."""
 
     @field_validator("merge_runner")
     @classmethod
     def _merge_runner(cls, value: str | list[str] | None) -> str | list[str] | None:
         return _runner_labels(value)
+
+    @field_validator("insecure_registries")
+    @classmethod
+    def _insecure(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not _DOMAIN.match(host):
+                raise ValueError(f"insecure-registries: {host!r} must be a registry host[:port]")
+        return [host.lower() for host in hosts]
+
+    @field_validator("web_branches")
+    @classmethod
+    def _web_branches(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            _one_line(pattern, "pattern")
+            if not pattern.strip():
+                raise ValueError("empty pattern")
+        return patterns
 
     @field_validator("docker_image", "dind_image", "buildah_image", "python_image", "cosign_image")
     @classmethod

@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_TERM = re.compile(r'^\$([A-Z_][A-Z0-9_]*) (==|=~) (?:"([^"]*)"|/(.*)/)$')
+_TERM = re.compile(r'^\$([A-Z_][A-Z0-9_]*) (==|=~) (?:"([^"]*)"|/(.*)/|\$([A-Z_][A-Z0-9_]*))$')
 
 
 def _term(term: str, env: dict[str, str]) -> bool:
     match = _TERM.match(term)
     assert match, f"unexpected rule term {term!r}"
-    name, op, text, regex = match.groups()
+    name, op, text, regex, other = match.groups()
     value = env.get(name)
+    if other is not None:  # $A == $B: equal values (an unset variable equals only an unset one)
+        assert op == "=="
+        return value == env.get(other)
     if value is None:
         return False
     if op == "==":
@@ -29,8 +32,9 @@ def _term(term: str, env: dict[str, str]) -> bool:
 
 
 def rule_matches(expression: str, env: dict[str, str]) -> bool:
-    """GitLab's ``rules:if`` for the forms splitbuild writes: terms ``$VAR == "text"`` or
-    ``$VAR =~ /regex/`` joined by ``&&`` (a bare ``$VAR`` term is also accepted)."""
+    """GitLab's ``rules:if`` for the forms splitbuild writes: terms ``$VAR == "text"``,
+    ``$VAR == $OTHER`` or ``$VAR =~ /regex/`` joined by ``&&`` (a bare ``$VAR`` term is also
+    accepted)."""
     result = True
     for term in expression.split(" && "):
         if re.fullmatch(r"\$[A-Z_][A-Z0-9_]*", term):
@@ -77,9 +81,14 @@ def job_variables(job: dict[str, Any]) -> dict[str, str]:
 _DOCKER = """\
 import json, os, sys
 args = sys.argv[1:]
-entry = {"tool": "docker", "args": args}
+entry = {"tool": "docker", "args": args, "docker_config": os.environ.get("DOCKER_CONFIG")}
 if args[:1] == ["login"]:
     entry["stdin"] = sys.stdin.read()
+    # as docker does: the credentials go to $DOCKER_CONFIG/config.json, else ~/.docker/config.json
+    config = os.environ.get("DOCKER_CONFIG") or os.path.join(os.environ["HOME"], ".docker")
+    os.makedirs(config, exist_ok=True)
+    with open(os.path.join(config, "config.json"), "a") as handle:
+        handle.write(args[-1] + "\\n")
 if args[:2] == ["buildx", "build"]:
     entry["env"] = {k: os.environ[k] for k in os.environ.get("STUB_ENV", "").split(",") if k in os.environ}
     path = args[args.index("--metadata-file") + 1]
@@ -91,18 +100,34 @@ if args[:2] == ["buildx", "build"]:
         json.dump(data, handle, indent=2)
 with open(os.environ["STUB_LOG"], "a") as log:
     log.write(json.dumps(entry) + "\\n")
+if os.environ.get("STUB_FAIL") == args[0]:
+    sys.exit(1)
 """
 _BUILDAH = """\
 import json, os, sys
 args = sys.argv[1:]
-entry = {"tool": "buildah", "args": args}
+entry = {"tool": "buildah", "args": args, "auth_file": os.environ.get("REGISTRY_AUTH_FILE")}
+conf = os.environ.get("CONTAINERS_REGISTRIES_CONF")
+if conf:
+    entry["registries_conf"] = open(conf).read()
 if args[:1] == ["login"]:
     entry["stdin"] = sys.stdin.read()
-if args[:1] == ["push"]:
-    with open(args[args.index("--digestfile") + 1], "w") as handle:
-        handle.write(os.environ.get("STUB_DIGEST", ""))
+    # as buildah does: $REGISTRY_AUTH_FILE, else ~/.config/containers/auth.json (rootless layout)
+    path = os.environ.get("REGISTRY_AUTH_FILE") or os.path.join(
+        os.environ["HOME"], ".config", "containers", "auth.json"
+    )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        handle.write(args[-1] + "\\n")
+if args[:1] == ["build"]:
+    with open(args[args.index("--iidfile") + 1], "w") as handle:
+        handle.write(os.environ.get("STUB_IMAGE_ID", "sha256:" + "e" * 64))
+if args[:1] == ["inspect"]:
+    print(os.environ.get("STUB_DIGEST", ""))
 with open(os.environ["STUB_LOG"], "a") as log:
     log.write(json.dumps(entry) + "\\n")
+if os.environ.get("STUB_FAIL") == args[0]:
+    sys.exit(1)
 """
 _SPLITBUILD = """\
 import json, os, sys

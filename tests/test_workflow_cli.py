@@ -202,7 +202,7 @@ def test_init_detects_remote_and_dockerfile(runner: CliRunner, repo: Path) -> No
     assert code == 0, err
     config = parse_config((repo / "splitbuild.toml").read_text())
     assert config.image.names == ["ghcr.io/acme/web-app"]
-    assert config.image.dockerfile == "docker/Dockerfile"
+    assert (config.image.context, config.image.dockerfile) == ("docker", None)  # docker/Dockerfile
     assert config.image.platforms == ["linux/amd64", "linux/arm64"]
     code, _, err = invoke(runner, "init")
     assert code == 2

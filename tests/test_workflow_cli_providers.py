@@ -185,3 +185,44 @@ def test_starter_config_commented_lines_are_valid_for_each_provider(provider: st
         assert render_pipeline(config, the_plan, config_path="splitbuild.toml", output_path=".gitlab-ci.yml")
     else:
         assert render_workflow(config, the_plan, config_path="splitbuild.toml", output_path="x.yml")
+
+
+def test_init_for_gitlab_names_cicd_variables_not_actions_secrets(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = invoke(runner, "init", "--ci", "gitlab", "--image", "registry.gitlab.com/acme/web")
+    assert code == 0
+    text = (tmp_path / "splitbuild.toml").read_text()
+    assert "Actions secret" not in text
+    assert "build secret id = CI/CD variable that holds it" in text
+
+
+@pytest.mark.parametrize(
+    ("files", "context", "dockerfile"),
+    [
+        (["app/Dockerfile"], "app", None),
+        (["svc/api/Containerfile"], "svc/api", "svc/api/Containerfile"),
+        (["Dockerfile", "app/Dockerfile"], ".", None),
+    ],
+)
+def test_init_makes_the_dockerfile_directory_the_context(
+    runner: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: list[str],
+    context: str,
+    dockerfile: str | None,
+) -> None:
+    """A Dockerfile found in a subdirectory expects that directory as its build context: the
+    starter must not pair ``dockerfile = "app/Dockerfile"`` with ``context = "."``."""
+    project = tmp_path / "project"
+    for name in files:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("FROM scratch\n")
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = invoke(runner, "init", "--path", str(project / "splitbuild.toml"), "--image", "ghcr.io/a/b")
+    assert code == 0
+    config = parse_config((project / "splitbuild.toml").read_text())
+    assert config.image.context == context
+    assert config.image.dockerfile == dockerfile

@@ -129,6 +129,17 @@ tags = ["v[0-9]+.*", "!v*-beta"]
 username-secret = "HUB_USER"
 password-secret = "HUB_TOKEN"
 """,
+    "web-branches": """
+[image]
+names = ["127.0.0.1:5000/acme/app"]
+platforms = ["linux/amd64"]
+[ci.gitlab]
+web-branches = ["release/*"]
+insecure-registries = ["127.0.0.1:5000", "registry.internal"]
+[ci.logins."127.0.0.1:5000"]
+username-var = "REG_USER"
+password-secret = "REG_PASSWORD"
+""",
     "signed": """
 [image]
 names = ["registry.gitlab.com/acme/app", "docker.io/acme/app", "quay.io/acme/app"]
@@ -159,6 +170,8 @@ CI_ENV = {
     "QUAY_PASSWORD": "quay-password-not-for-logs",
     "QUAY_TOKEN": "quay-token-not-for-logs",
     "NPM_TOKEN": "npm-token-not-for-logs",
+    "REG_USER": "reg-user",
+    "REG_PASSWORD": "reg-password-not-for-logs",
 }
 SECRETS = [v for k, v in CI_ENV.items() if "TOKEN" in k or "PASSWORD" in k]
 MERGE_REQUEST = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
@@ -288,7 +301,9 @@ def test_builder_image_and_docker_in_docker(case: tuple[Config, Plan, dict[str, 
         (service,) = job["services"]
         assert service["name"] == gitlab.dind_image
         assert service["alias"] == "docker"
-        assert service.get("command") == ([f"--mtu={gitlab.dind_mtu}"] if gitlab.dind_mtu else None)
+        command = [f"--mtu={gitlab.dind_mtu}"] if gitlab.dind_mtu else []
+        command += [f"--insecure-registry={host}" for host in gitlab.insecure_registries]
+        assert service.get("command") == (command or None)
         assert variables["DOCKER_HOST"] == "tcp://docker:2376"
         assert variables["DOCKER_TLS_CERTDIR"] == "/certs"
 
@@ -376,6 +391,10 @@ def _tag(name: str) -> dict[str, str]:
     return _pipeline("push", CI_COMMIT_TAG=name)
 
 
+def _web(branch: str) -> dict[str, str]:
+    return _pipeline("web", CI_COMMIT_BRANCH=branch, CI_DEFAULT_BRANCH="main")
+
+
 # (variant, pipeline, build jobs run, they push, merge job runs)
 RULE_CASES: list[tuple[str, dict[str, str], bool, bool, bool]] = [
     ("hosted", _mr("main"), True, False, False),
@@ -387,7 +406,13 @@ RULE_CASES: list[tuple[str, dict[str, str], bool, bool, bool]] = [
     ("hosted", _branch("feature"), False, False, False),
     ("hosted", _tag("v1.2.3"), True, True, True),
     ("hosted", _tag("1.2.3"), False, False, False),
-    ("hosted", _pipeline("web", CI_COMMIT_BRANCH="feature"), True, True, True),
+    ("hosted", _web("main"), True, True, True),
+    # a "Run pipeline" elsewhere adds no job: a branch named latest must not publish :latest
+    ("hosted", _web("latest"), False, False, False),
+    ("hosted", _pipeline("web", CI_COMMIT_TAG="v1.0.0", CI_DEFAULT_BRANCH="main"), False, False, False),
+    ("web-branches", _web("release/1"), True, True, True),
+    ("web-branches", _web("main"), True, True, True),
+    ("web-branches", _web("latest"), False, False, False),
     ("hosted", _pipeline("schedule", CI_COMMIT_BRANCH="main"), True, True, True),
     ("hosted", _pipeline("api", CI_COMMIT_BRANCH="main"), False, False, False),
     ("exclusions", _branch("release/1.0"), True, True, True),
@@ -537,12 +562,26 @@ def _check_build_call(config: Config, leg: Leg, run: Run, *, push: bool) -> None
         if config.ci.cache == "registry":
             tail += ["--layers", "--cache-from", f"{first}/buildcache"]
             tail += ["--cache-to", f"{first}/buildcache"] if push else []
-        tail += ["--tag", "splitbuild-local", image_context(config)]
+        tail += ["--iidfile", f"{job_dir(run)}/image-id", "--tag", local_image(run)]
+        tail.append(image_context(config))
     assert rest == tail
 
 
 def image_context(config: Config) -> str:
     return config.image.context
+
+
+def job_dir(run: Run) -> str:
+    """The job's private directory (the one its build wrote the image id to)."""
+    (build,) = [c for c in run.tool("buildah") if c["args"][:1] == ["build"]]
+    path = build["args"][build["args"].index("--iidfile") + 1]
+    assert path.endswith("/image-id")
+    return path.removesuffix("/image-id")
+
+
+def local_image(run: Run) -> str:
+    (build,) = [c for c in run.tool("buildah") if c["args"][:1] == ["build"]]
+    return str(build["args"][build["args"].index("--tag") + 1])
 
 
 def _run_build(
@@ -564,10 +603,75 @@ def test_merge_request_builds_every_platform_without_login_or_push(
     for index, leg in enumerate(the_plan.legs, start=1):
         run = _run_build(config, pipeline, leg, env, tmp_path, _digest(index))
         assert run.returncode == 0, run.stderr
-        assert [c for c in run.calls if c["args"][:1] in (["login"], ["push"])] == []
+        assert [c for c in run.calls if c["args"][:1] == ["push"]] == []
         _check_build_call(config, leg, run, push=False)
         for secret in SECRETS:
             assert all(secret not in " ".join(c["args"]) for c in run.calls)
+
+
+def test_merge_request_logs_in_for_pulls_when_credentials_reach_it(
+    merge_requests: tuple[Config, Plan, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A private base image must pull on merge requests too: the job logs in to every registry
+    whose variables are set, before it builds, and still pushes nothing; without them it skips
+    the login instead of failing (protected variables do not reach unprotected branches)."""
+    config, the_plan, pipeline = merge_requests
+    env = {**MERGE_REQUEST, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": (config.ci.branches or ["main"])[0]}
+    leg = the_plan.legs[0]
+    tool = "buildah" if config.ci.gitlab.builder == "buildah" else "docker"
+    run = _run_build(config, pipeline, leg, env, tmp_path / "with", _digest(1))
+    assert run.returncode == 0, run.stderr
+    calls = [c for c in run.tool(tool) if c["args"][0] == "login"]
+    logins_done = [(c["args"][-1], c["args"][-3], c["stdin"]) for c in calls]
+    assert logins_done == _login_expectations(config)
+    order = [c["args"][0] for c in run.tool(tool) if c["args"][0] in ("login", "build", "buildx")]
+    assert order.index("build" if tool == "buildah" else "buildx") == len(logins_done)
+    assert [c for c in run.calls if c["args"][:1] == ["push"]] == []
+    job = pipeline[build_job_name(config, leg)]
+    names = {n for login in logins(config) for n in login.names}
+    bare = {k: v for k, v in {**CI_ENV, **env}.items() if k not in names}
+    workdir = tmp_path / "without"
+    workdir.mkdir()
+    run = run_job(job, workdir, {**bare, **evaluate(job, env).variables, "STUB_DIGEST": _digest(2)})
+    assert run.returncode == 0, run.stderr
+    assert [c for c in run.tool(tool) if c["args"][0] == "login"] == []
+
+
+@pytest.mark.parametrize("fail", [None, "build", "push"])
+@pytest.mark.parametrize("name", ["buildah", "hosted"])
+def test_build_job_removes_its_credentials_and_local_image_at_the_end(
+    name: str, fail: str | None, tmp_path: Path
+) -> None:
+    """The login goes to a per-job auth file (REGISTRY_AUTH_FILE / DOCKER_CONFIG) in a private
+    temporary directory, which is gone when the job ends, failed or not; nothing lands in the
+    runner's HOME; buildah builds under a local name no other job uses and removes it."""
+    config = load_case(name)
+    pipeline = parsed(config)
+    leg = plan(config).legs[0]
+    tool = "buildah" if name == "buildah" else "docker"
+    stub_fail = {"build": "build" if tool == "buildah" else "buildx", "push": "push"}.get(fail or "", "")
+    job = pipeline[build_job_name(config, leg)]
+    env = {**CI_ENV, **PUSH_MAIN, **evaluate(job, PUSH_MAIN).variables, "STUB_DIGEST": _digest(1)}
+    env |= {"CI_JOB_ID": "4242", "STUB_FAIL": stub_fail, "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    workdir = tmp_path / "job"
+    workdir.mkdir()
+    run = run_job(job, workdir, env)
+    assert (run.returncode == 0) is (fail is None or (fail == "push" and tool == "docker")), run.stderr
+    logins_done = [c for c in run.tool(tool) if c["args"][0] == "login"]
+    assert len(logins_done) == len(logins(config)) > 0
+    written = {c["auth_file"] if tool == "buildah" else c["docker_config"] for c in logins_done}
+    (private,) = written
+    assert private is not None
+    assert private.startswith(str(tmp_path / "tmp" / "splitbuild."))
+    assert list((tmp_path / "tmp").iterdir()) == []  # the job's directory, credentials and all
+    assert not (workdir / ".docker").exists()
+    assert not (workdir / ".config").exists()
+    if tool == "buildah":
+        (build,) = [c for c in run.tool("buildah") if c["args"][0] == "build"]
+        image = build["args"][build["args"].index("--tag") + 1]
+        assert image.startswith("localhost/splitbuild-4242-")
+        assert [c["args"] for c in run.tool("buildah") if c["args"][0] == "rmi"] == [["rmi", image]]
 
 
 def test_publishing_build_logs_in_pushes_and_writes_its_digest(
@@ -583,19 +687,21 @@ def test_publishing_build_logs_in_pushes_and_writes_its_digest(
         tool = "buildah" if buildah else "docker"
         login_calls = [c for c in run.tool(tool) if c["args"][:1] == ["login"]]
         expected_logins = _login_expectations(config)
-        assert [(c["args"][-1], c["args"][2], c["stdin"]) for c in login_calls] == expected_logins
-        assert all(c["args"][3] == "--password-stdin" for c in login_calls)
+        assert [(c["args"][-1], c["args"][-3], c["stdin"]) for c in login_calls] == expected_logins
+        assert all(c["args"][-2] == "--password-stdin" for c in login_calls)
+        insecure = config.ci.gitlab.insecure_registries
+        for call in login_calls:  # buildah is told; docker's daemon has --insecure-registry
+            assert ("--tls-verify=false" in call["args"]) is (buildah and call["args"][-1] in insecure)
         _check_build_call(config, leg, run, push=True)
         if buildah:
             (push,) = [c for c in run.calls if c["args"][:1] == ["push"]]
-            staging = f"docker://{config.image.names[0]}:splitbuild-{leg.pair}"
-            assert push["args"] == [
-                "push",
-                "--digestfile",
-                "splitbuild-digest.txt",
-                "splitbuild-local",
-                staging,
-            ]
+            (inspect,) = [c for c in run.calls if c["args"][:1] == ["inspect"]]
+            image_id = "sha256:" + "e" * 64  # what the build wrote to --iidfile
+            inspect_args = ["inspect", "--type", "image", "--format", "{{.FromImageDigest}}", image_id]
+            assert inspect["args"] == inspect_args
+            # by digest, no tag: nothing is left to clean up in the registry
+            by_digest = f"docker://{config.image.names[0]}@{_digest(index)}"
+            assert push["args"] == ["push", "--disable-compression", image_id, by_digest]
         else:
             tools = [c["args"][:2] for c in run.calls]
             create = tools.index(["buildx", "create"])
@@ -620,7 +726,7 @@ def test_publishing_build_logs_in_pushes_and_writes_its_digest(
 
 def _publishing_env(config: Config) -> dict[str, str]:
     pipeline = parsed(config)
-    for env in (PUSH_MAIN, _tag("v1.0.0"), _pipeline("web", CI_COMMIT_BRANCH="main")):
+    for env in (PUSH_MAIN, _tag("v1.0.0"), _web("main")):
         if evaluate(pipeline[merge_job_name(config)], env).runs:
             return env
     raise AssertionError("no publishing pipeline found for this config")
@@ -681,7 +787,8 @@ def test_digests_travel_from_build_jobs_to_the_merge_command(
     ]
     (call,) = run.tool("splitbuild")
     expected = merge_argv(config, digests, the_plan)
-    assert call["args"] == ["merge", "--json", *expected[2:]]
+    insecure = [w for host in config.ci.gitlab.insecure_registries for w in ("--insecure-registry", host)]
+    assert call["args"] == ["merge", "--json", *insecure, *expected[2:]]
     auth = {}
     for registry, username, password in _login_expectations(config):
         prefix = "SPLITBUILD_AUTH_" + re.sub(r"[^A-Z0-9]", "_", registry.upper())
@@ -921,7 +1028,7 @@ def test_header_names_the_command_and_what_gitlab_needs_from_you() -> None:
     assert "# Scheduled pipelines publish; create them in Build > Pipeline schedules: 0 4 * * 1" in lines
     buildah = load_case("buildah")
     text = render(buildah)
-    assert "buildah cannot push by digest alone" in text
+    assert "# buildah pushes each platform to registry.example.com/team/app by digest, no tag" in text
     assert "# linux/riscv64: buildah emulates it with the QEMU binfmt handlers of the runner's host" in text
     assert "Declare the stages images and publish" in render(load_case("no-merge-requests"))
 

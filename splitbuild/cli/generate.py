@@ -63,14 +63,17 @@ def init_command(
         wanted = [normalize_platform(p) for p in platforms.split(",") if p.strip()]
         detected = None if image else starter.image_from_remote(starter.git_remote_url(root) or "")
         name = image or detected or starter.PLACEHOLDER_IMAGE
-        dockerfile = starter.detect_dockerfile(root)
+        found = starter.detect_dockerfile(root)
+        context, dockerfile = starter.detect_build(root)
         provider = _provider(ci) or ("gitlab" if name.startswith("registry.gitlab.com/") else "github")
-        text = starter.starter_config(image=name, dockerfile=dockerfile, platforms=wanted, provider=provider)
+        text = starter.starter_config(
+            image=name, dockerfile=dockerfile, platforms=wanted, context=context, provider=provider
+        )
         path.write_text(text, "utf-8")
-        sys.stderr.write(f"wrote {path} (image {name}, dockerfile {dockerfile or 'not found'})\n")
+        sys.stderr.write(f"wrote {path} (image {name}, dockerfile {found or 'not found'})\n")
         if name == starter.PLACEHOLDER_IMAGE:
             sys.stderr.write(f"warning: no GitHub remote found; set image.names in {path}\n")
-        if dockerfile is None:
+        if found is None:
             sys.stderr.write(f"warning: no Dockerfile found; set image.dockerfile in {path}\n")
 
 

@@ -92,8 +92,9 @@ def _build_job(config: Config, leg: Leg, command: MergeCommand) -> Job:
     image = gitlab.buildah_image
     if gitlab.builder == "buildx":
         image = gitlab.docker_image
-        command_line = [f"--mtu={gitlab.dind_mtu}"] if gitlab.dind_mtu else None
-        services = [Service(name=gitlab.dind_image, alias="docker", command=command_line)]
+        command_line = [f"--mtu={gitlab.dind_mtu}"] if gitlab.dind_mtu else []
+        command_line += [f"--insecure-registry={host}" for host in gitlab.insecure_registries]
+        services = [Service(name=gitlab.dind_image, alias="docker", command=command_line or None)]
     return Job(
         stage=gitlab.build_stage,
         image=image,
@@ -184,8 +185,8 @@ def pipeline_notes(config: Config, plan: Plan, output_path: str) -> list[str]:
         notes.append(f"Scheduled pipelines publish; create them in Build > Pipeline schedules: {crons}")
     if config.ci.gitlab.builder == "buildah":
         notes.append(
-            f"buildah cannot push by digest alone: each platform goes to "
-            f"{config.image.names[0]}:splitbuild-<platform>, merged by digest"
+            f"buildah pushes each platform to {config.image.names[0]} by digest, no tag, with "
+            "uncompressed layers (a push by digest cannot recompress them)"
         )
         notes += [
             f"{leg.platform}: buildah emulates it with the QEMU binfmt handlers of the runner's host"

@@ -13,7 +13,11 @@ The rules, first match wins:
   jobs only: they build and push nothing (``SPLITBUILD_PUSH`` stays ``false``) and are
   interruptible, so a newer push cancels them;
 * pushes of a configured tag, pushes to a configured branch, pipelines run from the UI
-  (``workflow-dispatch``), scheduled pipelines (``schedule``): these publish.
+  (``workflow-dispatch``) on the default branch or a ``[ci.gitlab] web-branches`` branch (a
+  "Run pipeline" on any other branch or on a tag adds no job, so a branch named ``latest``
+  cannot publish ``:latest``), scheduled pipelines (``schedule``): these publish.
+
+``interruptible`` inside ``rules:`` needs GitLab 16.10 or later.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ _CLASS_BODY = re.compile(r"^[A-Za-z0-9-]+$")
 _SPECIAL = set(".^$|(){}/")
 _MR = '$CI_PIPELINE_SOURCE == "merge_request_event"'
 _PUSH = '$CI_PIPELINE_SOURCE == "push"'
+_WEB = '$CI_PIPELINE_SOURCE == "web"'
 
 
 def filter_regex(pattern: str) -> str:
@@ -133,7 +138,9 @@ def publish_rules(ci: CiConfig, *, merge_requests: bool) -> list[Rule]:
     rules += _rules(_PUSH, "$CI_COMMIT_TAG", ci.tags, "tags", push)
     rules += _rules(_PUSH, "$CI_COMMIT_BRANCH", ci.branches, "branches", push)
     if ci.workflow_dispatch:
-        rules.append(Rule(if_='$CI_PIPELINE_SOURCE == "web"', variables=push))
+        rules.append(Rule(if_=f"{_WEB} && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH", variables=push))
+        if ci.gitlab.web_branches:
+            rules += _rules(_WEB, "$CI_COMMIT_BRANCH", ci.gitlab.web_branches, "gitlab.web-branches", push)
     if ci.schedule:
         rules.append(Rule(if_='$CI_PIPELINE_SOURCE == "schedule"', variables=push))
     return rules

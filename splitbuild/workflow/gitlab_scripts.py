@@ -35,6 +35,7 @@ __all__ = [
     "build_script",
     "digest_dotenv",
     "digest_variable",
+    "job_dir_item",
     "logins",
     "merge_script",
     "required_checks",
@@ -44,7 +45,6 @@ DEFAULT_BINFMT_IMAGE = "tonistiigi/binfmt:latest"
 METADATA_FILE = "splitbuild-metadata.json"
 MERGE_JSON = "splitbuild-merge.json"
 MERGE_DOTENV = "splitbuild-merge.env"
-LOCAL_IMAGE = "splitbuild-local"
 _PREFIX = "SPLITBUILD_"
 _PUSHING = f'[ "${PUSH_VARIABLE}" = true ]'
 # docker:dind with TLS: the service writes its certificates to /certs, the job reads /certs/client.
@@ -87,6 +87,9 @@ class Login:
     password: str
     required: tuple[str, ...]
     variables: dict[str, str] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    """Every variable the login reads (user name and password): a job that does not push logs
+    in (for pulls) only when they are all set."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def logins(config: Config) -> list[Login]:
         else:  # the GitLab registry: the job token
             user_var, password = "CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD"
             required = ()
-        out.append(Login(registry, _ref(user_var), _ref(password), required, variables))
+        out.append(Login(registry, _ref(user_var), _ref(password), required, variables, (user_var, password)))
     return out
 
 
@@ -143,19 +146,65 @@ def required_checks(names: Sequence[str]) -> list[str]:
 
 
 def _login_item(config: Config, tool: str) -> tuple[dict[str, str], str | None]:
+    """Check the credentials a publishing job needs, then log in to every registry whose
+    credentials are set: a merge-request job logs in too (for pulls of private base images) when
+    the variables reach it, and never pushes."""
     variables: dict[str, str] = {}
-    lines: list[str] = []
+    checks: list[str] = []
+    body: list[str] = []
+    insecure = set(config.ci.gitlab.insecure_registries)
     for login in logins(config):
         variables.update(login.variables)
-        lines += required_checks(login.required)
-        lines.append(
-            f"printf '%s' {login.password} | {tool} login --username {login.username} "
-            f"--password-stdin {shlex.quote(login.registry)}"
+        checks += required_checks(login.required)
+        present = " && ".join(f'[ -n "${{{name}:-}}" ]' for name in login.names)
+        tls = " --tls-verify=false" if tool == "buildah" and login.registry in insecure else ""
+        body.append(
+            f"if {present}; then\n"
+            f"  printf '%s' {login.password} | {tool} login{tls} --username {login.username} "
+            f"--password-stdin {shlex.quote(login.registry)}\n"
+            "fi\n"
         )
-    if not lines:
+    if not body:
         return variables, None
-    body = "".join(f"  {line}\n" for line in lines)
-    return variables, f"if {_PUSHING}; then\n{body}fi\n"
+    check = "".join(f"  {line}\n" for line in checks)
+    prefix = f"if {_PUSHING}; then\n{check}fi\n" if checks else ""
+    return variables, prefix + "".join(body)
+
+
+def job_dir_item(config: Config, tool: str) -> str:
+    """The first item of a ``tool`` job (``buildah``, ``docker``, ``cosign``): a private temporary
+    directory for the job's credentials (and, with buildah, a local image name no other job
+    uses), removed with the local image when the job ends, whether it succeeds or fails."""
+    lines = ['SPLITBUILD_JOB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/splitbuild.XXXXXXXX")']
+    cleanup = ['  rm -rf "$SPLITBUILD_JOB_DIR"']
+    if tool == "buildah":
+        lines.append('SPLITBUILD_LOCAL_IMAGE="localhost/splitbuild-${CI_JOB_ID:-job}-$$"')
+        cleanup.insert(0, '  buildah rmi "$SPLITBUILD_LOCAL_IMAGE" >/dev/null 2>&1 || true')
+    lines += ["splitbuild_cleanup() {", *cleanup, "}"]
+    lines += ["trap splitbuild_cleanup EXIT", "trap 'exit 130' INT", "trap 'exit 143' TERM"]
+    if tool == "buildah":
+        lines.append('export REGISTRY_AUTH_FILE="$SPLITBUILD_JOB_DIR/auth.json"')
+    else:
+        lines.append('export DOCKER_CONFIG="$SPLITBUILD_JOB_DIR/docker"')
+    hosts = " ".join(shlex.quote(host) for host in config.ci.gitlab.insecure_registries)
+    if hosts and tool == "buildah":
+        lines += [
+            'SPLITBUILD_REGISTRIES_CONF="$SPLITBUILD_JOB_DIR/registries.conf"',
+            'if [ -n "${CONTAINERS_REGISTRIES_CONF:-}" ]; then',
+            '  cat "$CONTAINERS_REGISTRIES_CONF" > "$SPLITBUILD_REGISTRIES_CONF"',
+            "elif [ -f /etc/containers/registries.conf ]; then",
+            '  cat /etc/containers/registries.conf > "$SPLITBUILD_REGISTRIES_CONF"',
+            "fi",
+            f"printf '\\n[[registry]]\\nlocation = \"%s\"\\ninsecure = true\\n' {hosts} "
+            '>> "$SPLITBUILD_REGISTRIES_CONF"',
+            'export CONTAINERS_REGISTRIES_CONF="$SPLITBUILD_REGISTRIES_CONF"',
+        ]
+    elif hosts and tool == "docker":
+        lines.append(
+            f"printf '[registry.\"%s\"]\\n  http = true\\n  insecure = true\\n' {hosts} "
+            '> "$SPLITBUILD_JOB_DIR/buildkitd.toml"'
+        )
+    return "".join(f"{line}\n" for line in lines)
 
 
 def digest_variable(leg: Leg, command: MergeCommand) -> str:
@@ -210,14 +259,17 @@ def _buildx(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
     variables[PUSH_VARIABLE] = "false"
     variables[_PREFIX + "PLATFORM"] = leg.platform
     login_vars, login_item = _login_item(config, "docker")
-    script = [_WAIT_FOR_DOCKER]
+    script = [job_dir_item(config, "docker"), _WAIT_FOR_DOCKER]
     if login_item is not None:
         script.append(login_item)
     if leg.mode == "qemu":
         variables[_PREFIX + "BINFMT_IMAGE"] = config.ci.binfmt_image or DEFAULT_BINFMT_IMAGE
         variables[_PREFIX + "QEMU"] = leg.qemu_arch or ""
         script.append(_REGISTER_QEMU)
-    script.append("docker buildx create --name splitbuild --driver docker-container --use --bootstrap\n")
+    create = "docker buildx create --name splitbuild --driver docker-container --use --bootstrap"
+    if config.ci.gitlab.insecure_registries:
+        create += ' --buildkitd-config "$SPLITBUILD_JOB_DIR/buildkitd.toml"'
+    script.append(create + "\n")
     option_vars, groups = _build_options(config)
     variables.update(option_vars)
     groups.append(f"--provenance {provenance_setting(config.ci)}")
@@ -262,7 +314,9 @@ def _buildah(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
     variables[PUSH_VARIABLE] = "false"
     variables[_PREFIX + "PLATFORM"] = leg.platform
     login_vars, login_item = _login_item(config, "buildah")
-    script = [login_item] if login_item is not None else []
+    script = [job_dir_item(config, "buildah")]
+    if login_item is not None:
+        script.append(login_item)
     option_vars, groups = _build_options(config)
     variables.update(option_vars)
     prefix = ""
@@ -271,17 +325,23 @@ def _buildah(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
         groups += ["--layers", f"--cache-from {_ref(_PREFIX + 'CACHE_REPO')}", '"$@"']
         prefix = _cache_to(_ref(_PREFIX + "CACHE_REPO"))
     variables[_PREFIX + "CONTEXT"] = config.image.context
-    groups += [f"--tag {LOCAL_IMAGE}", _ref(_PREFIX + "CONTEXT")]
+    groups += [
+        '--iidfile "$SPLITBUILD_JOB_DIR/image-id"',
+        '--tag "$SPLITBUILD_LOCAL_IMAGE"',
+        _ref(_PREFIX + "CONTEXT"),
+    ]
     script.append(prefix + _command("buildah build", groups))
-    variables[_PREFIX + "STAGING_REF"] = f"{config.image.names[0]}:splitbuild-{leg.pair}"
+    variables[_PREFIX + "REPOSITORY"] = config.image.names[0]
     script.append(
         f"if {_PUSHING}; then\n"
-        f'  buildah push --digestfile splitbuild-digest.txt {LOCAL_IMAGE} "docker://$SPLITBUILD_STAGING_REF"\n'
-        "  digest=$(grep -oE '^sha256:[0-9a-f]{64}$' splitbuild-digest.txt || true)\n"
+        '  image=$(cat "$SPLITBUILD_JOB_DIR/image-id")\n'
+        "  digest=$(buildah inspect --type image --format '{{.FromImageDigest}}' \"$image\" "
+        "| grep -oE '^sha256:[0-9a-f]{64}$' || true)\n"
         '  if [ -z "$digest" ]; then\n'
-        '    echo "splitbuild: buildah push gave no image digest for $SPLITBUILD_PLATFORM" >&2\n'
+        '    echo "splitbuild: buildah gave no image digest for $SPLITBUILD_PLATFORM" >&2\n'
         "    exit 1\n"
         "  fi\n"
+        '  buildah push --disable-compression "$image" "docker://$SPLITBUILD_REPOSITORY@$digest"\n'
         f"  printf '{digest_variable(leg, command)}=%s\\n' \"$digest\" > {digest_dotenv(leg)}\n"
         "fi\n"
     )
@@ -312,7 +372,9 @@ def merge_script(config: Config, command: MergeCommand) -> JobScript:
             f"export {prefix}USERNAME={login.username}",
             f"export {prefix}PASSWORD={login.password}",
         ]
-    merge = command.script(flags=("--json",)).rstrip("\n") + f" > {MERGE_JSON}\n"
+    hosts = config.ci.gitlab.insecure_registries
+    insecure = [word for host in hosts for word in ("--insecure-registry", host)]
+    merge = command.script(flags=("--json", *insecure)).rstrip("\n") + f" > {MERGE_JSON}\n"
     script = [_MERGE_INSTALL]
     if credentials:
         script.append("".join(f"{line}\n" for line in credentials))

@@ -8,10 +8,10 @@ ref that ran it (``https://gitlab.com/GROUP/PROJECT//.gitlab-ci.yml@refs/heads/m
 the GitLab instance (``https://gitlab.com``). The public Sigstore accepts only GitLab.com's tokens,
 and only when the CI config lives in the project itself.
 
-The job logs cosign in to every registry with the same CI/CD variables as the build jobs, signs
-``IMAGE@DIGEST`` for every image name, and prints the ``cosign verify`` command to expect. Its
-image is ``[ci.gitlab] cosign-image``: cosign is installed from Alpine's packages unless the image
-already has it.
+The job logs cosign in (into a private ``DOCKER_CONFIG``, removed when the job ends) to every
+registry with the same CI/CD variables as the build jobs, signs ``IMAGE@DIGEST`` for every image
+name, and prints the ``cosign verify`` command to expect. Its image is ``[ci.gitlab]
+cosign-image``: cosign is installed from Alpine's packages unless the image already has it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import shlex
 
 from splitbuild.config import Config
-from splitbuild.workflow.gitlab_scripts import JobScript, logins, required_checks
+from splitbuild.workflow.gitlab_scripts import JobScript, job_dir_item, logins, required_checks
 
 __all__ = ["ID_TOKEN_VARIABLE", "SIGSTORE_AUDIENCE", "sign_job_name", "sign_script"]
 
@@ -73,7 +73,7 @@ def sign_script(config: Config) -> JobScript:
             f"--password-stdin {shlex.quote(login.registry)}"
         )
     words = " ".join(images)
-    script = [_INSTALL]
+    script = [job_dir_item(config, "cosign"), _INSTALL]
     if credentials:
         script.append("".join(f"{line}\n" for line in credentials))
     script += [

@@ -16,6 +16,7 @@ from pathlib import Path
 
 __all__ = [
     "PLACEHOLDER_IMAGE",
+    "detect_build",
     "detect_dockerfile",
     "git_remote_url",
     "image_from_remote",
@@ -53,6 +54,17 @@ def detect_dockerfile(root: Path) -> str | None:
         if found:
             return found[0]
     return None
+
+
+def detect_build(root: Path) -> tuple[str, str | None]:
+    """``(context, dockerfile)`` for the starter: a Dockerfile found in a subdirectory makes that
+    directory the context (its ``COPY`` lines are relative to it), and ``dockerfile`` stays
+    ``None`` when it is the context's default ``Dockerfile``; paths are relative to ``root``."""
+    found = detect_dockerfile(root)
+    if found is None:
+        return ".", None
+    directory, _, name = found.rpartition("/")
+    return directory or ".", None if name == "Dockerfile" else found
 
 
 def git_remote_url(root: Path, remote: str = "origin") -> str | None:
@@ -107,6 +119,7 @@ _IBM = '# "linux/ppc64le" = "ubuntu-24.04-ppc64le"'
 # The lines of the starter that differ per CI provider.
 _PROVIDER_LINES = {
     "github": {
+        "secrets": _line("# [image.secrets]", "build secret id = Actions secret that holds it"),
         "provider": _line('# provider = "github"', '"gitlab", "forgejo" (or: splitbuild generate --ci ...)'),
         "runner": _line(_IBM, "IBM's native runners (GitHub App)", 54),
         "cache": _line('# cache = "gha"', '"gha", "registry" or "none"'),
@@ -117,6 +130,7 @@ _PROVIDER_LINES = {
         + _line("# attest = true", "GitHub build provenance attestation of the index"),
     },
     "gitlab": {
+        "secrets": _line("# [image.secrets]", "build secret id = CI/CD variable that holds it"),
         "provider": _line('provider = "gitlab"', "GitLab CI: splitbuild generate writes .gitlab-ci.yml"),
         "runner": _line('# "linux/ppc64le" = "ppc64le"', "a self-managed runner's tag", 54),
         "cache": _line('# cache = "registry"', '"registry" or "none"'),
@@ -125,6 +139,7 @@ _PROVIDER_LINES = {
         "signing": _line('# sign = "cosign"', "a job signs the index (keyless; GitLab.com only)"),
     },
     "forgejo": {
+        "secrets": _line("# [image.secrets]", "build secret id = Actions secret that holds it"),
         "provider": _line('provider = "forgejo"', "Forgejo/Gitea Actions: .forgejo/workflows/splitbuild.yml"),
         "runner": _line('# "linux/arm64" = "arm64"', "your runners' labels", 54),
         "cache": _line('# cache = "registry"', '"registry", "gha" or "none"'),
@@ -173,7 +188,7 @@ context = {_toml_string(context)}
 # [image.build-contexts]               # named build contexts
 # base = "docker-image://alpine:3.20"
 
-# [image.secrets]                      # build secret id = Actions secret that holds it
+{lines["secrets"]}
 # npm_token = "NPM_TOKEN"              # RUN --mount=type=secret,id=npm_token
 
 # [image.labels]                       # static labels, identical on every platform
