@@ -105,7 +105,7 @@ class LayoutFiles:
                         os.mkdir(part, 0o755, dir_fd=fd)
                     child = self._open_dir(part, fd, where)
                 except OSError as exc:
-                    raise self._refusal(where, exc) or exc from None
+                    raise self._dir_refusal(part, fd, where, exc) or exc from None
                 os.close(fd)
                 fd = child
             yield fd
@@ -116,7 +116,14 @@ class LayoutFiles:
         try:
             return os.open(part, _DIR, dir_fd=parent)
         except OSError as exc:
-            raise self._refusal(where, exc) or exc from None
+            raise self._dir_refusal(part, parent, where, exc) or exc from None
+
+    def _dir_refusal(self, part: str, parent: int, where: str, exc: OSError) -> InvalidInput | None:
+        if exc.errno == errno.ENOTDIR:  # O_DIRECTORY is checked before O_NOFOLLOW: a link is ENOTDIR
+            with contextlib.suppress(OSError):
+                if stat.S_ISLNK(os.stat(part, dir_fd=parent, follow_symlinks=False).st_mode):
+                    return self._refusal(where, OSError(errno.ELOOP, os.strerror(errno.ELOOP)))
+        return self._refusal(where, exc)
 
     # -- reading -------------------------------------------------------------------------------
 
