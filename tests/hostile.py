@@ -22,7 +22,7 @@ from splitbuild.models import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
-ADDRESS_SPACE = 3 * 1024 * MiB
+ADDRESS_SPACE = 1024 * MiB
 """The child's address-space cap: far above what any command should need."""
 MAX_RSS = 200 * MiB
 """No command may use more on the hostile cases (the acceptance bound of issue 14)."""
@@ -45,7 +45,9 @@ def run_cli(*args: str, deadline: float = 60.0, env: dict[str, str] | None = Non
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "COLUMNS": "200"}
+    full_env["MALLOC_ARENA_MAX"] = "2"
+    full_env.update(env or {})
     start = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
