@@ -27,7 +27,7 @@ import anyio
 from pydantic import ValidationError
 
 from splitbuild.digest import Verifier, parse_digest, verify_bytes
-from splitbuild.errors import DigestMismatch, InvalidInput, InvalidManifest, NotFound
+from splitbuild.errors import DigestMismatch, InvalidInput, InvalidManifest, NotFound, shorten
 from splitbuild.models import (
     ANNOTATION_REF_NAME,
     INDEX_TYPES,
@@ -74,7 +74,7 @@ class LayoutRepository:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.files = LayoutFiles(self.path, self.name)
+        self.files = LayoutFiles(self.path, self.shown)
 
     def __repr__(self) -> str:
         return f"LayoutRepository({str(self.path)!r})"
@@ -82,6 +82,11 @@ class LayoutRepository:
     @property
     def name(self) -> str:
         return f"oci:{self.path}"
+
+    @property
+    def shown(self) -> str:
+        """The name as messages show it (a very long path shortened)."""
+        return shorten(self.name)
 
     @property
     def location(self) -> str:
@@ -102,19 +107,19 @@ class LayoutRepository:
             raw = self.files.read(
                 INDEX_FILE,
                 MAX_INDEX_JSON,
-                too_big=f"{self.name}: index.json is over the {MAX_INDEX_JSON // (1024 * 1024)} MiB limit",
+                too_big=f"{self.shown}: index.json is over the {MAX_INDEX_JSON // (1024 * 1024)} MiB limit",
             )
         except FileNotFoundError:
             if self.files.exists(LAYOUT_FILE):
                 return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
-            raise NotFound(f"{self.name}: not an OCI image layout (no index.json)") from None
+            raise NotFound(f"{self.shown}: not an OCI image layout (no index.json)") from None
         try:
             doc = json.loads(raw)
         except ValueError:
-            raise InvalidInput(f"{self.name}: index.json is not valid JSON") from None
+            raise InvalidInput(f"{self.shown}: index.json is not valid JSON") from None
         except RecursionError:
-            raise InvalidInput(f"{self.name}: index.json is not valid JSON (nested too deeply)") from None
-        return _checked_index(doc, self.name)
+            raise InvalidInput(f"{self.shown}: index.json is not valid JSON (nested too deeply)") from None
+        return _checked_index(doc, self.shown)
 
     def _ensure_layout(self) -> None:
         if not self.files.exists(LAYOUT_FILE):
@@ -181,10 +186,10 @@ class LayoutRepository:
         try:
             return Descriptor.model_validate(clean)
         except ValidationError:
-            raise InvalidManifest(f"{self.name}:{ref}: index.json entry is not a valid descriptor") from None
+            raise InvalidManifest(f"{self.shown}:{ref}: index.json entry is not a valid descriptor") from None
 
     async def get_manifest(self, ref: str) -> Manifest:
-        what = f"{self.name}@{ref}" if ":" in ref else f"{self.name}:{ref}"
+        what = f"{self.shown}@{ref}" if ":" in ref else f"{self.shown}:{ref}"
         if ":" in ref:
             digest, media_type = ref, None
         else:
@@ -216,7 +221,7 @@ class LayoutRepository:
     async def delete_manifest(self, ref: str) -> None:
         if ":" not in ref:
             if self._find_tag(ref) is None:
-                raise NotFound(f"{self.name}:{ref}: tag not found")
+                raise NotFound(f"{self.shown}:{ref}: tag not found")
 
             def untag(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 return [e for e in entries if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) != ref]
@@ -225,7 +230,7 @@ class LayoutRepository:
             return
         path = self._blob_path(ref)
         if not self.files.exists(path):
-            raise NotFound(f"{self.name}@{ref}: manifest not found")
+            raise NotFound(f"{self.shown}@{ref}: manifest not found")
 
         def drop(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [e for e in entries if e.get("digest") != ref]
@@ -280,8 +285,8 @@ class LayoutRepository:
         if not isinstance(digest, str) or media_type not in MANIFEST_TYPES:
             return None
         try:
-            raw = self._read_manifest_file(digest, f"{self.name}@{digest}")
-            return Manifest.from_bytes(raw, media_type=str(media_type), digest=digest, source=self.name)
+            raw = self._read_manifest_file(digest, f"{self.shown}@{digest}")
+            return Manifest.from_bytes(raw, media_type=str(media_type), digest=digest, source=self.shown)
         except (NotFound, InvalidInput):
             return None
 
@@ -296,8 +301,8 @@ class LayoutRepository:
             )
             current = self._read_manifest(current_entry) if current_entry is not None else None
             if current_entry is not None and current is None:
-                raise InvalidManifest(f"{self.name}:{tag}: the referrers tag holds no readable manifest")
-            updated = with_referrer(current, entry, what=f"{self.name}:{tag}")
+                raise InvalidManifest(f"{self.shown}:{tag}: the referrers tag holds no readable manifest")
+            updated = with_referrer(current, entry, what=f"{self.shown}:{tag}")
             if updated is None:
                 return entries
             self._write_blob(updated.digest, updated.raw)
@@ -316,7 +321,7 @@ class LayoutRepository:
 
     @asynccontextmanager
     async def _open_blob(self, desc: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
-        what = f"{self.name}@{desc.digest}"
+        what = f"{self.shown}@{desc.digest}"
         path = self._blob_path(desc.digest)
         opened = self.files.open_read(path)
         try:
@@ -339,7 +344,7 @@ class LayoutRepository:
             opened.__exit__(None, None, None)
 
     def _read_blob_file(self, desc: Descriptor) -> bytes:
-        what = f"{self.name}@{desc.digest}"
+        what = f"{self.shown}@{desc.digest}"
         try:
             with self.files.open_read(self._blob_path(desc.digest)) as (handle, size):
                 _check_size(size, desc, what)
@@ -349,7 +354,7 @@ class LayoutRepository:
 
     async def read_blob(self, desc: Descriptor) -> bytes:
         data = await anyio.to_thread.run_sync(self._read_blob_file, desc)
-        verify_bytes(data, desc.digest, what=f"{self.name}@{desc.digest}")
+        verify_bytes(data, desc.digest, what=f"{self.shown}@{desc.digest}")
         return data
 
     async def put_blob(self, desc: Descriptor, source: BlobSource) -> None:
@@ -358,10 +363,10 @@ class LayoutRepository:
             return
         await anyio.to_thread.run_sync(self._ensure_layout)
         if isinstance(source, bytes):
-            verify_bytes(source, desc.digest, what=f"{self.name}@{desc.digest}")
+            verify_bytes(source, desc.digest, what=f"{self.shown}@{desc.digest}")
             await anyio.to_thread.run_sync(self._write_blob, desc.digest, source)
             return
-        verifier = Verifier(desc.digest, desc.size, what=f"{self.name}@{desc.digest}")
+        verifier = Verifier(desc.digest, desc.size, what=f"{self.shown}@{desc.digest}")
         with self.files.new_file(target) as (file, commit):
             out = anyio.wrap_file(file)
             async with source() as stream:

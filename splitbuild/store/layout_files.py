@@ -64,7 +64,7 @@ class LayoutFiles:
             return InvalidInput(f"{self.name}: {rel}: a path component is not a directory")
         if exc.errno == errno.EISDIR:
             return InvalidInput(f"{self.name}: {rel} is a directory, not a regular file")
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.ENXIO, errno.EINVAL):
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.ENXIO, errno.EINVAL, errno.ENAMETOOLONG):
             return InvalidInput(f"{self.name}: {rel}: cannot be opened ({os.strerror(exc.errno)})")
         return None
 
@@ -91,9 +91,14 @@ class LayoutFiles:
         """A descriptor of the directory ``root/parts...`` (created with ``create``), each component
         opened without following links."""
         where = "/".join(parts) or "."
-        if create:
-            self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            if create:
+                self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise self._refusal("the layout directory", exc) or exc from None
         try:
             for part in parts:
                 try:
