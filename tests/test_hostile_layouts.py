@@ -208,3 +208,15 @@ def test_the_layout_root_itself_may_be_a_link(
     run = run_cli("inspect", "--json", f"oci:{tmp_path / 'alias'}:v1")
     assert run.exit_code == 0, run.stderr
     assert json.loads(run.stdout)["digest"] == image["digest"]
+
+
+@pytest.mark.parametrize("command", ["inspect", "copy-into"])
+def test_a_100000_character_layout_path_is_shortened_in_the_error(tmp_path: Path, command: str) -> None:
+    path = "oci:" + str(tmp_path) + "/a" * 50_000
+    args = (
+        ("inspect", f"{path}:v1") if command == "inspect" else ("copy", f"oci:{_source(tmp_path)}:v1", path)
+    )
+    run = run_cli(*args)
+    refused(run, "cannot be opened (File name too long)")
+    assert len(run.stderr) < 400
+    assert "..." in run.stderr
