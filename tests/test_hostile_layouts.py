@@ -4,12 +4,15 @@ nothing is ever created or written outside the layout."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
 import pytest
 
+from splitbuild.errors import InvalidInput
+from splitbuild.store.layout_files import read_at_most
 from tests.hostile import MAX_RSS, MiB, RawLayout, Run, run_cli
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -220,3 +223,12 @@ def test_a_100000_character_layout_path_is_shortened_in_the_error(tmp_path: Path
     refused(run, "cannot be opened (File name too long)")
     assert len(run.stderr) < 400
     assert "..." in run.stderr
+
+
+def test_reading_stops_one_byte_past_the_limit() -> None:
+    """What a file that grows after its size was checked meets: never more than limit + 1 bytes."""
+    stream = io.BytesIO(b"x" * (64 * MiB))
+    with pytest.raises(InvalidInput, match="grew"):
+        read_at_most(stream, 10, "grew")
+    assert stream.tell() == 11
+    assert read_at_most(io.BytesIO(b"x" * 10), 10, "grew") == b"x" * 10

@@ -13,6 +13,12 @@ in ``index.json`` (updated under the same locks, so not racy here). That is one 
 skopeo and oras see an ordinary tagged index, and copying a layout to a registry carries the tag
 along. Listing also takes untagged ``index.json`` entries whose manifest names the subject (where
 other tools put referrers in a layout); tagged entries are not opened.
+
+Hostile layouts (:mod:`splitbuild.store.layout_files`): nothing below the layout directory is
+reached through a symbolic link, only regular files are read, a file's size is checked before it
+is read (manifests 4 MiB, ``index.json`` 8 MiB, a blob the size its descriptor gives) and while it
+is read, and ``index.json`` must have the shape of an image index (every entry an object with a
+string digest and string annotations). Each refusal is invalid input (exit 3).
 """
 
 from __future__ import annotations
