@@ -454,7 +454,7 @@ class GitLabConfig(_Table):
     @classmethod
     def _insecure(cls, hosts: list[str]) -> list[str]:
         for host in hosts:
-            if not _DOMAIN.match(host):
+            if not is_registry_host(host):
                 raise ValueError(f"insecure-registries: {host!r} must be a registry host[:port]")
         return [host.lower() for host in hosts]
 

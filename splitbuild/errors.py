@@ -46,7 +46,20 @@ __all__ = [
     "SplitbuildError",
     "UsageError",
     "VerificationError",
+    "shorten",
 ]
+
+MAX_SHOWN = 160
+"""Characters of user input a message shows at most (see :func:`shorten`)."""
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` as a message shows it: whole when short, else its start and end around ``...``
+    (``limit`` characters in all), so that a 100,000-character path or option stays one line."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 3
+    return text[: keep - keep // 3] + "..." + text[len(text) - keep // 3 :]
 
 
 class SplitbuildError(Exception):

@@ -29,6 +29,7 @@ __all__ = [
     "INDEX_TYPES",
     "MANIFEST_ACCEPT",
     "MANIFEST_TYPES",
+    "MAX_INDEX_DEPTH",
     "MAX_MANIFEST_SIZE",
     "OCI_CONFIG",
     "OCI_INDEX",
@@ -42,6 +43,7 @@ __all__ = [
     "ImageManifest",
     "Manifest",
     "Platform",
+    "too_deep",
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -59,6 +61,8 @@ IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 MANIFEST_TYPES = INDEX_TYPES | IMAGE_TYPES
 MANIFEST_ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+MAX_INDEX_DEPTH = 32
+"""Indexes nested deeper than this (an image under more than 32 indexes) are invalid input."""
 
 # BuildKit marks attestation manifests in an index with these descriptor annotations.
 REFERENCE_TYPE = "vnd.docker.reference.type"
@@ -218,6 +222,11 @@ def _check_references(parsed: ImageManifest | ImageIndex, what: str) -> None:
             parse_digest(desc.digest)
         except InvalidInput as exc:
             raise InvalidManifest(f"{what}: {where}.digest: {exc.message}") from None
+
+
+def too_deep(what: str) -> InvalidManifest:
+    """The error for a manifest tree whose indexes nest more than :data:`MAX_INDEX_DEPTH` levels."""
+    return InvalidManifest(f"{what}: indexes nested more than {MAX_INDEX_DEPTH} levels deep")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ yet), and the destination store lists them (referrers API, or the referrers tag 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import anyio
 
 from splitbuild._tasks import task_group
 from splitbuild.errors import NotFound, RegistryError, SplitbuildError
-from splitbuild.models import Descriptor, Manifest
+from splitbuild.models import MAX_INDEX_DEPTH, Descriptor, ImageIndex, ImageManifest, Manifest, too_deep
 from splitbuild.referrers import Referrer, ReferrerFinder
 from splitbuild.store.base import Mounter, ReferrerLister, Repository
 
@@ -46,6 +47,12 @@ class _Shared:
         finally:
             self._done.set()
 
+    def abandon(self) -> None:
+        """Never to be done: its waiters fail (the transfer stops)."""
+        if not self._done.is_set():
+            self._error = anyio.get_cancelled_exc_class()()
+            self._done.set()
+
     async def wait(self) -> None:
         await self._done.wait()
         error = self._error
@@ -54,6 +61,37 @@ class _Shared:
         if isinstance(error, SplitbuildError):
             raise error
         raise RegistryError(f"{self.what}: not copied (the task copying it was cancelled)")
+
+
+_PACK_OVER = 64 * 1024
+"""Manifests larger than this are kept compressed while their children are copied."""
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """A manifest held while what it references is copied: an index's entries shared with the
+    other indexes listing them, and the exact bytes of a large one compressed, so that a hundred
+    big indexes waiting on the same images cost little more than one."""
+
+    data: bytes
+    compressed: bool
+    media_type: str
+    digest: str
+    parsed: ImageManifest | ImageIndex
+
+    @classmethod
+    def of(cls, manifest: Manifest, shared: dict[str, Descriptor]) -> _Packed:
+        parsed = manifest.parsed
+        if isinstance(parsed, ImageIndex) and parsed.manifests:
+            entries = [shared.setdefault(d.model_dump_json(), d) for d in parsed.manifests]
+            parsed = parsed.model_copy(update={"manifests": entries})
+        big = manifest.size > _PACK_OVER
+        data = zlib.compress(manifest.raw, 1) if big else manifest.raw
+        return cls(data, big, manifest.media_type, manifest.digest, parsed)
+
+    def unpack(self) -> Manifest:
+        raw = zlib.decompress(self.data) if self.compressed else self.data
+        return Manifest(raw=raw, media_type=self.media_type, digest=self.digest, parsed=self.parsed)
 
 
 @dataclass
@@ -100,6 +138,12 @@ class Transfer:
         self._on_bytes = on_bytes
         self._same_location = source.location == target.location
         self._done_blobs: dict[str, _Shared] = {}
+        self._children_in_flight = 2 * jobs
+        """Children of one index copied at once (each a task; a big index has thousands)."""
+        self._reading = anyio.CapacityLimiter(jobs)
+        """Manifests being read from the source at once (each is parsed whole)."""
+        self._descriptors: dict[str, Descriptor] = {}
+        """One object per distinct index entry, shared by every index listing it."""
         self._settled: dict[str, _Shared] = {}
         """Manifests this transfer has started on, and whether each is done (pushed or skipped)."""
 
@@ -154,6 +198,7 @@ class Transfer:
         *,
         check_target: bool = True,
         children: Sequence[Descriptor] | None = None,
+        depth: int = 0,
     ) -> bool:
         """Copy the manifest ``desc`` (and everything it references) into the target, by digest.
 
@@ -161,13 +206,26 @@ class Transfer:
         skip the subtree if it is there. ``children``: for an index, copy only these children
         (the caller filtered the platforms); the index itself is then not pushed. A manifest with a
         ``subject`` this transfer is copying too is pushed after it. A manifest another task of this
-        transfer is copying is waited for. True when this call pushed it.
+        transfer is copying is waited for. ``depth``: how many indexes above it this transfer has
+        come through (nesting is bounded by :data:`~splitbuild.models.MAX_INDEX_DEPTH`). True when
+        this call pushed it.
         """
         started = self._settled.get(desc.digest)
         if started is not None:  # copied by another task: done once that one is
             await started.wait()
             return False
         settled = self._settled[desc.digest] = _Shared(f"manifest {desc.digest}")
+        return await self._manifest(settled, desc, manifest, check_target, children, depth)
+
+    async def _manifest(
+        self,
+        settled: _Shared,
+        desc: Descriptor,
+        manifest: Manifest | None,
+        check_target: bool,
+        children: Sequence[Descriptor] | None,
+        depth: int,
+    ) -> bool:
         async with settled.run():
             if self.same_repository:
                 return False
@@ -175,10 +233,15 @@ class Transfer:
                 self.stats.manifests_skipped += 1
                 return False
             if manifest is None:
-                manifest = await self.source.get_manifest(desc.digest)
-            await self.tree(manifest, children=children)
-            if children is not None and manifest.is_index:
+                async with self._reading:  # parsed whole: a few at a time, then kept compact
+                    packed = _Packed.of(await self.source.get_manifest(desc.digest), self._descriptors)
+            else:
+                packed = _Packed.of(manifest, self._descriptors)
+            del manifest
+            await self._references(packed.parsed, packed.digest, children, depth)
+            if children is not None and isinstance(packed.parsed, ImageIndex):
                 return False
+            manifest = packed.unpack()
             subject = manifest.parsed.subject
             if subject is not None and subject.digest in self._settled:
                 await self._settled[subject.digest].wait()
@@ -189,20 +252,55 @@ class Transfer:
             return True
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def tree(self, manifest: Manifest, *, children: Sequence[Descriptor] | None = None) -> None:
+    async def tree(
+        self, manifest: Manifest, *, children: Sequence[Descriptor] | None = None, depth: int = 0
+    ) -> None:
         """Copy what ``manifest`` references, but not the manifest itself: the children of an index
         (only ``children`` when given), or the blobs of an image. The caller then puts the manifest
-        (by digest or under a tag)."""
-        async with task_group() as tg:
-            if manifest.is_index:
-                for child in children if children is not None else manifest.children():
-                    tg.start_soon(self._child, child)
-            else:
-                for blob in manifest.blobs():
-                    tg.start_soon(self.blob, blob)
+        (by digest or under a tag).
 
-    async def _child(self, desc: Descriptor) -> None:
-        await self.manifest(desc)
+        A child another task of this transfer copies already is waited for, not copied again: a
+        hundred indexes listing the same images cost one task per image, not one per path."""
+        await self._references(manifest.parsed, manifest.digest, children, depth)
+
+    async def _references(
+        self,
+        parsed: ImageManifest | ImageIndex,
+        digest: str,
+        children: Sequence[Descriptor] | None,
+        depth: int,
+    ) -> None:
+        if isinstance(parsed, ImageManifest):
+            async with task_group() as tg:
+                for blob in [parsed.config, *parsed.layers]:
+                    tg.start_soon(self.blob, blob)
+            return
+        if depth >= MAX_INDEX_DEPTH:
+            raise too_deep(f"{self.source.name}@{digest}")
+        waits: dict[str, _Shared] = {}
+        pending: list[tuple[_Shared, Descriptor]] = []
+        for child in children if children is not None else parsed.manifests:
+            started = self._settled.get(child.digest)
+            if started is not None:
+                waits.setdefault(child.digest, started)
+                continue
+            settled = self._settled[child.digest] = _Shared(f"manifest {child.digest}")
+            pending.append((settled, child))
+        work = iter(pending)
+
+        async def worker() -> None:
+            for settled, child in work:
+                await self._manifest(settled, child, None, True, None, depth + 1)
+
+        try:
+            async with task_group() as tg:
+                for _ in range(min(len(pending), self._children_in_flight)):
+                    tg.start_soon(worker)
+        finally:
+            for settled, _ in work:  # not reached (a sibling failed): their waiters must not hang
+                settled.abandon()
+        for started in waits.values():
+            await started.wait()
 
     async def referrers(self, finder: ReferrerFinder, subject: str) -> None:
         """Copy the referrers of ``subject`` (and theirs, level by level) that the target does not

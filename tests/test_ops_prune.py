@@ -61,6 +61,26 @@ def test_parse_duration_rejects(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["999999999999999d", "36501d", "5215w", "876001h", "9" * 40 + "s"])
+def test_parse_duration_caps_at_100_years(text: str) -> None:
+    with pytest.raises(InvalidInput, match="is over the limit of 36500d"):
+        parse_duration(text)
+
+
+def test_parse_duration_accepts_the_cap_and_shortens_what_it_echoes() -> None:
+    assert parse_duration("36500d") == dt.timedelta(days=36500)
+    with pytest.raises(InvalidInput, match="invalid duration") as caught:
+        parse_duration("1d" * 50_000 + "x")  # would overflow int() digit limits or echo 100 kB
+    assert len(caught.value.message) < 300
+
+
+def test_prune_cli_refuses_an_overflowing_duration_in_one_line() -> None:
+    result = CliRunner().invoke(make_app(), ["prune", "--older-than", "999999999999999d", "oci:/nonexistent"])
+    assert result.exit_code == 3, result.output
+    assert "duration '999999999999999d' is over the limit of 36500d (100 years)" in result.output
+    assert "internal error" not in result.output
+
+
 def test_format_duration() -> None:
     assert format_duration(dt.timedelta(days=30)) == "30d"
     assert format_duration(dt.timedelta(hours=36)) == "1d12h"

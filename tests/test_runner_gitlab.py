@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from splitbuild.tags import Inputs, compute_metadata, parse_rule_lines
-from splitbuild.tags.gitlab_env import gitlab_context
+from splitbuild.tags.models import Context
 from tests.conftest import TEST_PASSWORD, TEST_USER
 from tests.registry_server import RegistryServer
 
@@ -228,7 +228,10 @@ def _blob(layout: Path, digest: str) -> bytes:
 
 
 def _expected_tags(image: str, env: Mapping[str, str]) -> set[str]:
-    metadata = compute_metadata(Inputs(images=[image], tags=parse_rule_lines(RULES)), gitlab_context(env))
+    metadata = compute_metadata(
+        Inputs(images=[image], tags=parse_rule_lines(RULES)),
+        Context.from_environment({**env, "GITLAB_CI": "true"}),
+    )
     return {tag.rsplit(":", 1)[1] for tag in metadata.tags}
 
 

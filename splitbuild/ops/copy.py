@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from splitbuild._tasks import task_group
-from splitbuild.errors import NotFound, UsageError
+from splitbuild.errors import NotFound, UsageError, shorten
 from splitbuild.models import Descriptor, Manifest, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
 from splitbuild.ops.inspect import read_config
@@ -162,7 +162,7 @@ async def copy(
     original = await src_repo.get_manifest(identifier(src_ref))
     root, kept = original, None
     if platforms:
-        root, kept = await filter_platforms(src_repo, original, platforms, what=str(src_ref))
+        root, kept = await filter_platforms(src_repo, original, platforms, what=shorten(str(src_ref)))
     if dst_ref.digest is not None and dst_ref.digest != root.digest:
         raise UsageError(f"destination digest {dst_ref.digest} differs from the source's {root.digest}")
     tag = _destination_tag(src_ref, dst_ref)

@@ -16,7 +16,7 @@ left behind.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -206,12 +206,9 @@ def _levels(graph: Graph, doomed: set[str]) -> list[list[Doomed]]:
             if child.digest in doomed:
                 parents[child.digest].append(digest)
                 described.setdefault(child.digest, child)
-    depth: dict[str, int] = {}
+    depth = _depths(parents)
 
-    def level(digest: str, trail: frozenset[str] = frozenset()) -> int:
-        if digest not in depth:
-            above = [p for p in parents[digest] if p not in trail]
-            depth[digest] = 1 + max((level(p, trail | {digest}) for p in above), default=-1)
+    def level(digest: str) -> int:
         return depth[digest]
 
     levels: list[list[Doomed]] = []
@@ -265,6 +262,28 @@ async def provided(
         return
     async with opened:
         yield opened
+
+
+def _depths(parents: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Each digest's longest chain of parents (0: none), iteratively (no recursion however deep);
+    a parent already on the chain being followed is ignored."""
+    depth: dict[str, int] = {}
+    for start in parents:
+        stack: list[tuple[str, bool]] = [(start, False)]
+        on_path: set[str] = set()
+        while stack:
+            digest, expanded = stack.pop()
+            if expanded:
+                on_path.discard(digest)
+                above = [depth.get(p, 0) for p in parents[digest] if p not in on_path]
+                depth[digest] = 1 + max(above, default=-1)
+                continue
+            if digest in depth or digest in on_path:
+                continue
+            on_path.add(digest)
+            stack.append((digest, True))
+            stack.extend((p, False) for p in parents[digest] if p not in depth)
+    return depth
 
 
 # -- execution -----------------------------------------------------------------------------------

@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 
 from splitbuild._tasks import task_group
 from splitbuild.errors import NotFound
-from splitbuild.models import Descriptor, Manifest
+from splitbuild.models import MAX_INDEX_DEPTH, Descriptor, Manifest, too_deep
 from splitbuild.ops._common import DEFAULT_JOBS, parse_time
 from splitbuild.store.base import Repository
 
-__all__ = ["CREATED_ANNOTATION", "Graph", "Node", "referrers_subject", "scan"]
+__all__ = ["CREATED_ANNOTATION", "Graph", "Node", "check_depth", "referrers_subject", "scan"]
 
 T = TypeVar("T")
 
@@ -100,12 +101,43 @@ class Graph:
         return node.descriptor.media_type if node is not None else None
 
 
+@dataclass(frozen=True)
+class _Dating:
+    """What :meth:`_Scanner.created` needs of a manifest (kept instead of the manifest itself)."""
+
+    annotated: dt.datetime | None
+    first_image: str | None = None
+    """For an index: its first platform image."""
+    config: Descriptor | None = None
+    """For an image: its config."""
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> _Dating:
+        annotated = parse_time((manifest.parsed.annotations or {}).get(CREATED_ANNOTATION))
+        if manifest.is_index:
+            for child in manifest.children():
+                platform = child.platform
+                if child.is_attestation or (platform is not None and platform.is_unknown):
+                    continue
+                return cls(annotated, first_image=child.digest)
+            return cls(annotated)
+        return cls(annotated, config=manifest.image().config)
+
+
 class _Scanner:
+    """Builds the graph: each distinct index read once, whatever the number of paths to it.
+
+    Children are kept as one shared descriptor per distinct entry (an entry listed by a hundred
+    indexes costs one object), manifests are dropped once their node is built, and indexes are
+    nested :data:`~splitbuild.models.MAX_INDEX_DEPTH` levels at most."""
+
     def __init__(self, repo: Repository, jobs: int) -> None:
         self.repo = repo
         self.graph = Graph(repo.name)
         self.limiter = anyio.CapacityLimiter(jobs)
-        self.manifests: dict[str, Manifest] = {}
+        self._datings: dict[str, _Dating] = {}
+        self._descriptors: dict[str, Descriptor] = {}
+        self._started: set[str] = set()
         self._memo: dict[str, object] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
@@ -116,23 +148,26 @@ class _Scanner:
                 self._memo[key] = await fn()
             return self._memo[key]  # type: ignore[return-value]
 
-    async def _get(self, digest: str) -> Manifest:
-        manifest = self.manifests.get(digest)
-        if manifest is None:
+    async def _dating(self, digest: str) -> _Dating:
+        dating = self._datings.get(digest)
+        if dating is None:
             async with self.limiter:
                 manifest = await self.repo.get_manifest(digest)
-            self.manifests[digest] = manifest
-        return manifest
+            dating = self._datings[digest] = _Dating.of(manifest)
+        return dating
 
-    async def tag(self, tag: str, dated: bool, resolved: dict[str, str]) -> None:
+    def _shared(self, desc: Descriptor) -> Descriptor:
+        key = desc.model_dump_json()
+        return self._descriptors.setdefault(key, desc)
+
+    async def tag(self, tag: str, dated: bool, resolved: dict[str, str], tg: TaskGroup) -> None:
+        manifest: Manifest | None = None
         async with self.limiter:
             if dated:
                 try:
-                    manifest: Manifest | None = await self.repo.get_manifest(tag)
+                    manifest = await self.repo.get_manifest(tag)
                 except NotFound:
                     manifest = None
-                if manifest is not None:
-                    self.manifests.setdefault(manifest.digest, manifest)
                 desc = manifest.descriptor() if manifest is not None else None
             else:
                 desc = await self.repo.head_manifest(tag)
@@ -140,26 +175,37 @@ class _Scanner:
             self.graph.vanished.append(tag)
             return
         resolved[tag] = desc.digest
-        await self.node(desc)
+        if manifest is not None:
+            self._datings.setdefault(desc.digest, _Dating.of(manifest))
+        if desc.digest not in self._started:
+            self._started.add(desc.digest)
+            await self.node(desc, 0, tg, manifest)
+        del manifest
         if dated:
             self.graph.created[desc.digest] = await self.created(desc.digest)
 
-    async def node(self, desc: Descriptor) -> None:
-        async def build() -> None:
-            if not desc.is_index:
-                self.graph.nodes[desc.digest] = Node(desc)
-                return
-            manifest = await self._get(desc.digest)
-            descriptor = manifest.descriptor()
-            self.graph.nodes[desc.digest] = Node(descriptor, tuple(manifest.children()))
-            async with task_group() as tg:
-                for child in manifest.children():
-                    if child.is_index:
-                        tg.start_soon(self.node, child)
-                    else:
-                        self.graph.nodes.setdefault(child.digest, Node(child))
-
-        await self._once(f"node:{desc.digest}", build)
+    async def node(
+        self, desc: Descriptor, depth: int, tg: TaskGroup, manifest: Manifest | None = None
+    ) -> None:
+        """Add ``desc`` (at ``depth`` indexes below a tag) to the graph; the indexes it lists are
+        read by new tasks in ``tg``, each distinct one once."""
+        if not desc.is_index:
+            self.graph.nodes.setdefault(desc.digest, Node(desc))
+            return
+        if depth >= MAX_INDEX_DEPTH:
+            raise too_deep(f"{self.repo.name}@{desc.digest}")
+        if manifest is None:
+            async with self.limiter:
+                manifest = await self.repo.get_manifest(desc.digest)
+        children = tuple(self._shared(child) for child in manifest.children())
+        self.graph.nodes[desc.digest] = Node(manifest.descriptor(), children)
+        for child in children:
+            if child.is_index:
+                if child.digest not in self._started:
+                    self._started.add(child.digest)
+                    tg.start_soon(self.node, child, depth + 1, tg)
+            else:
+                self.graph.nodes.setdefault(child.digest, Node(child))
 
     async def created(self, digest: str) -> dt.datetime | None:
         """When ``digest`` was created; None when unknown, including when a manifest or config it
@@ -172,18 +218,19 @@ class _Scanner:
                 return None
 
         async def dated() -> dt.datetime | None:
-            manifest = await self._get(digest)
-            annotated = parse_time((manifest.parsed.annotations or {}).get(CREATED_ANNOTATION))
-            if annotated is not None:
-                return annotated
-            if manifest.is_index:
-                for child in manifest.children():
-                    platform = child.platform
-                    if child.is_attestation or (platform is not None and platform.is_unknown):
-                        continue
-                    return await self.created(child.digest)
-                return None
-            config = manifest.image().config
+            current, depth = digest, 0
+            while True:  # down the first platform images of nested indexes
+                dating = await self._dating(current)
+                if dating.annotated is not None:
+                    return dating.annotated
+                if dating.config is not None:
+                    break
+                if dating.first_image is None:
+                    return None
+                current, depth = dating.first_image, depth + 1
+                if depth > MAX_INDEX_DEPTH:
+                    raise too_deep(f"{self.repo.name}@{digest}")
+            config = dating.config
             if config.size > _MAX_CONFIG:
                 return None
             return await self._once(f"config:{config.digest}", lambda: self._config_created(config))
@@ -198,6 +245,31 @@ class _Scanner:
         except (ValueError, UnicodeDecodeError):
             return None
         return parse_time(doc.get("created")) if isinstance(doc, dict) else None
+
+
+def check_depth(graph: Graph) -> None:
+    """Raise InvalidManifest when a tag reaches an image through more than
+    :data:`~splitbuild.models.MAX_INDEX_DEPTH` nested indexes (counted along every path, not only
+    the first one the scan took). Iterative: no recursion whatever the graph."""
+    height: dict[str, int] = {}
+    for tag, root in graph.tags.items():
+        stack: list[tuple[str, bool]] = [(root, False)]
+        on_path: set[str] = set()
+        while stack:
+            digest, expanded = stack.pop()
+            if expanded:
+                on_path.discard(digest)
+                node = graph.nodes.get(digest)
+                below = [height.get(c.digest, 0) for c in graph.children(digest) if c.digest not in on_path]
+                height[digest] = 1 + max(below, default=0) if node is not None and node.is_index else 0
+                if height[digest] > MAX_INDEX_DEPTH:
+                    raise too_deep(f"{graph.repository}:{tag}")
+                continue
+            if digest in height or digest in on_path:
+                continue
+            on_path.add(digest)
+            stack.append((digest, True))
+            stack.extend((c.digest, False) for c in graph.children(digest) if c.digest not in height)
 
 
 async def scan(
@@ -217,7 +289,8 @@ async def scan(
     resolved: dict[str, str] = {}
     async with task_group() as tg:
         for name in names:
-            tg.start_soon(scanner.tag, name, name in wanted, resolved)
+            tg.start_soon(scanner.tag, name, name in wanted, resolved, tg)
     scanner.graph.tags = {t: resolved[t] for t in names if t in resolved}
     scanner.graph.vanished.sort(key=names.index)
+    check_depth(scanner.graph)
     return scanner.graph

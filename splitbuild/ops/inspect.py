@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from splitbuild.errors import InvalidManifest, NotFound
+from splitbuild.errors import InvalidManifest, NotFound, shorten
 from splitbuild.models import Descriptor, ImageConfig, Manifest, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded, identifier
 from splitbuild.referrers import ReferrerFinder, kind_of, needs_manifest, predicate_types
@@ -246,7 +246,9 @@ async def inspect(
     parent: Manifest | None = None
     if wanted is not None:
         if not manifest.is_index:
-            raise InvalidManifest(f"{reference} is a single image, not an index: drop --platform")
+            raise InvalidManifest(
+                f"{shorten(str(reference))} is a single image, not an index: drop --platform"
+            )
         match = next(
             (
                 c
@@ -256,7 +258,7 @@ async def inspect(
             None,
         )
         if match is None:
-            raise NotFound(f"{reference}: no {wanted} image in index {manifest.digest}")
+            raise NotFound(f"{shorten(str(reference))}: no {wanted} image in index {manifest.digest}")
         parent, manifest = manifest, await repo.get_manifest(match.digest)
     result = InspectResult(str(reference), manifest, parent=parent)
     if manifest.is_index:

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from splitbuild.errors import InvalidInput, NotFound, Refused, UsageError
+from splitbuild.errors import InvalidInput, NotFound, Refused, UsageError, shorten
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded
 from splitbuild.ops.deletion import (
     DeletionOutcome,
@@ -49,19 +49,36 @@ if TYPE_CHECKING:
 
 AGE_SOURCES = ("pushed", "created")
 
-__all__ = ["PruneResult", "RetentionPolicy", "format_duration", "parse_duration", "prune"]
+__all__ = [
+    "MAX_DURATION_DAYS",
+    "PruneResult",
+    "RetentionPolicy",
+    "format_duration",
+    "parse_duration",
+    "prune",
+]
 
 _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(\d+)([wdhms])")
 
 
+MAX_DURATION_DAYS = 36500
+"""The longest duration accepted: 100 years (36500d)."""
+
+
 def parse_duration(text: str) -> dt.timedelta:
-    """``90d``, ``2w``, ``36h``, ``1d12h``, ``30m``, ``45s`` (weeks, days, hours, minutes, seconds)."""
+    """``90d``, ``2w``, ``36h``, ``1d12h``, ``30m``, ``45s`` (weeks, days, hours, minutes, seconds),
+    at most :data:`MAX_DURATION_DAYS` days in all."""
     compact = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(compact)
+    parts = _DURATION.findall(compact) if len(compact) <= 64 else []
     if not compact or "".join(n + u for n, u in parts) != compact:
-        raise InvalidInput(f"invalid duration {text!r}: expected e.g. 30d, 2w, 12h or 1d12h")
-    return dt.timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+        raise InvalidInput(f"invalid duration {shorten(text)!r}: expected e.g. 30d, 2w, 12h or 1d12h")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds > MAX_DURATION_DAYS * 86400:
+        raise InvalidInput(
+            f"duration {shorten(text)!r} is over the limit of {MAX_DURATION_DAYS}d (100 years)"
+        )
+    return dt.timedelta(seconds=seconds)
 
 
 def format_duration(value: dt.timedelta) -> str:

@@ -13,16 +13,18 @@ in ``index.json`` (updated under the same locks, so not racy here). That is one 
 skopeo and oras see an ordinary tagged index, and copying a layout to a registry carries the tag
 along. Listing also takes untagged ``index.json`` entries whose manifest names the subject (where
 other tools put referrers in a layout); tagged entries are not opened.
+
+Hostile layouts (:mod:`splitbuild.store.layout_files`): nothing below the layout directory is
+reached through a symbolic link, only regular files are read, a file's size is checked before it
+is read (manifests 4 MiB, ``index.json`` 8 MiB, a blob the size its descriptor gives) and while it
+is read, and ``index.json`` must have the shape of an image index (every entry an object with a
+string digest and string annotations). Each refusal is invalid input (exit 3).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,23 +33,31 @@ import anyio
 from pydantic import ValidationError
 
 from splitbuild.digest import Verifier, parse_digest, verify_bytes
-from splitbuild.errors import InvalidInput, InvalidManifest, NotFound
+from splitbuild.errors import DigestMismatch, InvalidInput, InvalidManifest, NotFound, shorten
 from splitbuild.models import (
     ANNOTATION_REF_NAME,
     INDEX_TYPES,
     MANIFEST_TYPES,
+    MAX_MANIFEST_SIZE,
     OCI_INDEX,
     Descriptor,
     Manifest,
 )
 from splitbuild.referrers import only_type, referrer_descriptor, referrers_tag, with_referrer
 from splitbuild.store.base import BlobSource, Precondition, TagChanged
+from splitbuild.store.layout_files import LayoutFiles, read_at_most
 
 __all__ = ["LayoutRepository"]
 
 LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+LOCK_FILE = ".splitbuild.lock"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 CHUNK = 1024 * 1024
+MAX_INDEX_JSON = 8 * 1024 * 1024
+"""``index.json`` over this size is refused (about 25,000 tags), before it is read."""
+MAX_LAYOUT_FILE = 64 * 1024
+"""``oci-layout`` over this size is refused."""
 
 _locks: dict[str, anyio.Lock] = {}
 
@@ -60,43 +70,6 @@ def _lock_for(path: Path) -> anyio.Lock:
     return lock
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path / ".splitbuild.lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _create_once(path: Path, data: bytes) -> None:
-    """Create ``path`` whole unless it exists: never replaces what a concurrent writer put there."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 class LayoutRepository:
     """An OCI image layout directory. Implements :class:`splitbuild.store.base.Repository`,
     ``TagDeleter`` and ``ReferrerLister``.
@@ -107,6 +80,7 @@ class LayoutRepository:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.files = LayoutFiles(self.path, self.shown)
 
     def __repr__(self) -> str:
         return f"LayoutRepository({str(self.path)!r})"
@@ -116,40 +90,53 @@ class LayoutRepository:
         return f"oci:{self.path}"
 
     @property
+    def shown(self) -> str:
+        """The name as messages show it (a very long path shortened)."""
+        return shorten(self.name)
+
+    @property
     def location(self) -> str:
         return f"oci:{self.path.resolve()}"
 
     # -- layout files ----------------------------------------------------------------------
 
-    def _blob_path(self, digest: str) -> Path:
+    def _blob_path(self, digest: str) -> str:
+        """The blob's path relative to the layout (``blobs/<alg>/<hex>``)."""
         algorithm, hexpart = parse_digest(digest)
-        return self.path / "blobs" / algorithm / hexpart
+        return f"blobs/{algorithm}/{hexpart}"
+
+    def _is_layout(self) -> bool:
+        return self.files.exists(INDEX_FILE) or self.files.exists(LAYOUT_FILE)
 
     def _read_index(self) -> dict[str, Any]:
-        index_path = self.path / "index.json"
-        if not index_path.exists():
-            if (self.path / LAYOUT_FILE).exists():
-                return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
-            raise NotFound(f"{self.name}: not an OCI image layout (no index.json)")
         try:
-            doc = json.loads(index_path.read_bytes())
+            raw = self.files.read(
+                INDEX_FILE,
+                MAX_INDEX_JSON,
+                too_big=f"{self.shown}: index.json is over the {MAX_INDEX_JSON // (1024 * 1024)} MiB limit",
+            )
+        except FileNotFoundError:
+            if self.files.exists(LAYOUT_FILE):
+                return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+            raise NotFound(f"{self.shown}: not an OCI image layout (no index.json)") from None
+        try:
+            doc = json.loads(raw)
         except ValueError:
-            raise InvalidInput(f"{self.name}: index.json is not valid JSON") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
-            raise InvalidInput(f"{self.name}: index.json is not an OCI image index")
-        return doc
+            raise InvalidInput(f"{self.shown}: index.json is not valid JSON") from None
+        except RecursionError:
+            raise InvalidInput(f"{self.shown}: index.json is not valid JSON (nested too deeply)") from None
+        return _checked_index(doc, self.shown)
 
     def _ensure_layout(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        marker = self.path / LAYOUT_FILE
-        if not marker.exists():
-            _atomic_write(marker, json.dumps(LAYOUT_VERSION).encode())
-        if not (self.path / "index.json").exists():
+        if not self.files.exists(LAYOUT_FILE):
+            self.files.write(LAYOUT_FILE, json.dumps(LAYOUT_VERSION).encode(), replace=False)
+        if not self.files.exists(INDEX_FILE):
             empty = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
-            _create_once(self.path / "index.json", json.dumps(empty, indent=2).encode())
+            self.files.write(INDEX_FILE, json.dumps(empty, indent=2).encode(), replace=False)
 
     def _entries(self) -> list[dict[str, Any]]:
-        return [m for m in self._read_index().get("manifests", []) if isinstance(m, dict)]
+        entries: list[dict[str, Any]] = self._read_index().get("manifests", [])
+        return entries
 
     def _find_tag(self, tag: str) -> dict[str, Any] | None:
         for entry in self._entries():
@@ -159,8 +146,19 @@ class LayoutRepository:
 
     def _write_blob(self, digest: str, data: bytes) -> None:
         path = self._blob_path(digest)
-        if not path.exists():
-            _atomic_write(path, data)
+        if not self.files.exists(path):
+            self.files.write(path, data)
+
+    def _read_manifest_file(self, digest: str, what: str) -> bytes:
+        """A manifest's bytes, refused unread when the file is over the manifest size limit."""
+        try:
+            return self.files.read(
+                self._blob_path(digest),
+                MAX_MANIFEST_SIZE,
+                too_big=f"{what}: manifest file exceeds the 4 MiB limit",
+            )
+        except FileNotFoundError:
+            raise NotFound(f"{what}: manifest not found") from None
 
     async def _update_index(self, change: Any) -> None:
         """Apply ``change(entries) -> entries`` to index.json under both locks."""
@@ -168,12 +166,12 @@ class LayoutRepository:
 
             def update() -> None:
                 self._ensure_layout()
-                with _file_lock(self.path):
+                with self.files.locked(LOCK_FILE):
                     doc = self._read_index()
                     doc["manifests"] = change(list(doc.get("manifests", [])))
                     doc.setdefault("schemaVersion", 2)
                     doc.setdefault("mediaType", OCI_INDEX)
-                    _atomic_write(self.path / "index.json", json.dumps(doc, indent=2).encode())
+                    self.files.write(INDEX_FILE, json.dumps(doc, indent=2).encode())
 
             await anyio.to_thread.run_sync(update)
 
@@ -181,12 +179,11 @@ class LayoutRepository:
 
     async def head_manifest(self, ref: str) -> Descriptor | None:
         if ":" in ref:
-            path = self._blob_path(ref)
-            if not path.exists():
+            if not await anyio.to_thread.run_sync(self.files.exists, self._blob_path(ref)):
                 return None
             manifest = await self.get_manifest(ref)
             return manifest.descriptor()
-        if not (self.path / "index.json").exists() and not (self.path / LAYOUT_FILE).exists():
+        if not await anyio.to_thread.run_sync(self._is_layout):
             return None
         entry = self._find_tag(ref)
         if entry is None:
@@ -195,10 +192,10 @@ class LayoutRepository:
         try:
             return Descriptor.model_validate(clean)
         except ValidationError:
-            raise InvalidManifest(f"{self.name}:{ref}: index.json entry is not a valid descriptor") from None
+            raise InvalidManifest(f"{self.shown}:{ref}: index.json entry is not a valid descriptor") from None
 
     async def get_manifest(self, ref: str) -> Manifest:
-        what = f"{self.name}@{ref}" if ":" in ref else f"{self.name}:{ref}"
+        what = f"{self.shown}@{ref}" if ":" in ref else f"{self.shown}:{ref}"
         if ":" in ref:
             digest, media_type = ref, None
         else:
@@ -206,11 +203,7 @@ class LayoutRepository:
             if entry is None:
                 raise NotFound(f"{what}: tag not found")
             digest, media_type = str(entry.get("digest")), entry.get("mediaType")
-        path = self._blob_path(digest)
-        try:
-            raw = await anyio.Path(path).read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"{what}: manifest not found") from None
+        raw = await anyio.to_thread.run_sync(self._read_manifest_file, digest, what)
         return Manifest.from_bytes(raw, media_type=media_type, digest=digest, source=what)
 
     async def put_manifest(
@@ -241,7 +234,7 @@ class LayoutRepository:
     async def delete_manifest(self, ref: str) -> None:
         if ":" not in ref:
             if self._find_tag(ref) is None:
-                raise NotFound(f"{self.name}:{ref}: tag not found")
+                raise NotFound(f"{self.shown}:{ref}: tag not found")
 
             def untag(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 return [e for e in entries if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) != ref]
@@ -249,14 +242,14 @@ class LayoutRepository:
             await self._update_index(untag)
             return
         path = self._blob_path(ref)
-        if not path.exists():
-            raise NotFound(f"{self.name}@{ref}: manifest not found")
+        if not self.files.exists(path):
+            raise NotFound(f"{self.shown}@{ref}: manifest not found")
 
         def drop(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [e for e in entries if e.get("digest") != ref]
 
         await self._update_index(drop)
-        path.unlink()
+        self.files.unlink(path)
 
     async def delete_tag(self, tag: str) -> str:
         """Remove the tag's entry from ``index.json``; the manifest stays (as a blob)."""
@@ -305,9 +298,9 @@ class LayoutRepository:
         if not isinstance(digest, str) or media_type not in MANIFEST_TYPES:
             return None
         try:
-            raw = self._blob_path(digest).read_bytes()
-            return Manifest.from_bytes(raw, media_type=str(media_type), digest=digest, source=self.name)
-        except (FileNotFoundError, InvalidInput):
+            raw = self._read_manifest_file(digest, f"{self.shown}@{digest}")
+            return Manifest.from_bytes(raw, media_type=str(media_type), digest=digest, source=self.shown)
+        except (NotFound, InvalidInput):
             return None
 
     async def _list_in_referrers_tag(self, manifest: Manifest, subject: str) -> None:
@@ -321,8 +314,8 @@ class LayoutRepository:
             )
             current = self._read_manifest(current_entry) if current_entry is not None else None
             if current_entry is not None and current is None:
-                raise InvalidManifest(f"{self.name}:{tag}: the referrers tag holds no readable manifest")
-            updated = with_referrer(current, entry, what=f"{self.name}:{tag}")
+                raise InvalidManifest(f"{self.shown}:{tag}: the referrers tag holds no readable manifest")
+            updated = with_referrer(current, entry, what=f"{self.shown}:{tag}")
             if updated is None:
                 return entries
             self._write_blob(updated.digest, updated.raw)
@@ -334,60 +327,92 @@ class LayoutRepository:
     # -- blobs -----------------------------------------------------------------------------
 
     async def has_blob(self, digest: str) -> bool:
-        return self._blob_path(digest).exists()
+        return await anyio.to_thread.run_sync(self.files.exists, self._blob_path(digest))
 
     def open_blob(self, desc: Descriptor) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         return self._open_blob(desc)
 
     @asynccontextmanager
     async def _open_blob(self, desc: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
-        what = f"{self.name}@{desc.digest}"
+        what = f"{self.shown}@{desc.digest}"
+        path = self._blob_path(desc.digest)
+        opened = self.files.open_read(path)
         try:
-            handle = await anyio.open_file(self._blob_path(desc.digest), "rb")
+            file, size = await anyio.to_thread.run_sync(opened.__enter__)
+        except FileNotFoundError:
+            raise NotFound(f"{what}: blob not found") from None
+        try:
+            _check_size(size, desc, what)
+            handle = anyio.wrap_file(file)
+
+            async def stream() -> AsyncIterator[bytes]:
+                verifier = Verifier(desc.digest, desc.size, what=what)
+                while chunk := await handle.read(CHUNK):
+                    verifier.update(chunk)
+                    yield chunk
+                verifier.verify()
+
+            yield stream()
+        finally:
+            opened.__exit__(None, None, None)
+
+    def _read_blob_file(self, desc: Descriptor) -> bytes:
+        what = f"{self.shown}@{desc.digest}"
+        try:
+            with self.files.open_read(self._blob_path(desc.digest)) as (handle, size):
+                _check_size(size, desc, what)
+                return read_at_most(handle, desc.size, f"{what}: more than the expected {desc.size} bytes")
         except FileNotFoundError:
             raise NotFound(f"{what}: blob not found") from None
 
-        async def stream() -> AsyncIterator[bytes]:
-            verifier = Verifier(desc.digest, desc.size, what=what)
-            while chunk := await handle.read(CHUNK):
-                verifier.update(chunk)
-                yield chunk
-            verifier.verify()
-
-        try:
-            yield stream()
-        finally:
-            await handle.aclose()
-
     async def read_blob(self, desc: Descriptor) -> bytes:
-        try:
-            data = await anyio.Path(self._blob_path(desc.digest)).read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"{self.name}@{desc.digest}: blob not found") from None
-        verify_bytes(data, desc.digest, what=f"{self.name}@{desc.digest}")
+        data = await anyio.to_thread.run_sync(self._read_blob_file, desc)
+        verify_bytes(data, desc.digest, what=f"{self.shown}@{desc.digest}")
         return data
 
     async def put_blob(self, desc: Descriptor, source: BlobSource) -> None:
         target = self._blob_path(desc.digest)
-        if target.exists():
+        if await self.has_blob(desc.digest):
             return
         await anyio.to_thread.run_sync(self._ensure_layout)
         if isinstance(source, bytes):
-            verify_bytes(source, desc.digest, what=f"{self.name}@{desc.digest}")
+            verify_bytes(source, desc.digest, what=f"{self.shown}@{desc.digest}")
             await anyio.to_thread.run_sync(self._write_blob, desc.digest, source)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        os.close(fd)
-        try:
-            verifier = Verifier(desc.digest, desc.size, what=f"{self.name}@{desc.digest}")
-            async with await anyio.open_file(tmp, "wb") as out, source() as stream:
+        verifier = Verifier(desc.digest, desc.size, what=f"{self.shown}@{desc.digest}")
+        with self.files.new_file(target) as (file, commit):
+            out = anyio.wrap_file(file)
+            async with source() as stream:
                 async for chunk in stream:
                     verifier.update(chunk)
                     await out.write(chunk)
+            await out.flush()
             verifier.verify()
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            commit()
+
+
+def _check_size(size: int, desc: Descriptor, what: str) -> None:
+    """A blob file whose size differs from its descriptor's is refused before it is read."""
+    if size != desc.size:
+        raise DigestMismatch(f"{what}: the file holds {size} bytes, expected {desc.size}")
+
+
+def _checked_index(doc: object, name: str) -> dict[str, Any]:
+    """``doc`` when it has the shape of an image index whose entries splitbuild can read: every
+    entry an object with a string digest, a string media type and string annotations."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
+        raise InvalidInput(f"{name}: index.json is not an OCI image index")
+    for i, entry in enumerate(doc.get("manifests", [])):
+        where = f"{name}: index.json manifests[{i}]"
+        if not isinstance(entry, dict):
+            raise InvalidInput(f"{where} is not an object")
+        if not isinstance(entry.get("digest"), str):
+            raise InvalidInput(f"{where}.digest is not a string")
+        if not isinstance(entry.get("mediaType", ""), str):
+            raise InvalidInput(f"{where}.mediaType is not a string")
+        annotations = entry.get("annotations")
+        if annotations is not None and not (
+            isinstance(annotations, dict) and all(isinstance(v, str) for v in annotations.values())
+        ):
+            raise InvalidInput(f"{where}.annotations is not an object of strings")
+    return doc
