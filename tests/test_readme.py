@@ -136,7 +136,7 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
     # init wrote the config: image name from the remote, the Dockerfile found.
     config = load_config(repo / "splitbuild.toml")
     assert config.image.names == ["ghcr.io/acme/app"]
-    assert config.image.dockerfile == "Dockerfile"
+    assert (repo / config.image.context / (config.image.dockerfile or "Dockerfile")).is_file()
     assert config.image.platforms == ["linux/amd64", "linux/arm64"]
     # plan printed one native line per platform.
     assert re.search(r"^linux/amd64\s+ubuntu-24\.04\s+native\b", done.stdout, re.M), done.stdout
