@@ -45,6 +45,7 @@ class Client:
         return self._registry.requests if self._registry is not None else 0
 
     def repository(self, ref: AnyReference) -> Repository:
+        """The repository ``ref`` names: a registry repository, or an OCI layout for ``oci:PATH``."""
         if isinstance(ref, LayoutReference):
             from splitbuild.store.layout import LayoutRepository
 
@@ -60,5 +61,6 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the registry client's connections (``async with`` does it on exit)."""
         if self._registry is not None:
             await self._registry.aclose()

@@ -94,10 +94,14 @@ class SplitbuildError(Exception):
 
 
 class UsageError(SplitbuildError):
+    """A call or command line of the wrong shape: a missing argument, conflicting options."""
+
     exit_code = 2
 
 
 class InvalidInput(SplitbuildError):
+    """A value that cannot be used: a malformed reference, digest, manifest, config, rule or platform."""
+
     exit_code = 3
 
 
@@ -118,6 +122,8 @@ class ConfigError(InvalidInput):
 
 
 class NotFound(SplitbuildError):
+    """A manifest, blob, tag or file that does not exist."""
+
     exit_code = 4
 
 
@@ -166,18 +172,25 @@ class RegistryError(SplitbuildError):
 
 
 class AuthError(RegistryError):
+    """Credentials refused or access denied by a registry or its token service."""
+
     exit_code = 6
 
 
 class VerificationError(SplitbuildError):
+    """What was read is not what was asked for: a digest or platform set that does not match."""
+
     exit_code = 7
 
 
 class DigestMismatch(VerificationError):
-    pass
+    """Bytes whose digest (or size) differs from the one expected."""
 
 
 class Refused(SplitbuildError):
+    """A safety check refused to go on: a tag would lose platforms, a digest still in use, another writer
+    moved a tag."""
+
     exit_code = 8
 
 

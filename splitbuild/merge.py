@@ -84,6 +84,9 @@ class Source:
 
 @dataclass
 class MergeOptions:
+    """What :func:`merge` publishes: the target tags, the per-platform sources, the exact platform set,
+    annotations, and whether a tag may lose platforms or referrers are copied."""
+
     targets: list[AnyReference]
     sources: list[Source]
     platforms: list[str] | None = None
@@ -150,6 +153,9 @@ class TagConflict:
 
 @dataclass
 class MergeResult:
+    """What :func:`merge` did: the plan (index, platforms, attestations), the tags pushed and the requests
+    made; ``to_dict()`` is the ``--json`` document."""
+
     plan: MergePlan
     pushed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)

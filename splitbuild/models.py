@@ -112,6 +112,9 @@ class Platform(_Model):
 
 
 class Descriptor(_Model):
+    """An OCI content descriptor: media type, digest and size of a blob or manifest, with its platform,
+    annotations and artifact type where given."""
+
     media_type: str = Field(alias="mediaType")
     digest: str
     size: int = Field(ge=0)

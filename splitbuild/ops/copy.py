@@ -40,6 +40,9 @@ __all__ = ["CopyResult", "copy", "filter_platforms"]
 
 @dataclass
 class CopyResult:
+    """What :func:`copy` did: the digest written at the destination, blob and manifest counts, referrers
+    copied; ``to_dict()`` is the ``--json`` document."""
+
     source: str
     destination: str
     source_digest: str

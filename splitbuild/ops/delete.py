@@ -36,6 +36,9 @@ __all__ = ["DeleteResult", "delete", "users_of"]
 
 @dataclass
 class DeleteResult:
+    """What :func:`delete` planned and, unless a dry run, did: the plan, its outcome and how the tag was
+    removed; ``to_dict()`` is the ``--json`` document."""
+
     reference: str
     digest: str | None
     plan: DeletionPlan | None = None

@@ -121,6 +121,9 @@ class ReferrerInfo:
 
 @dataclass
 class InspectResult:
+    """What :func:`inspect` read: the manifest (exact bytes), the image config or the classified children of
+    an index, and the referrers."""
+
     reference: str
     manifest: Manifest
     config: ImageConfig | None = None

@@ -95,8 +95,12 @@ def format_duration(value: dt.timedelta) -> str:
 
 @dataclass(frozen=True)
 class RetentionPolicy:
+    """Which tags :func:`prune` deletes: beyond the ``keep_last`` most recent, and/or older than
+    ``older_than`` (a :class:`datetime.timedelta`, or text as the command line takes it: ``"30d"``,
+    ``"2w"``, ``"1d12h"``), among the tags ``include``/``exclude`` select. Validated when built."""
+
     keep_last: int | None = None
-    older_than: dt.timedelta | None = None
+    older_than: dt.timedelta | str | None = None
     include: str | None = None
     exclude: str | None = None
     untagged: bool = False
@@ -105,6 +109,17 @@ class RetentionPolicy:
     """``pushed`` or ``created``; None: pushed where the provider records it, else created."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.older_than, str):
+            object.__setattr__(self, "older_than", parse_duration(self.older_than))
+        elif self.older_than is not None and not isinstance(self.older_than, dt.timedelta):
+            raise InvalidInput(
+                "older_than must be a timedelta or a duration such as '30d', "
+                f"not {type(self.older_than).__name__}"
+            )
+        if self.keep_last is not None and (
+            isinstance(self.keep_last, bool) or not isinstance(self.keep_last, int)
+        ):
+            raise InvalidInput(f"keep_last must be a whole number, not {self.keep_last!r}")
         if self.keep_last is None and self.older_than is None and not self.untagged:
             raise UsageError("a retention policy needs --keep-last N and/or --older-than AGE")
         if self.age_from is not None and self.age_from not in AGE_SOURCES:
@@ -113,10 +128,15 @@ class RetentionPolicy:
             raise UsageError(f"--keep-last must be 0 or more (got {self.keep_last})")
         tag_filter(self.include, self.exclude)  # validates the patterns
 
+    @property
+    def age(self) -> dt.timedelta | None:
+        """``older_than`` as a :class:`datetime.timedelta` (text was parsed when the policy was built)."""
+        return self.older_than if isinstance(self.older_than, dt.timedelta) else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "keepLast": self.keep_last,
-            "olderThan": format_duration(self.older_than) if self.older_than is not None else None,
+            "olderThan": format_duration(self.age) if self.age is not None else None,
             "include": self.include,
             "exclude": self.exclude,
             "untagged": self.untagged,
@@ -126,6 +146,9 @@ class RetentionPolicy:
 
 @dataclass
 class PruneResult:
+    """What :func:`prune` planned and, unless a dry run, did: the policy, each tag's age and where it came
+    from, the deletion plan and outcome."""
+
     repository: str
     policy: RetentionPolicy
     plan: DeletionPlan
@@ -178,14 +201,14 @@ def decide(
         assert when is not None
         if policy.keep_last is not None and rank < policy.keep_last:
             keep[tag] = f"one of the {policy.keep_last} most recent (created {_day(when)})"
-        elif policy.older_than is not None and now - when < policy.older_than:
-            keep[tag] = f"created {_day(when)}, less than {format_duration(policy.older_than)} ago"
+        elif policy.age is not None and now - when < policy.age:
+            keep[tag] = f"created {_day(when)}, less than {format_duration(policy.age)} ago"
         else:
             why = [f"created {_day(when)}"]
             if policy.keep_last is not None:
                 why.append(f"not among the {policy.keep_last} most recent")
-            if policy.older_than is not None:
-                why.append(f"older than {format_duration(policy.older_than)}")
+            if policy.age is not None:
+                why.append(f"older than {format_duration(policy.age)}")
             remove[tag] = ", ".join(why)
     return remove, keep
 

@@ -32,6 +32,9 @@ def tag_filter(include: str | None = None, exclude: str | None = None) -> Callab
 
 @dataclass
 class TagList:
+    """The tags :func:`list_tags` found, sorted and filtered; ``total`` counts the repository's tags before
+    filtering."""
+
     repository: str
     tags: list[str]
     total: int
@@ -65,6 +68,8 @@ async def list_tags(
 
 @dataclass
 class TagResult:
+    """What :func:`add_tags` did: the tags written and those already on the digest."""
+
     source: str
     digest: str
     added: list[str] = field(default_factory=list)

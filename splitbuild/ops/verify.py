@@ -72,6 +72,8 @@ class RefCheck:
 
 @dataclass
 class VerifyResult:
+    """The outcome of :func:`verify` for every reference; ``ok`` is true when every check passed."""
+
     platforms: list[str]
     exact: bool
     checks: list[RefCheck]
