@@ -18,17 +18,39 @@ from splitbuild.reference import AnyReference, LayoutReference
 from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
+    from splitbuild.blobcache import BlobLocations
     from splitbuild.store.registry import RegistryClient
 
 __all__ = ["Client"]
 
 
 class Client:
-    """Opens repositories for references; keyword arguments go to :class:`RegistryClient`."""
+    """Opens repositories for references; keyword arguments go to :class:`RegistryClient`.
 
-    def __init__(self, **registry_options: Any) -> None:
+    ``blob_cache``: remember where blobs live (:mod:`splitbuild.blobcache`) so that copies and
+    merges into a registry mount a blob it holds elsewhere instead of streaming it: ``True`` opens
+    the user's cache (unless ``SPLITBUILD_BLOB_CACHE=0``), or pass an open
+    :class:`~splitbuild.blobcache.BlobLocations`; off by default for scripts, on for the CLI."""
+
+    def __init__(self, *, blob_cache: bool | BlobLocations = False, **registry_options: Any) -> None:
         self._options = registry_options
         self._registry: RegistryClient | None = None
+        self._blob_cache = blob_cache
+        self._locations: BlobLocations | None = None
+        self._locations_opened = False
+
+    @property
+    def blob_locations(self) -> BlobLocations | None:
+        """The blob location cache this client uses, opened on first use; None when off."""
+        if not self._locations_opened:
+            self._locations_opened = True
+            if self._blob_cache is True:
+                from splitbuild.blobcache import BlobLocations
+
+                self._locations = BlobLocations.open()
+            elif self._blob_cache is not False:
+                self._locations = self._blob_cache
+        return self._locations
 
     @property
     def registry(self) -> RegistryClient:
@@ -62,5 +84,7 @@ class Client:
 
     async def aclose(self) -> None:
         """Close the registry client's connections (``async with`` does it on exit)."""
+        if self._locations is not None and self._blob_cache is True:
+            self._locations.close()
         if self._registry is not None:
             await self._registry.aclose()

@@ -433,7 +433,7 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
         async with task_group() as tg:
             for source_index, entries in by_source.items():
                 source_repo = client.repository(plan.sources[source_index].ref)
-                transfer = Transfer(source_repo, target)
+                transfer = Transfer(source_repo, target, locations=client.blob_locations)
                 transfers.append(transfer)
                 finder = finder_for(source_repo)
                 for entry in entries:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import httpx
 
     from splitbuild.auth import Keychain
+    from splitbuild.blobcache import BlobLocations
     from splitbuild.models import Descriptor, Manifest
     from splitbuild.providers import Provider
     from splitbuild.retry import RetryPolicy
@@ -49,7 +50,8 @@ __all__ = ["Registry"]
 class Registry(Client):
     """A :class:`~splitbuild.client.Client` with the operations as methods (same keyword options).
 
-    The constructor takes the registry client's options; ``None`` keeps its default:
+    ``blob_cache`` is :class:`~splitbuild.client.Client`'s (mount blobs the target registry holds
+    elsewhere). The constructor also takes the registry client's options; ``None`` keeps its default:
     ``keychain`` (where credentials come from; default: docker/podman auth files, credential
     helpers and ``SPLITBUILD_AUTH_*`` variables), ``insecure`` (hosts reached over plain HTTP),
     ``ca_file`` (extra trusted CA certificates, PEM), ``timeout`` (seconds per request),
@@ -74,6 +76,7 @@ class Registry(Client):
         deadline: float | None = None,
         max_pages: int | None = None,
         max_entries: int | None = None,
+        blob_cache: bool | BlobLocations = False,
     ) -> None:
         given: dict[str, Any] = {
             "deadline": deadline,
@@ -90,7 +93,7 @@ class Registry(Client):
             "env": env,
         }
         options = {name: value for name, value in given.items() if value is not None}
-        super().__init__(insecure=tuple(insecure), **options)
+        super().__init__(insecure=tuple(insecure), blob_cache=blob_cache, **options)
 
     # --- reading ------------------------------------------------------------------------------
 

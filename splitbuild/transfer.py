@@ -16,16 +16,29 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
 from splitbuild._tasks import task_group
 from splitbuild.errors import NotFound, RegistryError, SplitbuildError
 from splitbuild.models import MAX_INDEX_DEPTH, Descriptor, ImageIndex, ImageManifest, Manifest, too_deep
+from splitbuild.reference import Reference
 from splitbuild.referrers import Referrer, ReferrerFinder
 from splitbuild.store.base import Mounter, ReferrerLister, Repository
 
+if TYPE_CHECKING:
+    from splitbuild.blobcache import BlobLocations
+    from splitbuild.store.registry import RegistryRepository
+
 __all__ = ["BytesCallback", "ProgressCallback", "Transfer", "TransferStats"]
+
+
+def _registry_repository(repo: Repository) -> RegistryRepository | None:
+    """``repo`` when it is a registry repository (imported only when a blob cache is in use)."""
+    from splitbuild.store.registry import RegistryRepository
+
+    return repo if isinstance(repo, RegistryRepository) else None
 
 
 class _Shared:
@@ -129,10 +142,14 @@ class Transfer:
         jobs: int = 8,
         on_progress: ProgressCallback | None = None,
         on_bytes: BytesCallback | None = None,
+        locations: BlobLocations | None = None,
     ) -> None:
         self.source = source
         self.target = target
         self.stats = TransferStats()
+        self._locations = locations
+        """Where blobs were seen before (:mod:`splitbuild.blobcache`): a blob the target's registry
+        holds in another repository is mounted from there instead of streamed."""
         self._limiter = anyio.CapacityLimiter(jobs)
         self._on_progress = on_progress
         self._on_bytes = on_bytes
@@ -170,12 +187,16 @@ class Transfer:
         async with self._limiter:
             if await self.target.has_blob(desc.digest):
                 self.stats.blobs_skipped += 1
+                self._remember(self.target, desc.digest)
                 self._emit("blob-skip", desc)
                 return
             self._emit("blob-start", desc)
             mounter = self.target if self._same_location and isinstance(self.target, Mounter) else None
-            if mounter is not None and await mounter.mount_blob(desc, self.source):
+            if (
+                mounter is not None and await mounter.mount_blob(desc, self.source)
+            ) or await self._mount_known(desc):
                 self.stats.blobs_mounted += 1
+                self._remember(self.target, desc.digest)
                 self._emit("blob-done", desc)
                 return
             source = self.source
@@ -189,7 +210,29 @@ class Transfer:
             await self.target.put_blob(desc, opener)
             self.stats.blobs_copied += 1
             self.stats.bytes_copied += desc.size
+            self._remember(self.source, desc.digest)
+            self._remember(self.target, desc.digest)
             self._emit("blob-done", desc)
+
+    async def _mount_known(self, desc: Descriptor) -> bool:
+        """Mount ``desc`` from another repository of the target's registry that the blob location
+        cache says holds it (at most two tried); a refused or failed mount forgets that entry. The
+        registry authorises each mount with this client's own token (pull on that repository)."""
+        target = _registry_repository(self.target) if self._locations is not None else None
+        if target is None or self._locations is None:
+            return False
+        registry, repository = target.ref.registry, target.ref.repository
+        for holder in self._locations.holders(registry, desc.digest, exclude=repository, limit=2):
+            sibling = target.client.repository(Reference(registry, holder))
+            if await target.mount_blob(desc, sibling):
+                return True
+            self._locations.forget(registry, holder, desc.digest)
+        return False
+
+    def _remember(self, repo: Repository, digest: str) -> None:
+        found = _registry_repository(repo) if self._locations is not None else None
+        if found is not None and self._locations is not None:
+            self._locations.remember(found.ref.registry, found.ref.repository, [digest])
 
     async def manifest(
         self,

@@ -81,3 +81,11 @@ async def client() -> AsyncIterator[Client]:
     environment (no credentials, insecure hosts or retry settings from it)."""
     async with Client(retry=FAST_RETRY, env={}) as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def _no_blob_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI remembers where blobs live (splitbuild.blobcache) in the user's cache: tests leave it
+    off, so that one test's registries never steer another's requests (tests/test_blobcache.py and
+    tests/test_blobcache_copy.py turn it on with a directory of their own)."""
+    monkeypatch.setenv("SPLITBUILD_BLOB_CACHE", "0")

@@ -69,7 +69,7 @@ def test_the_facade_merge_offers_every_merge_option() -> None:
 
 def test_the_constructor_takes_every_registry_client_option() -> None:
     """Explicit keywords, so a misspelt option fails the type check instead of the first request."""
-    wanted = {p.name for p in _options(RegistryClient.__init__, skip=1)}
+    wanted = {p.name for p in _options(RegistryClient.__init__, skip=1)} | {"blob_cache"}  # Client's own
     offered = _options(splitbuild.Registry.__init__, skip=1)
     assert {p.name for p in offered} == wanted
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in offered)

@@ -234,7 +234,7 @@ def make_client(insecure_registry: list[str] | None, ca_file: Path | None) -> Cl
     """The library client for the registry options (``--insecure-registry``, ``--ca-file``)."""
     from splitbuild.client import Client
 
-    return Client(insecure=insecure_registry or [], ca_file=ca_file)
+    return Client(insecure=insecure_registry or [], ca_file=ca_file, blob_cache=True)
 
 
 def run_with_client(

@@ -180,7 +180,14 @@ async def copy(
         platforms=kept,
         rewritten=root is not original,
     )
-    transfer = Transfer(src_repo, dst_repo, jobs=jobs, on_progress=on_progress, on_bytes=on_bytes)
+    transfer = Transfer(
+        src_repo,
+        dst_repo,
+        jobs=jobs,
+        on_progress=on_progress,
+        on_bytes=on_bytes,
+        locations=client.blob_locations,
+    )
     result.stats = transfer.stats
     finder = ReferrerFinder(src_repo) if referrers and not transfer.same_repository else None
     subjects = [] if result.rewritten else [root.digest]
