@@ -16,7 +16,8 @@ escaping is a bug. The tree::
     ├── VerificationError                 exit 7   digest mismatch, platform set mismatch
     │   └── DigestMismatch
     ├── Refused                           exit 8   a safety check refused (shrink, delete of a tagged digest)
-    └── BuildError                        exit 9   a local build failed
+    ├── BuildError                        exit 9   a local build failed
+    └── OutOfDate                         exit 10  a generated file is out of date (generate --check)
 
 Messages are one line, name the object at fault, and never contain a credential: the message and
 the hint pass through :func:`splitbuild.scrub.scrub` whenever they are set, so text a registry, token
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidManifest",
     "InvalidReference",
     "NotFound",
+    "OutOfDate",
     "Refused",
     "RegistryError",
     "SplitbuildError",
@@ -192,6 +194,12 @@ class Refused(SplitbuildError):
     moved a tag."""
 
     exit_code = 8
+
+
+class OutOfDate(SplitbuildError):
+    """A generated file differs from what its config generates now (``generate --check``)."""
+
+    exit_code = 10
 
 
 class BuildError(SplitbuildError):

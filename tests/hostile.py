@@ -2,11 +2,13 @@
 
 Each run is a child process with an address-space cap (so an attack that would read without bound
 fails fast instead of taking the machine) and a deadline (so one that hangs is killed); its peak
-RSS comes from ``wait4``. Also builders of crafted layouts written straight to disk.
+RSS is its own ``VmHWM`` (``tests/rss_probe.py`` says why not ``wait4``). Also builders of crafted
+layouts written straight to disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +52,10 @@ def run_cli(*args: str, deadline: float = 60.0, env: dict[str, str] | None = Non
     full_env["MALLOC_ARENA_MAX"] = "2"
     full_env.update(env or {})
     start = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, peak_rss_file() as peak:
+        full_env["RSS_PROBE_FILE"] = str(peak)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "splitbuild", *args],
+            probe_command("splitbuild", *args),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -61,13 +65,13 @@ def run_cli(*args: str, deadline: float = 60.0, env: dict[str, str] | None = Non
         )
         timed_out = False
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() - start > deadline:
                 timed_out = True
                 proc.kill()
-                _, status, usage = os.wait4(proc.pid, 0)
+                _, status, _ = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.02)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -77,10 +81,30 @@ def run_cli(*args: str, deadline: float = 60.0, env: dict[str, str] | None = Non
             exit_code=proc.returncode,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
-            max_rss=usage.ru_maxrss * 1024,
+            max_rss=read_peak_kib(peak) * 1024,
             seconds=time.monotonic() - start,
             timed_out=timed_out,
         )
+
+
+def probe_command(module: str, *args: str) -> list[str]:
+    """``python -m MODULE ARGS`` under ``tests/rss_probe.py``, which records the peak RSS."""
+    return [sys.executable, str(ROOT / "tests" / "rss_probe.py"), module, *args]
+
+
+@contextlib.contextmanager
+def peak_rss_file() -> Iterator[Path]:
+    """A file for ``RSS_PROBE_FILE``, removed afterwards."""
+    with tempfile.TemporaryDirectory() as scratch:
+        yield Path(scratch) / "peak-kib"
+
+
+def read_peak_kib(path: Path) -> int:
+    """The probe's figure; 0 when the child was killed before it could write one."""
+    try:
+        return int(path.read_text())
+    except FileNotFoundError:
+        return 0
 
 
 def digest_of(data: bytes) -> str:

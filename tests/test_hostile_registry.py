@@ -36,6 +36,7 @@ from splitbuild.errors import AuthError, ConfigError, RegistryError
 from splitbuild.reference import Reference
 from splitbuild.retry import NO_RETRY
 from splitbuild.store.registry import RegistryRepository
+from tests.hostile import peak_rss_file, probe_command, read_peak_kib
 from tests.hostile_server import ENDLESS, Attack, HostileServer, Request, echo_authorization
 from tests.images import make_image
 
@@ -64,7 +65,7 @@ class Outcome:
 
 
 def splitbuild(*args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Outcome:
-    """Run the CLI; its exit code, output, peak RSS (MiB, from wait4) and duration."""
+    """Run the CLI; its exit code, output, peak RSS (MiB, the child's own VmHWM) and duration."""
     base = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(home),
@@ -73,36 +74,37 @@ def splitbuild(*args: str, home: Path, env: dict[str, str] | None = None, timeou
         "SPLITBUILD_RETRY_ATTEMPTS": "1",
     }
     start = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "splitbuild", *args],
-        env={**base, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=home,
-    )
-    out: dict[str, bytes] = {}
+    with peak_rss_file() as peak:
+        proc = subprocess.Popen(
+            probe_command("splitbuild", *args),
+            env={**base, "RSS_PROBE_FILE": str(peak), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=home,
+        )
+        out: dict[str, bytes] = {}
 
-    def drain(name: str, stream: Any) -> None:
-        out[name] = stream.read()
+        def drain(name: str, stream: Any) -> None:
+            out[name] = stream.read()
 
-    readers = [
-        threading.Thread(target=drain, args=(n, s)) for n, s in (("o", proc.stdout), ("e", proc.stderr))
-    ]
-    for reader in readers:
-        reader.start()
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        killer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    for reader in readers:
-        reader.join()
+        readers = [
+            threading.Thread(target=drain, args=(n, s)) for n, s in (("o", proc.stdout), ("e", proc.stderr))
+        ]
+        for reader in readers:
+            reader.start()
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            proc.wait()
+        finally:
+            killer.cancel()
+        for reader in readers:
+            reader.join()
+        peak_mib = read_peak_kib(peak) / 1024
     seconds = time.monotonic() - start
     if seconds >= timeout:
         pytest.fail(f"splitbuild {' '.join(args)} was still running after {timeout:g} s")
-    return Outcome(proc.returncode, out["o"].decode(), out["e"].decode(), usage.ru_maxrss / 1024, seconds)
+    return Outcome(proc.returncode, out["o"].decode(), out["e"].decode(), peak_mib, seconds)
 
 
 def credentials_env(server: HostileServer) -> dict[str, str]:

@@ -351,9 +351,11 @@ def test_cli_prune(registry: RegistryServer) -> None:
     assert "Add --yes to delete." in dry.stdout
     as_json = runner.invoke(app, ["prune", name, "--keep-last", "1", "--json"])
     data = json.loads(as_json.stdout)
-    assert sorted(r["tag"] for r in data["remove"]) == ["sha-0", "sha-1", "sha-2"]
+    plan = data["plan"]  # the same shape as delete --json's plan
+    assert [r["tag"] for r in plan["remove"]] == ["sha-0", "sha-1", "sha-2"]  # sorted
+    assert [k["tag"] for k in plan["keep"]] == sorted(k["tag"] for k in plan["keep"])
     assert data["dryRun"] is True
-    assert len(data["manifests"]) == 3 * 5
+    assert len(plan["manifests"]) == 3 * 5
     no_rule = runner.invoke(app, ["prune", name])
     assert no_rule.exit_code == 2
     done = runner.invoke(app, ["prune", name, "--keep-last", "1", "--yes"])

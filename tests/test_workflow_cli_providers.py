@@ -59,7 +59,7 @@ def test_generate_gitlab_writes_gitlab_ci_yml_and_check_passes(runner: CliRunner
     assert invoke(runner, "generate", "--ci", "gitlab", "--check")[0] == 0
     (repo / "splitbuild.toml").write_text(PORTABLE.replace('"linux/amd64", ', ""))
     code, out, err = invoke(runner, "generate", "--ci", "gitlab", "--check")
-    assert code == 1
+    assert code == 10
     assert "-splitbuild:build:linux/amd64:" in out
     assert "hint: run: splitbuild generate --ci gitlab" in err
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from splitbuild.cli._common import DEFAULT_CONFIG, ConfigOpt, fail, handle_errors, print_json
+from splitbuild.cli._common import DEFAULT_CONFIG, ConfigOpt, handle_errors, print_json
 
 if TYPE_CHECKING:
     from splitbuild.config import Config
@@ -126,7 +126,7 @@ def generate_command(
         ),
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if the file is out of date.")
+        bool, typer.Option("--check", help="Write nothing; exit 10 with a diff if the file is out of date.")
     ] = False,
     actionlint_config: Annotated[
         Path | None,
@@ -155,9 +155,10 @@ def generate_command(
         if not check:
             _print_settings(loaded)
         if stale:
-            fail(
+            from splitbuild.errors import OutOfDate
+
+            raise OutOfDate(
                 f"{', '.join(_posix(p) for p in stale)} out of date with {_posix(config)}",
-                1,
                 hint="run: " + regenerate_command(_posix(config), _posix(path), provider, ci_flag=ci_flag),
             )
 

@@ -196,9 +196,9 @@ def _referrer_line(result: CopyResult) -> None:
 
 
 def _plan_tables(plan: DeletionPlan, *, show_keep: bool = True) -> None:
-    table("delete tags", ["TAG", "WHY"], [[t, r] for t, r in plan.remove.items()])
+    table("delete tags", ["TAG", "WHY"], [[t, r] for t, r in sorted(plan.remove.items())])
     if show_keep:
-        table("keep tags", ["TAG", "WHY"], [[t, r] for t, r in plan.keep.items()])
+        table("keep tags", ["TAG", "WHY"], [[t, r] for t, r in sorted(plan.keep.items())])
     by_digest = {d.digest: d for d in plan.manifests}
     rows = []
     for doomed in plan.manifests:

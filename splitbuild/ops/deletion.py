@@ -96,13 +96,13 @@ class DeletionPlan:
         return {
             "repository": self.repository,
             "remove": [
-                {"tag": t, "digest": self.digests.get(t), "reason": r} for t, r in self.remove.items()
+                {"tag": t, "digest": self.digests.get(t), "reason": r} for t, r in sorted(self.remove.items())
             ],
-            "keep": [{"tag": t, "reason": r} for t, r in self.keep.items()],
-            "untagOnly": list(self.untag),
+            "keep": [{"tag": t, "reason": r} for t, r in sorted(self.keep.items())],
+            "untagOnly": sorted(self.untag),
             "manifests": [d.to_dict() for d in self.manifests],
             "protected": [{"digest": d, "reason": r} for d, r in self.protected.items()],
-            "collateralTags": list(self.collateral),
+            "collateralTags": sorted(self.collateral),
         }
 
 

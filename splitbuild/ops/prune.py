@@ -171,8 +171,8 @@ class PruneResult:
             "provider": self.provider,
             "ageFrom": self.age_from,
             "untaggedRoots": list(self.untagged),
-            "created": dict(self.created),
-            **self.plan.to_dict(),
+            "created": dict(sorted(self.created.items())),
+            "plan": self.plan.to_dict(),
             "result": self.outcome.to_dict() if self.outcome is not None else None,
             "requests": self.requests,
         }
