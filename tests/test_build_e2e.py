@@ -22,7 +22,6 @@ from typing import Any
 import anyio
 import pytest
 
-from splitbuild.build.binfmt import BINFMT_DIR, check_emulation, find_handler, read_handlers
 from splitbuild.client import Client
 from splitbuild.errors import NotFound
 from splitbuild.index import platform_set
@@ -30,23 +29,13 @@ from splitbuild.models import ImageConfig, Manifest
 from splitbuild.reference import parse_reference
 from splitbuild.store.base import Repository
 from splitbuild.store.layout import LayoutRepository
+from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO = REPO / "examples" / "hello"
 PLATFORMS = "linux/amd64,linux/arm64"
 COMMIT_DATE = "2026-11-20T10:00:00+00:00"
-
-
-def _ensure_qemu_arm64() -> None:
-    """Mount binfmt_misc and enable Debian's qemu-aarch64 handler when needed (as root)."""
-    if read_handlers(BINFMT_DIR) is None:
-        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], check=True)
-    handlers = read_handlers(BINFMT_DIR) or []
-    handler = find_handler("arm64", handlers)
-    if handler is None or not handler.enabled:
-        subprocess.run(["update-binfmts", "--enable", "qemu-aarch64"], check=True)
-    check_emulation(["linux/arm64"])
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -84,7 +73,7 @@ def _make_repo(root: Path, rootfs: Path, *, extra_dockerfile: str = "") -> Path:
 @pytest.fixture(scope="module")
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """rootfs/amd64 and rootfs/arm64, from the busybox packages .ci/install cached (no network here)."""
-    _ensure_qemu_arm64()
+    ensure_emulation("arm64")
     dest = tmp_path_factory.mktemp("rootfs")
     subprocess.run(
         [

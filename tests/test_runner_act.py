@@ -35,6 +35,7 @@ from splitbuild.workflow.github import render_workflow
 from splitbuild.workflow.pins import all_pins
 from tests.action_parser import NODE_MODULES, require_toolkit
 from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer
 
 # All runs start together in the first test's fixture: about 1.5-2 minutes on 2 cores.
@@ -322,6 +323,7 @@ def runs(
     auth_registry: RegistryServer, splitbuild_wheel: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Run]]:
     """Every case run at once (act runs each workflow's jobs in parallel too)."""
+    ensure_emulation("arm64")
 
     def one(case: Case) -> Run:
         tmp = tmp_path_factory.mktemp(case.name)

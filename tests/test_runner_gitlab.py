@@ -33,6 +33,7 @@ import pytest
 from splitbuild.tags import Inputs, compute_metadata, parse_rule_lines
 from splitbuild.tags.models import Context
 from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,6 +104,7 @@ insecure-registries = ["{registry.host}"]
 @pytest.fixture(scope="module")
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The busybox root file systems of examples/hello, from the cached packages (no network)."""
+    ensure_emulation("arm64")
     dest = tmp_path_factory.mktemp("rootfs")
     subprocess.run(
         [
