@@ -157,6 +157,10 @@ class ImageConfig(_Table):
     secrets: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: list[str] = Field(default_factory=list)
+    allow_rollback: bool = False
+    """Move a tag even when its current index is annotated newer (``merge --allow-rollback``)."""
+    delete_displaced: bool = False
+    """Delete the indexes moved tags left, where nothing uses them (``merge --delete-displaced``)."""
 
     @field_validator("names")
     @classmethod

@@ -24,6 +24,12 @@ write landing: a write of another merge landing inside it is overwritten, unseen
 A cancellation (Ctrl-C, SIGTERM or SIGHUP from a cancelled CI job) once the tags are being
 written lets them finish, so it cannot leave them split either; it takes effect after.
 
+Publishing never goes backwards: the order of indexes is their ``org.opencontainers.image.created``
+annotation. A tag whose current index (or image) is annotated newer than the new index stays where
+it is (``kept``, not an error) unless ``allow_rollback``; the other tags move. Without the annotation
+on either side the tag moves. Generated workflows and ``splitbuild build`` set it to the commit's
+date, so a late run of an older commit cannot roll ``latest`` back.
+
 Attestation manifests in the source indexes are kept with the images they attest. Referrers of
 the children (signatures, SBOMs, attestations pushed with a ``subject``) travel with every child
 copied into another repository, after the child and before the index. A child already in the
@@ -35,11 +41,10 @@ asks the referrers API and reads the referrers tag at once), run beside the copi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
@@ -52,9 +57,14 @@ from splitbuild.models import MAX_MANIFEST_SIZE, Descriptor, ImageConfig, Manife
 from splitbuild.reference import AnyReference, parse_reference
 from splitbuild.referrers import ReferrerFinder
 from splitbuild.store.base import Precondition, Repository, TagChanged
+from splitbuild.timestamps import parse_rfc3339
 from splitbuild.transfer import Transfer
 
 __all__ = [
+    "CREATED",
+    "KEPT_NEWER",
+    "CleanupFailure",
+    "CleanupReport",
     "MergeOptions",
     "MergePlan",
     "MergeResult",
@@ -65,7 +75,6 @@ __all__ = [
     "TargetState",
     "execute",
     "merge",
-    "metadata_targets",
     "parse_sources",
     "parse_targets",
     "plan_merge",
@@ -74,6 +83,11 @@ __all__ = [
 
 
 _T = TypeVar("_T")
+
+CREATED = "org.opencontainers.image.created"
+"""The annotation that orders published indexes (RFC 3339)."""
+KEPT_NEWER = "newer index already published"
+"""Why a tag stayed: its current index is annotated newer than this merge's."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,8 @@ class MergeOptions:
     allow_shrink: bool = False
     referrers: bool = True
     """Copy the referrers of children copied into another repository."""
+    allow_rollback: bool = False
+    """Move a tag even when its current index is annotated newer than this one."""
 
     def __post_init__(self) -> None:
         if self.platforms is not None:
@@ -105,6 +121,10 @@ class TargetState:
     ref: AnyReference
     current: Descriptor | None
     """What the tag points at before the merge (None: the tag does not exist)."""
+    current_created: str | None = None
+    """The current index's ``created`` annotation, when it was read."""
+    newer: bool = False
+    """The current index is newer than the new one: the tag stays (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -116,15 +136,37 @@ class MergePlan:
     referrers: bool = True
 
     @property
+    def created(self) -> str | None:
+        """The new index's ``created`` annotation (what orders it), if any."""
+        return (self.index.parsed.annotations or {}).get(CREATED)
+
+    @property
     def tags_to_push(self) -> list[TargetState]:
-        return [t for t in self.targets if t.current is None or t.current.digest != self.index.digest]
+        return [
+            t
+            for t in self.targets
+            if not t.newer and (t.current is None or t.current.digest != self.index.digest)
+        ]
+
+    @property
+    def tags_kept(self) -> list[TargetState]:
+        """Tags left on a newer index."""
+        return [t for t in self.targets if t.newer]
+
+    @property
+    def writes_anything(self) -> bool:
+        """False when no tag moves because every other tag stays on a newer index: then nothing
+        (not even the index by digest) is written."""
+        return bool(self.tags_to_push) or not self.tags_kept
 
     @property
     def tags_unchanged(self) -> list[TargetState]:
         return [t for t in self.targets if t.current is not None and t.current.digest == self.index.digest]
 
     def planned_writes(self) -> list[str]:
-        writes = []
+        writes: list[str] = []
+        if not self.writes_anything:
+            return writes
         repos = _unique_repos(self.targets)
         for name, target in repos.items():
             foreign = sorted(
@@ -151,6 +193,21 @@ class TagConflict:
     """What another writer left the tag pointing at (None: absent)."""
 
 
+@dataclass(frozen=True)
+class CleanupFailure:
+    repository: str
+    error: str
+
+
+class CleanupReport(Protocol):
+    """What the clean-up of displaced indexes did in one repository (see :mod:`splitbuild.publish`)."""
+
+    @property
+    def repository(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class MergeResult:
     """What :func:`merge` did: the plan (index, platforms, attestations), the tags pushed and the requests
@@ -168,6 +225,22 @@ class MergeResult:
     """Referrers copied into a target repository (digests, each once)."""
     requests: int = 0
     dry_run: bool = False
+    cleanup: list[CleanupReport] = field(default_factory=list)
+    """With ``delete_displaced`` (:func:`splitbuild.publish.publish`): what was deleted, per repository."""
+    cleanup_failed: list[CleanupFailure] = field(default_factory=list)
+    """Clean-ups that failed (the tags stay moved)."""
+
+    @property
+    def displaced(self) -> dict[str, list[str]]:
+        """Per target repository, the manifests the pushed tags pointed at before (now maybe unused)."""
+        pushed = set(self.pushed)
+        found: dict[str, list[str]] = {}
+        for target in self.plan.targets:
+            if str(target.ref) in pushed and target.current is not None:
+                digests = found.setdefault(target.ref.repo().name, [])
+                if target.current.digest not in digests and target.current.digest != self.plan.index.digest:
+                    digests.append(target.current.digest)
+        return {repo: sorted(digests) for repo, digests in found.items() if digests}
 
     def to_dict(self) -> dict[str, object]:
         index = self.plan.index
@@ -189,6 +262,14 @@ class MergeResult:
             "failed": [{"tag": f.ref, "error": f.error} for f in self.failed],
             "conflicts": [{"tag": c.ref, "found": c.found} for c in self.conflicts],
             "notWritten": self.not_written,
+            "kept": [
+                {"tag": str(t.ref), "digest": _digest(t), "created": t.current_created, "reason": KEPT_NEWER}
+                for t in self.plan.tags_kept
+            ],
+            "created": self.plan.created,
+            "displaced": self.displaced,
+            "cleanup": [c.to_dict() for c in self.cleanup],
+            "cleanupFailed": [{"repository": f.repository, "error": f.error} for f in self.cleanup_failed],
             "referrers": self.referrers,
             "requests": self.requests,
             "dryRun": self.dry_run,
@@ -211,41 +292,6 @@ def parse_targets(texts: Sequence[str]) -> list[AnyReference]:
     if not targets:
         raise UsageError("no target: give at least one -t/--tag (or --image with tag rules)")
     return targets
-
-
-def metadata_targets(
-    images: Sequence[str],
-    tag_rules: Sequence[str],
-    *,
-    flavor: Sequence[str] = (),
-    labels: Sequence[str] = (),
-    context_file: str | Path | None = None,
-    env: Mapping[str, str] | None = None,
-    label_annotations: bool = False,
-    annotations: Annotations | None = None,
-) -> list[str]:
-    """Targets computed from metadata-action rules (``--image`` with ``--tags``/``--flavor``).
-
-    The event context comes from ``context_file`` or the CI environment (GitHub Actions, GitLab
-    CI). With ``label_annotations`` the computed ``org.opencontainers.image.*`` labels are added to
-    ``annotations`` as index annotations.
-    """
-    from splitbuild.tags import Context, Inputs, compute_metadata, parse_rule_lines
-
-    context = Context.from_file(context_file) if context_file else Context.from_environment(env or os.environ)
-    inputs = Inputs(
-        images=parse_rule_lines(images, name="image"),
-        tags=parse_rule_lines(tag_rules, name="tags") if tag_rules else [],
-        flavor=parse_rule_lines(flavor, name="flavor"),
-        labels=parse_rule_lines(labels, name="labels"),
-    )
-    metadata = compute_metadata(inputs, context)
-    if not metadata.tags:
-        raise UsageError(f"the tag rules give no tag for this {context.event_name} event; nothing to publish")
-    if label_annotations and annotations is not None:
-        for key, value in metadata.labels.items():
-            annotations.index.setdefault(key, value)
-    return list(metadata.tags)
 
 
 def parse_sources(texts: Sequence[str], first_target: AnyReference) -> list[Source]:
@@ -357,10 +403,44 @@ async def _target_state(client: Client, ref: AnyReference) -> TargetState:
     return TargetState(ref=ref, current=current)
 
 
-async def _check_shrink(client: Client, target: TargetState, new: set[str]) -> None:
+async def _current_manifests(client: Client, targets: Sequence[TargetState]) -> dict[str, Manifest]:
+    """What ``targets`` point at now, each distinct manifest read once (keyed ``repo@digest``)."""
+    found: dict[str, Manifest] = {}
+
+    async def read(key: str, target: TargetState) -> None:
+        assert target.current is not None
+        found[key] = await client.repository(target.ref).get_manifest(target.current.digest)
+
+    async with task_group() as tg:
+        seen: set[str] = set()
+        for target in targets:
+            assert target.current is not None
+            key = f"{target.ref.repo().name}@{target.current.digest}"
+            if key not in seen:
+                seen.add(key)
+                tg.start_soon(read, key, target)
+    return found
+
+
+def _key(target: TargetState) -> str:
     assert target.current is not None
+    return f"{target.ref.repo().name}@{target.current.digest}"
+
+
+def _digest(target: TargetState) -> str | None:
+    return target.current.digest if target.current is not None else None
+
+
+def _ordered(target: TargetState, current: Manifest, created: str | None) -> TargetState:
+    """``target`` marked ``newer`` when its current manifest is annotated newer than ``created``."""
+    text = (current.parsed.annotations or {}).get(CREATED)
+    new, old = parse_rfc3339(created), parse_rfc3339(text)
+    newer = new is not None and old is not None and old > new
+    return TargetState(ref=target.ref, current=target.current, current_created=text, newer=newer)
+
+
+async def _check_shrink(client: Client, target: TargetState, old_manifest: Manifest, new: set[str]) -> None:
     repo = client.repository(target.ref)
-    old_manifest = await repo.get_manifest(target.current.digest)
     if old_manifest.is_index:
         old = platform_set(old_manifest)
     else:
@@ -394,20 +474,28 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
     children = select([e for group in resolved for e in group], options.platforms)
     index = assemble(children, options.annotations)
     targets = [s for s in states if s is not None]
-    plan = MergePlan(
+    created = (index.parsed.annotations or {}).get(CREATED)
+    ordering = not options.allow_rollback and parse_rfc3339(created) is not None
+    moving = [t for t in targets if t.current is not None and t.current.digest != index.digest]
+    if moving and (ordering or not options.allow_shrink):
+        current = await _current_manifests(client, moving)
+        if ordering:
+            ordered = {str(t.ref): _ordered(t, current[_key(t)], created) for t in moving}
+            targets = [ordered.get(str(t.ref), t) for t in targets]
+        if not options.allow_shrink:
+            new = platform_set(index)
+            async with task_group() as tg:
+                for target in targets:
+                    moves = target.current is not None and target.current.digest != index.digest
+                    if moves and not target.newer:
+                        tg.start_soon(_check_shrink, client, target, current[_key(target)], new)
+    return MergePlan(
         index=index,
         children=children,
         sources=list(options.sources),
         targets=targets,
         referrers=options.referrers,
     )
-    if not options.allow_shrink:
-        new = platform_set(index)
-        async with task_group() as tg:
-            for target in plan.tags_to_push:
-                if target.current is not None:
-                    tg.start_soon(_check_shrink, client, target, new)
-    return plan
 
 
 # -- execution -----------------------------------------------------------------------------------
@@ -417,6 +505,9 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
     """Children, then the index by digest, then the tags (the tags only if everything before succeeded)."""
     start = client.requests
     result = MergeResult(plan=plan)
+    if not plan.writes_anything:
+        result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
+        return result
     repos = {name: client.repository(t.ref) for name, t in _unique_repos(plan.targets).items()}
     finders: dict[str, ReferrerFinder] = {}
     transfers: list[Transfer] = []

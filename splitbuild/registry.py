@@ -31,8 +31,9 @@ from splitbuild import ops
 from splitbuild.client import Client
 from splitbuild.errors import NotFound, UsageError
 from splitbuild.index import Annotations, parse_annotation
-from splitbuild.merge import MergeOptions, MergeResult, merge, parse_sources, parse_targets
+from splitbuild.merge import MergeOptions, MergeResult, parse_sources, parse_targets
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
+from splitbuild.publish import publish
 
 if TYPE_CHECKING:
     import httpx
@@ -239,6 +240,8 @@ class Registry(Client):
         annotations: Annotations | Sequence[str] = (),
         allow_shrink: bool = False,
         referrers: bool = True,
+        allow_rollback: bool = False,
+        delete_displaced: bool = False,
         dry_run: bool = False,
     ) -> MergeResult:
         """Assemble one index from the per-platform ``sources`` and push it under every target
@@ -248,13 +251,25 @@ class Registry(Client):
         ``sources`` (``repo@sha256:...``, ``repo:tag``, ``oci:PATH@sha256:...`` or a bare digest
         in the first target's repository), ``platforms`` (the exact set the index must hold),
         ``annotations`` (``[LEVEL:]KEY=VALUE`` texts or parsed), ``allow_shrink`` (replace an index
-        holding more platforms) and ``referrers`` (copy the sources' referrers along).
+        holding more platforms), ``referrers`` (copy the sources' referrers along) and
+        ``allow_rollback`` (move a tag even off an index annotated newer). ``delete_displaced``
+        (with either form) then deletes the indexes the moved tags left where nothing uses them
+        (see :mod:`splitbuild.publish`).
         """
         if options is None:
             options = _merge_options(targets, sources, platforms, annotations, allow_shrink, referrers)
-        elif targets or sources or platforms is not None or annotations or allow_shrink or not referrers:
+            options.allow_rollback = allow_rollback
+        elif (
+            targets
+            or sources
+            or platforms is not None
+            or annotations
+            or allow_shrink
+            or not referrers
+            or allow_rollback
+        ):
             raise UsageError("merge: give either options or targets/sources/... keywords, not both")
-        return await merge(self, options, dry_run=dry_run)
+        return await publish(self, options, delete_displaced=delete_displaced, dry_run=dry_run)
 
 
 def _merge_options(

@@ -26,6 +26,11 @@ def github_merge_summary(data: dict[str, Any]) -> str:
         lines.append("Tags pushed: " + ", ".join(f"`{t}`" for t in data["tags"]))
     if data.get("unchanged"):
         lines.append("Tags already up to date: " + ", ".join(f"`{t}`" for t in data["unchanged"]))
+    if data.get("kept"):
+        lines.append(
+            "Tags kept on a newer index: "
+            + ", ".join(f"`{k['tag']}` (created {k['created']})" for k in data["kept"])
+        )
     if data.get("failed"):
         lines.append("Tags that failed: " + ", ".join(f"`{f['tag']}`" for f in data["failed"]))
     lines.append("")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -100,3 +101,32 @@ def test_options_from_config_refuses_an_output_with_a_tag(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError, match="give a repository without tag or digest"):
         options_from_config(_project(tmp_path), outputs=["oci:out:latest"], tags=["dev"])
+
+
+def test_the_index_is_dated_by_the_commit_and_the_config_keys_apply(tmp_path: Path) -> None:
+    """``created`` orders the published indexes (splitbuild.merge): the commit's date, in UTC."""
+    path = _project(tmp_path)
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", ".")
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "init"],
+        cwd=tmp_path,
+        check=True,
+        env={**os.environ, "GIT_COMMITTER_DATE": "2026-11-20T10:00:00+01:00"},
+    )
+    options = options_from_config(path, outputs=["oci:out"])
+    assert options.annotations.index == {
+        "org.opencontainers.image.vendor": "Acme",
+        "org.opencontainers.image.created": "2026-11-20T09:00:00Z",
+    }
+    assert (options.allow_rollback, options.delete_displaced) == (False, False)
+    path.write_text(
+        CONFIG.replace(
+            'annotations = ["org.opencontainers.image.vendor=Acme"]',
+            'annotations = ["index:org.opencontainers.image.created=2020-01-01T00:00:00Z"]\n'
+            "allow-rollback = true\ndelete-displaced = true",
+        )
+    )
+    options = options_from_config(path, outputs=["oci:out"], delete_displaced=False)
+    assert options.annotations.index == {"org.opencontainers.image.created": "2020-01-01T00:00:00Z"}
+    assert (options.allow_rollback, options.delete_displaced) == (True, False)

@@ -12,11 +12,17 @@ from splitbuild.errors import ConfigError, UsageError
 from splitbuild.tags import RuleTargets, rule_targets
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
+COMMIT_DATE = "2026-11-20T10:00:00+01:00"
+CREATED = {"org.opencontainers.image.created": "2026-11-20T09:00:00.000Z"}
 
 
 def _context(tmp_path: Path, ref: str) -> Path:
     path = tmp_path / "context.json"
-    path.write_text(json.dumps({"eventName": "push", "ref": ref, "sha": SHA, "repo": {"name": "app"}}))
+    path.write_text(
+        json.dumps(
+            {"eventName": "push", "ref": ref, "sha": SHA, "commitDate": COMMIT_DATE, "repo": {"name": "app"}}
+        )
+    )
     return path
 
 
@@ -32,7 +38,8 @@ def test_targets_from_a_context_file(tmp_path: Path) -> None:
         "quay.io/acme/app:1.2.3",
         "quay.io/acme/app:latest",
     }
-    assert found.annotations == {}
+    # Only the order key: the commit's date (UTC), whatever the run's time.
+    assert found.annotations == CREATED
 
 
 def test_label_annotations_are_returned_not_written_anywhere(tmp_path: Path) -> None:
@@ -47,8 +54,10 @@ def test_label_annotations_are_returned_not_written_anywhere(tmp_path: Path) -> 
     assert found.annotations["org.opencontainers.image.version"] == "1.2.3"
     assert found.annotations["org.opencontainers.image.vendor"] == "Acme"
     assert found.annotations["org.opencontainers.image.revision"] == SHA
+    # The label's created is the run's time; the index's is the commit's (it orders the indexes).
+    assert found.annotations["org.opencontainers.image.created"] == CREATED["org.opencontainers.image.created"]
     again = rule_targets(["ghcr.io/acme/app"], ["type=semver,pattern={{version}}"], context_file=context)
-    assert again == RuleTargets(targets=again.targets)
+    assert again == RuleTargets(targets=again.targets, annotations=CREATED)
 
 
 def test_targets_from_the_given_environment() -> None:

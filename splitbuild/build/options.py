@@ -20,6 +20,7 @@ from splitbuild.errors import ConfigError
 from splitbuild.index import Annotations, parse_annotation
 from splitbuild.platforms import normalize_platform
 from splitbuild.reference import AnyReference, parse_reference
+from splitbuild.timestamps import format_rfc3339, parse_rfc3339
 
 __all__ = ["config_annotations", "options_from_config", "select_platforms"]
 
@@ -46,6 +47,14 @@ def config_annotations(config: Config) -> Annotations:
     return annotations
 
 
+def _with_created(annotations: Annotations, commit_date: str | None) -> Annotations:
+    """The index's ``created`` is the commit's date unless the config sets it (orders the indexes)."""
+    moment = parse_rfc3339(commit_date)
+    if moment is not None:
+        annotations.index.setdefault("org.opencontainers.image.created", format_rfc3339(moment))
+    return annotations
+
+
 def options_from_config(
     config_path: str | Path,
     *,
@@ -55,6 +64,8 @@ def options_from_config(
     build_args: Sequence[str] = (),
     jobs: int | None = None,
     allow_shrink: bool = False,
+    allow_rollback: bool | None = None,
+    delete_displaced: bool | None = None,
     on_progress: Progress | None = None,
     on_output: Callable[[str, str], None] | None = None,
 ) -> BuildOptions:
@@ -63,8 +74,10 @@ def options_from_config(
     ``platforms`` is a subset of the config's (default: all, see :func:`select_platforms`);
     ``outputs`` are repositories (``oci:PATH`` or a registry repository, no tag); ``tags`` are tag
     names (default: the config's ``[tags]`` rules on the git state of the config's directory);
-    ``build_args`` are ``KEY=VALUE`` texts overriding the config's. The build labels record the git
-    source and revision; the config's annotations go on the index.
+    ``build_args`` are ``KEY=VALUE`` texts overriding the config's; ``allow_rollback`` and
+    ``delete_displaced`` default to the config's ``[image]`` keys. The build labels record the git
+    source and revision; the config's annotations go on the index, with ``created`` the commit's date
+    unless they set it.
     """
     path = Path(config_path)
     config = load_config(path)
@@ -80,8 +93,10 @@ def options_from_config(
         tags=explicit_tags(list(tags)) or default_tags(config, git_context(state), state),
         host=detect_host(),
         jobs=jobs,
-        annotations=config_annotations(config),
+        annotations=_with_created(config_annotations(config), state.commit_date),
         allow_shrink=allow_shrink,
+        allow_rollback=config.image.allow_rollback if allow_rollback is None else allow_rollback,
+        delete_displaced=config.image.delete_displaced if delete_displaced is None else delete_displaced,
         on_progress=on_progress,
         on_output=on_output,
     )

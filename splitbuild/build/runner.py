@@ -34,7 +34,8 @@ from splitbuild.build.spec import BuildSpec
 from splitbuild.client import Client
 from splitbuild.errors import BuildError, SplitbuildError, UsageError
 from splitbuild.index import Annotations
-from splitbuild.merge import MergeOptions, merge, parse_sources
+from splitbuild.merge import MergeOptions, parse_sources
+from splitbuild.publish import publish
 from splitbuild.reference import AnyReference, validate_tag
 from splitbuild.store.base import Repository
 from splitbuild.store.layout import LayoutRepository
@@ -61,6 +62,10 @@ class BuildOptions:
     jobs: int | None = None
     annotations: Annotations = field(default_factory=Annotations)
     allow_shrink: bool = False
+    allow_rollback: bool = False
+    """Move a tag even off an index annotated newer (see :mod:`splitbuild.merge`)."""
+    delete_displaced: bool = False
+    """Delete the indexes moved tags left, where nothing uses them (:mod:`splitbuild.publish`)."""
     workdir: Path | None = None
     """Where the per-platform directories are created (a new temporary directory inside it)."""
     on_progress: Progress | None = None
@@ -284,7 +289,7 @@ async def run_build(client: Client, builder: Builder, options: BuildOptions) -> 
     first = options.outputs[0]
     targets = [ref.with_tag(tag) for ref in options.outputs for tag in options.tags]
     sources = parse_sources([str(first.with_digest(leg.digest or "")) for leg in legs], targets[0])
-    merged = await merge(
+    merged = await publish(
         client,
         MergeOptions(
             targets=targets,
@@ -292,7 +297,9 @@ async def run_build(client: Client, builder: Builder, options: BuildOptions) -> 
             platforms=list(options.platforms),
             annotations=options.annotations,
             allow_shrink=options.allow_shrink,
+            allow_rollback=options.allow_rollback,
         ),
+        delete_displaced=options.delete_displaced,
     )
     result.index = merged.plan.index.digest
     result.tags = merged.pushed

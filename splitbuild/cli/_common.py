@@ -74,6 +74,16 @@ ReferrersOpt = Annotated[
 AllowShrinkOpt = Annotated[
     bool, typer.Option("--allow-shrink", help="Allow a tag to move to an index with fewer platforms.")
 ]
+AllowRollbackOpt = Annotated[
+    bool,
+    typer.Option("--allow-rollback", help="Move a tag even off an index annotated newer (created)."),
+]
+DeleteDisplacedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--delete-displaced", help="Then delete the indexes the tags left, where nothing else uses them."
+    ),
+]
 
 DEBUG_ENV = "SPLITBUILD_DEBUG"
 

@@ -10,9 +10,11 @@ import typer
 
 from splitbuild.cli._common import (
     DEFAULT_CONFIG,
+    AllowRollbackOpt,
     AllowShrinkOpt,
     CaFileOpt,
     ConfigOpt,
+    DeleteDisplacedOpt,
     InsecureOpt,
     JsonOpt,
     handle_errors,
@@ -87,6 +89,8 @@ def build_command(
     json_output: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the builders' output.")] = False,
     allow_shrink: AllowShrinkOpt = False,
+    allow_rollback: AllowRollbackOpt = False,
+    delete_displaced: DeleteDisplacedOpt = False,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
 ) -> None:
@@ -102,6 +106,8 @@ def build_command(
             build_args=build_arg or [],
             jobs=jobs,
             allow_shrink=allow_shrink,
+            allow_rollback=allow_rollback or None,
+            delete_displaced=delete_displaced or None,
             on_progress=lambda p, message: _say(f"{p}: {message}"),
             on_output=(lambda p, line: _say(f"[{p}] {line}")) if verbose else None,
         )

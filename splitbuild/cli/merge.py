@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from splitbuild.cli._common import (
+    AllowRollbackOpt,
     AllowShrinkOpt,
     CaFileOpt,
+    DeleteDisplacedOpt,
     InsecureOpt,
     JsonOpt,
     handle_errors,
@@ -72,6 +74,8 @@ def merge_command(
     ] = False,
     json_output: JsonOpt = False,
     allow_shrink: AllowShrinkOpt = False,
+    allow_rollback: AllowRollbackOpt = False,
+    delete_displaced: DeleteDisplacedOpt = False,
     referrers: Annotated[
         bool,
         typer.Option(
@@ -129,8 +133,7 @@ def merge_command(
                 platform,
                 annotation or [],
                 dry_run,
-                allow_shrink,
-                referrers,
+                _Policy(allow_shrink, allow_rollback, delete_displaced, referrers),
                 insecure_registry,
                 ca_file,
             )
@@ -141,6 +144,14 @@ def merge_command(
         else:
             merge_report(result)
         _github_report(data)
+
+
+@dataclass(frozen=True)
+class _Policy:
+    allow_shrink: bool
+    allow_rollback: bool
+    delete_displaced: bool
+    referrers: bool
 
 
 @dataclass(frozen=True)
@@ -161,14 +172,14 @@ async def _merge(
     platform: str | None,
     annotations: list[str],
     dry_run: bool,
-    allow_shrink: bool,
-    referrers: bool,
+    policy: _Policy,
     insecure_registry: list[str] | None,
     ca_file: Path | None,
 ) -> MergeResult:
     from splitbuild.errors import UsageError
     from splitbuild.index import Annotations, parse_annotation
-    from splitbuild.merge import MergeOptions, merge, parse_sources, parse_targets, read_digests_dir
+    from splitbuild.merge import MergeOptions, parse_sources, parse_targets, read_digests_dir
+    from splitbuild.publish import publish
     from splitbuild.tags.targets import rule_targets
 
     parsed_annotations = Annotations()
@@ -198,11 +209,12 @@ async def _merge(
         sources=parse_sources(texts, target_refs[0]),
         platforms=platforms,
         annotations=parsed_annotations,
-        allow_shrink=allow_shrink,
-        referrers=referrers,
+        allow_shrink=policy.allow_shrink,
+        allow_rollback=policy.allow_rollback,
+        referrers=policy.referrers,
     )
     async with make_client(insecure_registry, ca_file) as client:
-        return await merge(client, options, dry_run=dry_run)
+        return await publish(client, options, delete_displaced=policy.delete_displaced, dry_run=dry_run)
 
 
 def _github_report(data: dict[str, Any]) -> None:

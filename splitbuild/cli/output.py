@@ -29,12 +29,27 @@ def merge_report(result: MergeResult) -> None:
             out(f"  {line}\n")
         for ref in result.unchanged:
             out(f"  (unchanged) {ref}\n")
+        for target in plan.tags_kept:
+            out(f"  (kept: newer index already published) {target.ref}\n")
         out(f"dry run: nothing pushed ({result.requests} HTTP requests)\n")
         return
     for ref in result.pushed:
         out(f"pushed    {ref}\n")
     for ref in result.unchanged:
         out(f"unchanged {ref}\n")
+    for target in plan.tags_kept:
+        out(f"kept      {target.ref} (newer index already published: created {target.current_created})\n")
     if result.referrers:
         out(f"referrers {len(result.referrers)} copied\n")
+    for cleanup in result.cleanup:
+        report = cleanup.to_dict()
+        deleted = (report["result"] or {}).get("deleted", [])
+        out(f"displaced {report['repository']}: {len(deleted)} manifests deleted\n")
+        for kept in report["kept"]:
+            out(f"  kept {kept['digest']} ({kept['reason']})\n")
+    for failure in result.cleanup_failed:
+        from splitbuild.scrub import scrub
+
+        message = f"displaced indexes in {failure.repository} not deleted: {failure.error}"
+        sys.stderr.write(f"splitbuild: warning: {scrub(message)}\n")
     out(f"{result.requests} HTTP requests\n")

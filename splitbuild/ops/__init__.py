@@ -16,7 +16,7 @@ Each operation takes a :class:`~splitbuild.client.Client` and references (text s
 from __future__ import annotations
 
 from splitbuild.ops.copy import CopyResult, copy, filter_platforms
-from splitbuild.ops.delete import DeleteResult, delete
+from splitbuild.ops.delete import DeleteResult, UnusedResult, delete, delete_unused
 from splitbuild.ops.deletion import DeletionIncomplete, DeletionOutcome, DeletionPlan, Doomed
 from splitbuild.ops.inspect import Child, InspectResult, inspect
 from splitbuild.ops.prune import PruneResult, RetentionPolicy, parse_duration, prune
@@ -37,10 +37,12 @@ __all__ = [
     "RetentionPolicy",
     "TagList",
     "TagResult",
+    "UnusedResult",
     "VerifyResult",
     "add_tags",
     "copy",
     "delete",
+    "delete_unused",
     "filter_platforms",
     "inspect",
     "list_tags",

@@ -1,8 +1,7 @@
-"""Helpers the maintenance operations share: references in, bounded concurrency, timestamps."""
+"""Helpers the maintenance operations share: references in, bounded concurrency."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
@@ -20,7 +19,6 @@ __all__ = [
     "bounded",
     "compile_pattern",
     "identifier",
-    "parse_time",
     "short",
 ]
 
@@ -32,8 +30,6 @@ RefLike = str | AnyReference
 
 DEFAULT_JOBS = 8
 """Operations in flight at once (the registry client also limits requests per host)."""
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def as_reference(ref: RefLike) -> AnyReference:
@@ -58,18 +54,6 @@ def compile_pattern(pattern: str | None, option: str) -> re.Pattern[str] | None:
         return re.compile(pattern)
     except re.error as exc:
         raise InvalidInput(f"invalid {option} pattern {pattern!r}: {exc}") from None
-
-
-def parse_time(text: object) -> dt.datetime | None:
-    """An RFC 3339 timestamp (nanoseconds allowed) as an aware datetime; None when absent or invalid."""
-    if not isinstance(text, str) or not text:
-        return None
-    value = _FRACTION.sub(r"\1", text.strip()).replace("Z", "+00:00").replace("z", "+00:00")
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 async def bounded(items: Iterable[T], fn: Callable[[T], Awaitable[R]], jobs: int) -> list[R]:

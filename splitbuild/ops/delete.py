@@ -7,11 +7,16 @@ the tag is removed (the tag-delete ladder: OCI tag ``DELETE``, else the placehol
 
 A digest: refused (:class:`~splitbuild.errors.Refused`) while a tag points at it or at an index
 that lists it, unless ``force``; its tags go with it.
+
+Unused manifests (:func:`delete_unused`, what ``merge --delete-displaced`` runs on the indexes its
+tags left): each one nothing reaches any more goes, with what only it needed (children,
+attestations, referrers); one in use stays, with the uses as the reason. One repository scan for all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from splitbuild.errors import NotFound, Refused, UsageError
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
     from splitbuild.client import Client
     from splitbuild.providers import Provider
 
-__all__ = ["DeleteResult", "delete", "users_of"]
+__all__ = ["DeleteResult", "UnusedResult", "delete", "delete_unused", "users_of"]
 
 
 @dataclass
@@ -155,5 +160,69 @@ async def delete(
         async with provided(client, reference, provider) as deleter:
             target = deleter.wrap(repo) if deleter is not None else repo
             result.outcome = await execute_deletion(target, plan, jobs=jobs)
+    result.requests = client.requests - start
+    return result
+
+
+@dataclass
+class UnusedResult:
+    """What :func:`delete_unused` did in one repository: the plan, its outcome, the manifests kept
+    (digest to the uses that keep it) and those already gone; ``to_dict()`` is JSON."""
+
+    repository: str
+    plan: DeletionPlan | None = None
+    """None when nothing was unused."""
+    outcome: DeletionOutcome | None = None
+    kept: dict[str, str] = field(default_factory=dict)
+    already_gone: list[str] = field(default_factory=list)
+    requests: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
+            "result": self.outcome.to_dict() if self.outcome is not None else None,
+            "kept": [{"digest": d, "reason": r} for d, r in sorted(self.kept.items())],
+            "alreadyGone": sorted(self.already_gone),
+            "requests": self.requests,
+        }
+
+
+async def delete_unused(
+    client: Client,
+    repository: RefLike,
+    digests: Sequence[str],
+    *,
+    dry_run: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    provider: str | Provider | None = None,
+) -> UnusedResult:
+    """Delete each manifest of ``digests`` in ``repository`` that no tag reaches (directly, as an index
+    child, an attestation or through a referrers tag), with what only it needed; see the module
+    docstring. A manifest in use is kept (``kept``), one already absent is listed, never an error."""
+    reference = as_reference(repository)
+    repo = client.repository(reference)
+    start = client.requests
+    result = UnusedResult(reference.repo().name)
+    graph = await scan(repo, jobs=jobs)
+    unused: list[str] = []
+    for digest in dict.fromkeys(digests):
+        if digest not in graph.nodes:
+            try:
+                await _add_untagged(repo, graph, digest)
+            except NotFound:
+                result.already_gone.append(digest)
+                continue
+        uses = users_of(graph, digest)
+        if uses:
+            result.kept[digest] = "; ".join(uses[:5]) + ("; ..." if len(uses) > 5 else "")
+        else:
+            unused.append(digest)
+    if unused:
+        result.plan = plan_deletion(graph, {}, force_digests=unused)
+        if not dry_run:
+            async with provided(client, reference, provider) as deleter:
+                target = deleter.wrap(repo) if deleter is not None else repo
+                result.outcome = await execute_deletion(target, result.plan, jobs=jobs)
     result.requests = client.requests - start
     return result

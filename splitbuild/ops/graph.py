@@ -26,8 +26,9 @@ from anyio.abc import TaskGroup
 from splitbuild._tasks import task_group
 from splitbuild.errors import NotFound
 from splitbuild.models import MAX_INDEX_DEPTH, Descriptor, Manifest, too_deep
-from splitbuild.ops._common import DEFAULT_JOBS, parse_time
+from splitbuild.ops._common import DEFAULT_JOBS
 from splitbuild.store.base import Repository
+from splitbuild.timestamps import parse_rfc3339
 
 __all__ = ["CREATED_ANNOTATION", "Graph", "Node", "check_depth", "referrers_subject", "scan"]
 
@@ -113,7 +114,7 @@ class _Dating:
 
     @classmethod
     def of(cls, manifest: Manifest) -> _Dating:
-        annotated = parse_time((manifest.parsed.annotations or {}).get(CREATED_ANNOTATION))
+        annotated = parse_rfc3339((manifest.parsed.annotations or {}).get(CREATED_ANNOTATION))
         if manifest.is_index:
             for child in manifest.children():
                 platform = child.platform
@@ -244,7 +245,7 @@ class _Scanner:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return None
-        return parse_time(doc.get("created")) if isinstance(doc, dict) else None
+        return parse_rfc3339(doc.get("created")) if isinstance(doc, dict) else None
 
 
 def check_depth(graph: Graph) -> None:

@@ -38,7 +38,6 @@ __all__ = [
     "Provider",
     "ProviderRepository",
     "Version",
-    "parse_time",
     "provider_name",
 ]
 
@@ -190,14 +189,3 @@ class ProviderRepository:
 
     async def put_blob(self, desc: Descriptor, source: BlobSource) -> None:
         await self.inner.put_blob(desc, source)
-
-
-def parse_time(value: object) -> dt.datetime | None:
-    """An API timestamp (ISO 8601, ``Z`` allowed) as an aware datetime; None when absent or invalid."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)

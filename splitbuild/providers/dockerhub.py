@@ -29,10 +29,11 @@ import httpx
 from splitbuild._http import redact_url
 from splitbuild._version import __version__
 from splitbuild.errors import AuthError, NotFound, RegistryError, SplitbuildError
-from splitbuild.providers.base import Provider, Version, parse_time
+from splitbuild.providers.base import Provider, Version
 from splitbuild.reference import Reference
 from splitbuild.retry import RetryPolicy
 from splitbuild.store.base import Repository
+from splitbuild.timestamps import parse_rfc3339
 
 __all__ = ["DEFAULT_HUB_URL", "DockerHubProvider"]
 
@@ -165,8 +166,8 @@ class DockerHubProvider(Provider):
                         id=item["name"],
                         digest=str(digest or ""),
                         tags=(item["name"],),
-                        created=parse_time(item.get("last_updated")),
-                        pushed=parse_time(item.get("tag_last_pushed")),
+                        created=parse_rfc3339(item.get("last_updated")),
+                        pushed=parse_rfc3339(item.get("tag_last_pushed")),
                     )
             url = doc.get("next") or None
             params = None

@@ -41,10 +41,11 @@ from splitbuild._http import redact_url, retry_after
 from splitbuild._version import __version__
 from splitbuild.auth.credentials import Keychain
 from splitbuild.errors import AuthError, NotFound, Refused, RegistryError, SplitbuildError, UsageError
-from splitbuild.providers.base import Provider, Version, parse_time
+from splitbuild.providers.base import Provider, Version
 from splitbuild.reference import Reference
 from splitbuild.retry import RetryPolicy
 from splitbuild.store.base import Repository
+from splitbuild.timestamps import parse_rfc3339
 
 __all__ = ["DEFAULT_API_URL", "GhcrProvider", "github_token"]
 
@@ -274,8 +275,8 @@ class GhcrProvider(Provider):
                     id=str(item["id"]),
                     digest=item["name"],
                     tags=tuple(t for t in tags if isinstance(t, str)),
-                    created=parse_time(item.get("created_at")),
-                    pushed=parse_time(item.get("updated_at")),
+                    created=parse_rfc3339(item.get("created_at")),
+                    pushed=parse_rfc3339(item.get("updated_at")),
                 )
             )
         return versions

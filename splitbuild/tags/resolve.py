@@ -20,7 +20,15 @@ from splitbuild.errors import ConfigError
 from splitbuild.tags.jsvalues import js_string
 from splitbuild.tags.models import Context, RepoInfo
 
-__all__ = ["ResolvedContext", "dig", "iso_utc", "parse_timestamp", "resolve", "resolve_context"]
+__all__ = [
+    "ResolvedContext",
+    "dig",
+    "iso_utc",
+    "known_commit_date",
+    "parse_timestamp",
+    "resolve",
+    "resolve_context",
+]
 
 PR_HEAD_SHA_ENV = "DOCKER_METADATA_PR_HEAD_SHA"
 
@@ -105,6 +113,15 @@ def resolve(context: Context, *, clock: datetime | None = None) -> ResolvedConte
         repo=context.repo,
         env=context.env,
     )
+
+
+def known_commit_date(context: Context) -> datetime | None:
+    """The commit's date when the context or its payload gives it (never "now")."""
+    resolved = resolve(context, clock=_NEVER)
+    return None if resolved.commit_date == _NEVER else resolved.commit_date
+
+
+_NEVER = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def iso_utc(instant: datetime) -> str:

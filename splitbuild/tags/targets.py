@@ -2,7 +2,8 @@
 
 :func:`rule_targets` is what ``splitbuild merge --image ... --tags ...`` publishes to; it returns
 the computed labels as index annotations too, and leaves merging them with other annotations to
-the caller.
+the caller. Its annotations hold ``org.opencontainers.image.created``, the commit's date (metadata-action's
+``commit_date``) when the event gives it: it orders the published indexes (:mod:`splitbuild.merge`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from splitbuild.errors import UsageError
 from splitbuild.tags.compute import compute_metadata
 from splitbuild.tags.inputlist import parse_rule_lines
 from splitbuild.tags.models import Context, Inputs
+from splitbuild.tags.resolve import iso_utc, known_commit_date
 
 __all__ = ["RuleTargets", "rule_targets"]
 
@@ -27,6 +29,9 @@ class RuleTargets:
 
     targets: tuple[str, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+CREATED = "org.opencontainers.image.created"
 
 
 def rule_targets(
@@ -44,7 +49,8 @@ def rule_targets(
 
     The event comes from ``context_file`` (JSON) or the CI environment ``env`` (default: this
     process's; GitHub Actions or GitLab CI). With ``label_annotations`` the computed labels are
-    returned as index annotations. Raises :class:`UsageError` when the rules give no tag.
+    returned as index annotations; ``created`` is the commit's date when known. Raises
+    :class:`UsageError` when the rules give no tag.
     """
     if context_file is not None:
         context = Context.from_file(context_file)
@@ -60,4 +66,11 @@ def rule_targets(
     if not metadata.tags:
         raise UsageError(f"the tag rules give no tag for this {context.event_name} event; nothing to publish")
     annotations = dict(metadata.labels) if label_annotations else {}
+    # The commit's date, not the run's (metadata-action's created label is the run's): a late run
+    # of an older commit then cannot move a tag off a newer commit's index.
+    # Unknown (no commit in the event): not set, rather than the run's time, so that re-running
+    # the merge gives the same index; such tags then move as without ordering.
+    commit_date = known_commit_date(context)
+    if commit_date is not None:
+        annotations[CREATED] = iso_utc(commit_date)
     return RuleTargets(targets=tuple(metadata.tags), annotations=annotations)

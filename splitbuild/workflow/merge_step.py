@@ -42,6 +42,8 @@ class MergeCommand:
     args: tuple[Arg, ...]
     env: Mapping[str, str]
     digest_env: Mapping[str, str]
+    switches: tuple[str, ...] = ()
+    """Options without a value from the config (``--allow-rollback``, ``--delete-displaced``)."""
 
     def script(self, *, flags: Sequence[str] = ()) -> str:
         """The shell script (POSIX ``sh``) of the merge step: a check per digest, then the
@@ -60,7 +62,7 @@ class MergeCommand:
             else:
                 groups.append(words[index])
                 index += 1
-        first = " ".join(["splitbuild", words[0], *(shlex.quote(flag) for flag in flags)])
+        first = " ".join(["splitbuild", words[0], *(shlex.quote(flag) for flag in (*flags, *self.switches))])
         command = first + "".join(f" \\\n  {group}" for group in groups)
         lines.append(command)
         return "\n".join(lines) + "\n"
@@ -71,7 +73,7 @@ class MergeCommand:
         args = tuple(EnvRef(prefix + a.name) if isinstance(a, EnvRef) else a for a in self.args)
         env = {prefix + name: value for name, value in self.env.items()}
         digest_env = {platform: prefix + name for platform, name in self.digest_env.items()}
-        return MergeCommand(args=args, env=env, digest_env=digest_env)
+        return MergeCommand(args=args, env=env, digest_env=digest_env, switches=self.switches)
 
     def argv(self, digests: Mapping[str, str]) -> list[str]:
         """The argument vector (``splitbuild`` first) for the given ``platform -> digest`` map."""
@@ -89,7 +91,8 @@ class MergeCommand:
             if not _DIGEST.match(digest):
                 raise ConfigError(f"digest for {platform} is not sha256:<64 hex>: {digest!r}")
             values[name] = digest
-        return ["splitbuild", *(values[a.name] if isinstance(a, EnvRef) else a for a in self.args)]
+        words = [values[a.name] if isinstance(a, EnvRef) else a for a in self.args]
+        return ["splitbuild", words[0], *self.switches, *words[1:]]
 
 
 def _digest_env_name(platform: str) -> str:
@@ -120,7 +123,15 @@ def merge_command(config: Config, plan: Plan | None = None) -> MergeCommand:
     args += ["--platform", EnvRef("PLATFORMS")]
     digest_env = {leg.platform: _digest_env_name(leg.platform) for leg in the_plan.legs}
     args += [EnvRef(name) for name in digest_env.values()]
-    return MergeCommand(args=tuple(args), env=env, digest_env=digest_env)
+    switches = [
+        switch
+        for switch, on in (
+            ("--allow-rollback", config.image.allow_rollback),
+            ("--delete-displaced", config.image.delete_displaced),
+        )
+        if on
+    ]
+    return MergeCommand(args=tuple(args), env=env, digest_env=digest_env, switches=tuple(switches))
 
 
 def merge_argv(config: Config, digests: Mapping[str, str], plan: Plan | None = None) -> list[str]:
