@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import pytest
 
 from splitbuild.auth import AuthSession, Credential, StaticKeychain, default_keychain
 from splitbuild.errors import AuthError, RegistryError
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.constants import TEST_PASSWORD, TEST_USER
+from tests.credential_helper import write_helper
 from tests.registry_server import RegistryServer
-from tests.test_auth_credentials import write_helper
 from tests.token_server import TokenServer, start_token_server
 
 ALICE = ("alice", "alice-pw-secret-0xA1")
@@ -43,11 +43,6 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
     )
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def token_registry(registry_factory: Callable[..., RegistryServer], tokens: TokenServer) -> RegistryServer:
-    return registry_factory(extra_config=tokens.registry_config())
 
 
 @pytest.fixture
