@@ -189,7 +189,11 @@ async def test_token_registry_anonymous_access(
     assert "refused pull access to repository acme/app (401 UNAUTHORIZED)" in str(info.value)
     assert info.value.hint is not None
     assert f"SPLITBUILD_AUTH_127_0_0_1_{token_registry.port}_USERNAME" in info.value.hint
-    assert all(e.account is None for e in token_log.requests[1:])
+    assert [(e.account, e.scopes) for e in token_log.requests] == [
+        ("alice", ("repository:public/base:pull,push",)),
+        (None, ("repository:public/base:pull",)),  # anonymous from here on
+        (None, ("repository:acme/app:pull",)),
+    ]
 
 
 @pytest.mark.anyio
