@@ -10,14 +10,10 @@ import pytest
 
 from splitbuild.client import Client
 from splitbuild.retry import FAST_RETRY
+from tests.constants import CONFORMANCE, TEST_PASSWORD, TEST_USER
 from tests.registry_server import RegistryServer, start_registry
-
-# Byte-identical copies of the project's shared reference material (see tests/conformance/README.md):
-# tests read these, never anything outside the repository.
-CONFORMANCE = Path(__file__).resolve().parent / "conformance"
-
-TEST_USER = "splitbuild-user"
-TEST_PASSWORD = "s3cret-Passw0rd-not-for-output"
+from tests.tls_support import TLS_NAME, resolving_to_loopback
+from tests.token_server import TokenServer
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +55,21 @@ def auth_registry(registry_factory: Callable[..., RegistryServer]) -> RegistrySe
     return registry_factory(htpasswd=(TEST_USER, TEST_PASSWORD))
 
 
+@pytest.fixture(scope="module")
+def token_registry(registry_factory: Callable[..., RegistryServer], tokens: TokenServer) -> RegistryServer:
+    """A registry with ``auth: token`` trusting ``tokens``, the token service (tests/token_server.py)
+    that the requesting module defines with its own users, refresh tokens and grants."""
+    return registry_factory(extra_config=tokens.registry_config())
+
+
+@pytest.fixture(scope="module")
+def tls_name() -> Iterator[str]:
+    """``TLS_NAME`` (tests/tls_support.py), resolving to 127.0.0.1 in this process for the
+    requesting module's tests; give it to ``registry_factory(tls_name=...)`` for an HTTPS registry."""
+    with resolving_to_loopback(TLS_NAME) as name:
+        yield name
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -72,7 +83,7 @@ def _forget_secrets() -> None:
     forget_secrets()
 
 
-# --- shared client (the ops, merge, referrers and store tests) -----------------------------------
+# --- shared client (the ops, merge, provider, referrers and store tests) --------------------------
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Helpers for the maintenance tests (tests/test_ops_*.py): multi-arch images with attestations,
-dated images, a transport that refuses some requests, and a look into the registry's storage."""
+"""Helpers for the maintenance tests (tests/test_ops_*.py, tests/test_providers_*.py): multi-arch
+images with attestations, dated images, a transport that refuses some requests, a look into the
+registry's storage, and the repository the prune tests seed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
@@ -19,7 +21,9 @@ from splitbuild.models import (
     Manifest,
     Platform,
 )
-from tests.images import Image, make_attestation, make_image, sha256
+from splitbuild.ops import RetentionPolicy, parse_duration
+from splitbuild.store.base import Repository
+from tests.images import Image, make_attestation, make_image, push, sha256
 from tests.registry_server import RegistryServer
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]
@@ -155,3 +159,59 @@ def deny_digest_delete(request: httpx.Request) -> httpx.Response | None:
 
 def examples_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "examples" / "maintenance"
+
+
+# -- the prune scenario (tests/test_ops_prune.py, tests/test_providers_*.py) ------------------------
+
+NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+"""The prune tests' "now": two months after ``seed_repository``'s dates."""
+
+POLICY = RetentionPolicy(keep_last=2, older_than=parse_duration("30d"), include="sha-.*")
+
+
+def referrers_index(subject: str, seed: str) -> Image:
+    """What the OCI referrers tag schema (``sha256-<hex>``) holds: an index of artifacts about ``subject``."""
+    signature = make_image(seed=f"sig-{seed}")
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            signature.manifest.descriptor(artifactType="application/vnd.example.signature").to_dict()
+        ],
+    }
+    return Image(Manifest.from_bytes(json.dumps(doc).encode()), {}, [signature])
+
+
+async def seed_repository(repo: Repository) -> dict[str, Image]:
+    """sha-1..sha-6 (one a day from 2026-01-01), v1.0 = sha-3, sha-6 reusing sha-2's arm64 image,
+    sha-1 dated by annotation, an undated sha-nodate, and referrers tags for sha-1 and sha-3."""
+    images: dict[str, Image] = {}
+    for day in range(1, 7):
+        created = f"2026-01-0{day}T10:00:00Z"
+        if day == 1:
+            images["sha-1"] = multiarch(
+                seed="day1", created=None, annotations={"org.opencontainers.image.created": created}
+            )
+        elif day == 6:
+            reused = images["sha-2"].children[1]
+            fresh = multiarch(seed="day6", created=created)
+            images["sha-6"] = multiarch(images=[fresh.children[0], reused], seed="day6")
+        else:
+            images[f"sha-{day}"] = multiarch(seed=f"day{day}", created=created)
+    images["sha-nodate"] = multiarch(seed="nodate", created=None)
+    for tag, image in images.items():
+        await push(repo, image, tag)
+    await repo.put_manifest(images["sha-3"].manifest, "v1.0")
+    for tag in ("sha-1", "sha-3"):
+        subject = images[tag].digest
+        await push(repo, referrers_index(subject, tag), "sha256-" + subject.split(":")[1])
+    return images
+
+
+async def resolves_completely(repo: Repository, tag: str) -> None:
+    """``tag``'s manifest, its children if it is an index, and every blob of theirs are in ``repo``."""
+    manifest = await repo.get_manifest(tag)
+    reached = [manifest, *[await repo.get_manifest(child.digest) for child in manifest.children()]]
+    for got in reached:
+        for blob in got.blobs():
+            assert await repo.has_blob(blob.digest), f"{tag}: blob {blob.digest} missing"

@@ -19,7 +19,7 @@ import pytest
 from splitbuild.auth import AuthSession, Credential, StaticKeychain
 from splitbuild.auth.credentials import Keychain
 from splitbuild.errors import AuthError, RegistryError
-from tests.conftest import CONFORMANCE
+from tests.constants import CONFORMANCE
 
 VECTORS: dict[str, Any] = json.loads((CONFORMANCE / "auth" / "auth-vectors.json").read_text())
 FLOWS = {v["id"]: v for v in VECTORS["token_flows"]}

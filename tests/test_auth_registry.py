@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import pytest
 
 from splitbuild.auth import AuthSession, Credential, StaticKeychain, default_keychain
 from splitbuild.errors import AuthError, RegistryError
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.constants import TEST_PASSWORD, TEST_USER
+from tests.credential_helper import write_helper
 from tests.registry_server import RegistryServer
-from tests.test_auth_credentials import write_helper
 from tests.token_server import TokenServer, start_token_server
 
 ALICE = ("alice", "alice-pw-secret-0xA1")
@@ -43,11 +43,6 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
     )
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def token_registry(registry_factory: Callable[..., RegistryServer], tokens: TokenServer) -> RegistryServer:
-    return registry_factory(extra_config=tokens.registry_config())
 
 
 @pytest.fixture
@@ -194,7 +189,11 @@ async def test_token_registry_anonymous_access(
     assert "refused pull access to repository acme/app (401 UNAUTHORIZED)" in str(info.value)
     assert info.value.hint is not None
     assert f"SPLITBUILD_AUTH_127_0_0_1_{token_registry.port}_USERNAME" in info.value.hint
-    assert all(e.account is None for e in token_log.requests[1:])
+    assert [(e.account, e.scopes) for e in token_log.requests] == [
+        ("alice", ("repository:public/base:pull,push",)),
+        (None, ("repository:public/base:pull",)),  # anonymous from here on
+        (None, ("repository:acme/app:pull",)),
+    ]
 
 
 @pytest.mark.anyio

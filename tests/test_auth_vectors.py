@@ -36,8 +36,8 @@ from splitbuild.auth.tokens import (
     token_get_request,
     token_post_request,
 )
-from tests.conftest import CONFORMANCE
-from tests.test_auth_credentials import write_helper
+from tests.constants import CONFORMANCE
+from tests.credential_helper import write_helper
 
 VECTORS: dict[str, Any] = json.loads((CONFORMANCE / "auth" / "auth-vectors.json").read_text())
 NOW = 1_700_000_000.0

@@ -16,15 +16,19 @@ from splitbuild.blobcache import BlobLocations
 from splitbuild.client import Client
 from splitbuild.ops import copy
 from splitbuild.reference import Reference
-from tests.images import make_image, push
+from tests.images import Image, make_image, push
 from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _image(name: str) -> Image:
+    return make_image("linux/amd64", seed=name, layers=3)
+
+
 async def _source(registry: RegistryServer, name: str) -> str:
-    image = make_image("linux/amd64", seed=name, layers=3)
+    image = _image(name)
     async with Client() as client:
         await push(client.repository(Reference.parse(f"{registry.host}/{name}")), image, "v1")
     return f"{registry.host}/{name}:v1"
@@ -47,8 +51,10 @@ async def test_later_copies_mount_what_the_registry_already_holds(
     async with Client() as client:  # the mounted copy is complete and byte for byte
         repo = client.repository(Reference.parse(f"{registry2.host}/cache/mirror-b"))
         manifest = await repo.get_manifest("v1")
-        for blob in [manifest.image().config, *manifest.image().layers]:
-            assert await repo.read_blob(blob)
+        copied = {blob.digest: await repo.read_blob(blob) for blob in manifest.blobs()}
+    source_image = _image("cache/src")
+    assert manifest.raw == source_image.manifest.raw
+    assert copied == source_image.blobs
 
 
 async def test_without_the_cache_every_new_repository_streams_again(

@@ -92,7 +92,10 @@ def test_options_from_config_tags_from_the_rules_on_the_git_branch(tmp_path: Pat
     options = options_from_config(path, outputs=["oci:out"])
     assert options.tags == ["feature-x"]
     assert options.platforms == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
-    assert options.spec.labels["org.opencontainers.image.revision"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert options.spec.labels["org.opencontainers.image.revision"] == head
 
 
 def test_options_from_config_refuses_an_output_with_a_tag(

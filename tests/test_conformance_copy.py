@@ -12,7 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from tests.conftest import CONFORMANCE
+from tests.constants import CONFORMANCE
 
 REPO = Path(__file__).resolve().parent.parent
 ROW = re.compile(r"^\| `([^`]+)` \| `([0-9a-f]{64})` \|$", re.MULTILINE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -30,12 +30,6 @@ PLATFORMS = ["linux/amd64", "linux/arm64"]
 
 def name(prefix: str = "merge") -> str:
     return f"{prefix}/{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
 
 
 async def seed(client: Client, repo_ref: str, images: list[Image]) -> list[str]:

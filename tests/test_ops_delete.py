@@ -4,7 +4,7 @@ refusals, 405 messages naming the registry's own API, layouts."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -25,12 +25,6 @@ from tests.ops_support import Refusing, deny_digest_delete, multiarch, revisions
 from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

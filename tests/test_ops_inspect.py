@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -23,12 +22,6 @@ from tests.registry_server import RegistryServer
 pytestmark = pytest.mark.anyio
 
 SLSA_V1 = "https://slsa.dev/provenance/v1"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
 
 
 async def seed(client: Client, ref: str, image: object, tag: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -19,7 +18,6 @@ from splitbuild.models import (
     REFERENCE_DIGEST,
     REFERENCE_TYPE,
     Descriptor,
-    Manifest,
 )
 from splitbuild.ops import DeletionIncomplete, RetentionPolicy, parse_duration, prune
 from splitbuild.ops._common import bounded
@@ -28,21 +26,21 @@ from splitbuild.ops.graph import Graph, Node, referrers_subject
 from splitbuild.ops.prune import decide, format_duration
 from splitbuild.reference import parse_reference
 from splitbuild.retry import FAST_RETRY
-from splitbuild.store.base import Repository
-from tests.images import Image, make_image, push
-from tests.ops_support import Refusing, deny_digest_delete, multiarch, revisions, unique
+from tests.images import make_image, push
+from tests.ops_support import (
+    NOW,
+    POLICY,
+    Refusing,
+    deny_digest_delete,
+    multiarch,
+    resolves_completely,
+    revisions,
+    seed_repository,
+    unique,
+)
 from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio
-
-NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
-
 
 # -- pure parts ------------------------------------------------------------------------------------
 
@@ -190,56 +188,6 @@ async def test_bounded_never_exceeds_jobs() -> None:
 
 
 # -- against the registry --------------------------------------------------------------------------
-
-
-def referrers_index(subject: str, seed: str) -> Image:
-    """What the OCI referrers tag schema (``sha256-<hex>``) holds: an index of artifacts about ``subject``."""
-    signature = make_image(seed=f"sig-{seed}")
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            signature.manifest.descriptor(artifactType="application/vnd.example.signature").to_dict()
-        ],
-    }
-    return Image(Manifest.from_bytes(json.dumps(doc).encode()), {}, [signature])
-
-
-async def seed_repository(repo: Repository) -> dict[str, Image]:
-    """sha-1..sha-6 (one a day from 2026-01-01), v1.0 = sha-3, sha-6 reusing sha-2's arm64 image,
-    sha-1 dated by annotation, an undated sha-nodate, and referrers tags for sha-1 and sha-3."""
-    images: dict[str, Image] = {}
-    for day in range(1, 7):
-        created = f"2026-01-0{day}T10:00:00Z"
-        if day == 1:
-            images["sha-1"] = multiarch(
-                seed="day1", created=None, annotations={"org.opencontainers.image.created": created}
-            )
-        elif day == 6:
-            reused = images["sha-2"].children[1]
-            fresh = multiarch(seed="day6", created=created)
-            images["sha-6"] = multiarch(images=[fresh.children[0], reused], seed="day6")
-        else:
-            images[f"sha-{day}"] = multiarch(seed=f"day{day}", created=created)
-    images["sha-nodate"] = multiarch(seed="nodate", created=None)
-    for tag, image in images.items():
-        await push(repo, image, tag)
-    await repo.put_manifest(images["sha-3"].manifest, "v1.0")
-    for tag in ("sha-1", "sha-3"):
-        subject = images[tag].digest
-        await push(repo, referrers_index(subject, tag), "sha256-" + subject.split(":")[1])
-    return images
-
-
-async def resolves_completely(repo: Repository, tag: str) -> None:
-    manifest = await repo.get_manifest(tag)
-    for child in manifest.children():
-        got = await repo.get_manifest(child.digest)
-        for blob in got.blobs():
-            assert await repo.has_blob(blob.digest), f"{tag}: blob {blob.digest} missing"
-
-
-POLICY = RetentionPolicy(keep_last=2, older_than=parse_duration("30d"), include="sha-.*")
 
 
 async def test_prune_dry_run_then_delete_keeps_every_kept_tag_whole(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -21,12 +20,6 @@ from tests.ops_support import Paginating, multiarch, unique
 from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
 
 
 @pytest.mark.parametrize(

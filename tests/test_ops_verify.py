@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -23,12 +22,6 @@ from tests.registry_server import RegistryServer
 pytestmark = pytest.mark.anyio
 
 THREE = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
 
 
 async def test_platform_sets(registry: RegistryServer, client: Client) -> None:

@@ -151,7 +151,17 @@ def test_github_hosted_defaults(platform: str, runner: str, mode: str) -> None:
     assert leg.runner == (runner,)
     assert leg.mode == mode
     assert leg.override is None
-    assert leg.reason
+    arch = platform.split("/")[1]
+    if mode == "qemu":
+        assert leg.reason == f"no GitHub-hosted {arch} runner: emulated with QEMU on x64"
+    elif runner == "ubuntu-24.04":
+        assert leg.reason == f"x64 GitHub-hosted runner runs {arch} natively"
+    elif arch == "arm64":
+        assert leg.reason == "arm64 GitHub-hosted runner (free for public repositories)"
+    else:  # 32-bit Arm
+        assert leg.reason == (
+            "arm64 GitHub-hosted runner; its Neoverse CPUs also execute 32-bit Arm code natively"
+        )
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,34 +18,21 @@ from splitbuild.reference import Reference, parse_reference
 from splitbuild.retry import FAST_RETRY, RetryPolicy
 from tests.hub_api_server import FakeHub
 from tests.images import make_image, push
-from tests.ops_support import multiarch, unique
+from tests.ops_support import NOW, multiarch, resolves_completely, unique
 from tests.registry_server import RegistryServer
-from tests.test_ops_prune import resolves_completely
 
 pytestmark = pytest.mark.anyio
 
 USER = "hubuser"
 PAT = "dckr_pat_not-for-output"
-NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def backend(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
-    return registry_factory()
 
 
 @pytest.fixture
-def hub(backend: RegistryServer) -> Iterator[FakeHub]:
-    fake = FakeHub(backend, users={USER: PAT}).start()
+def hub(registry: RegistryServer) -> Iterator[FakeHub]:
+    fake = FakeHub(registry, users={USER: PAT}).start()
     yield fake
     fake.stop()
     assert fake.violations == [], "requests or responses outside the published description"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
 
 
 def provider(
@@ -57,10 +44,10 @@ def provider(
 
 
 async def test_prune_on_hub_deletes_tags_through_the_hub_api(
-    hub: FakeHub, backend: RegistryServer, client: Client
+    hub: FakeHub, registry: RegistryServer, client: Client
 ) -> None:
     name = unique("hub")
-    repo = client.repository(parse_reference(f"{backend.host}/{name}"))
+    repo = client.repository(parse_reference(f"{registry.host}/{name}"))
     images = {f"v{i}": multiarch(seed=f"hub{i}", created="1970-01-01T00:00:00Z") for i in range(4)}
     for i, (tag, image) in enumerate(images.items()):
         await push(repo, image, tag)
@@ -87,10 +74,10 @@ async def test_prune_on_hub_deletes_tags_through_the_hub_api(
 
 
 async def test_delete_a_tag_and_a_refused_login(
-    hub: FakeHub, backend: RegistryServer, client: Client
+    hub: FakeHub, registry: RegistryServer, client: Client
 ) -> None:
     name = unique("hub")
-    repo = client.repository(parse_reference(f"{backend.host}/{name}"))
+    repo = client.repository(parse_reference(f"{registry.host}/{name}"))
     await push(repo, make_image(seed="hubdel"), "gone")
     await push(repo, make_image(seed="hubkeep"), "kept")
     async with provider(hub, name) as hub_provider:
@@ -105,9 +92,9 @@ async def test_delete_a_tag_and_a_refused_login(
     assert await repo.list_tags() == ["kept"]
 
 
-async def test_a_429_waits_for_x_retry_after(hub: FakeHub, backend: RegistryServer, client: Client) -> None:
+async def test_a_429_waits_for_x_retry_after(hub: FakeHub, registry: RegistryServer, client: Client) -> None:
     name = unique("hub")
-    await push(client.repository(parse_reference(f"{backend.host}/{name}")), make_image(seed="hub429"), "a")
+    await push(client.repository(parse_reference(f"{registry.host}/{name}")), make_image(seed="hub429"), "a")
     hub.fail_next = [(429, {"X-Retry-After": str(int(time.time()) + 2)})]
     patient = RetryPolicy(attempts=3, initial=0.01, max_delay=3.0, total=10.0)
     async with provider(hub, name, retry=patient) as hub_provider:

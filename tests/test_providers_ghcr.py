@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,9 +22,8 @@ from splitbuild.retry import FAST_RETRY, RetryPolicy
 from splitbuild.store.base import Repository
 from tests.github_api_server import FakeGitHub
 from tests.images import Image, make_image, push
-from tests.ops_support import multiarch, revisions
+from tests.ops_support import NOW, POLICY, multiarch, resolves_completely, revisions, seed_repository
 from tests.registry_server import RegistryServer
-from tests.test_ops_prune import NOW, POLICY, resolves_completely, seed_repository
 
 pytestmark = pytest.mark.anyio
 
@@ -32,27 +31,16 @@ FULL = "ghp_full-token-not-for-output"
 READ_ONLY = "ghp_read-only-token"
 
 
-@pytest.fixture(scope="module")
-def backend(registry_factory: Callable[..., RegistryServer]) -> RegistryServer:
-    return registry_factory()
-
-
 @pytest.fixture
-def github(backend: RegistryServer) -> Iterator[FakeGitHub]:
+def github(registry: RegistryServer) -> Iterator[FakeGitHub]:
     fake = FakeGitHub(
-        backend,
+        registry,
         owners={"acme": "orgs", "solo": "users"},
         tokens={FULL: {"read:packages", "delete:packages"}, READ_ONLY: {"read:packages"}},
     ).start()
     yield fake
     fake.stop()
     assert fake.violations == [], "requests or responses outside the published description"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
 
 
 counter = iter(range(10**6))
@@ -68,8 +56,8 @@ def ghcr(fake: FakeGitHub, name: str, token: str = FULL, retry: RetryPolicy = FA
     return GhcrProvider(ref, token, retry=retry, api_url=fake.url, mutation_interval=0)
 
 
-def backend_repo(client: Client, backend: RegistryServer, name: str) -> Repository:
-    return client.repository(parse_reference(f"{backend.host}/{name}"))
+def backend_repo(client: Client, registry: RegistryServer, name: str) -> Repository:
+    return client.repository(parse_reference(f"{registry.host}/{name}"))
 
 
 # -- selection ------------------------------------------------------------------------------------
@@ -111,19 +99,19 @@ async def test_open_provider_takes_the_registry_credential(client: Client) -> No
 
 
 async def test_prune_on_ghcr_deletes_exactly_what_nothing_kept_reaches(
-    github: FakeGitHub, backend: RegistryServer, client: Client
+    github: FakeGitHub, registry: RegistryServer, client: Client
 ) -> None:
     name = package()
-    images = await seed_repository(backend_repo(client, backend, name))
-    stored = revisions(backend, name)
-    sha1_referrers = await backend_repo(client, backend, name).get_manifest(
+    images = await seed_repository(backend_repo(client, registry, name))
+    stored = revisions(registry, name)
+    sha1_referrers = await backend_repo(client, registry, name).get_manifest(
         "sha256-" + images["sha-1"].digest.split(":")[1]
     )
     front = f"{github.host}/{name}"
     # Without the provider the front refuses, as GHCR does
     with pytest.raises(DeletionIncomplete, match="405"):
         await prune(client, front, POLICY, dry_run=False, now=NOW, provider="registry")
-    assert revisions(backend, name) == stored
+    assert revisions(registry, name) == stored
 
     policy = dataclasses.replace(POLICY, age_from="created")  # the seed dates are creation times
     async with ghcr(github, name) as provider:
@@ -141,7 +129,7 @@ async def test_prune_on_ghcr_deletes_exactly_what_nothing_kept_reaches(
     assert reused not in deleted
     assert deleted == expected  # exactly what nothing kept reaches
     assert done.outcome.untagged == {"sha-3": "placeholder"}
-    assert stored - revisions(backend, name) == deleted  # gone from storage, the placeholder too
+    assert stored - revisions(registry, name) == deleted  # gone from storage, the placeholder too
     repo = client.repository(parse_reference(front))
     left = sorted(await repo.list_tags())
     assert f"sha256-{ref1}" not in left
@@ -155,10 +143,10 @@ async def test_prune_on_ghcr_deletes_exactly_what_nothing_kept_reaches(
 
 
 async def test_delete_a_tag_on_ghcr_keeps_the_children_of_other_indexes(
-    github: FakeGitHub, backend: RegistryServer, client: Client
+    github: FakeGitHub, registry: RegistryServer, client: Client
 ) -> None:
     name = package("solo")  # user-owned: the org endpoint answers 404 first
-    repo = backend_repo(client, backend, name)
+    repo = backend_repo(client, registry, name)
     old = multiarch(seed="del-old")
     shared = multiarch(images=[old.children[0], make_image("linux/arm64", seed="del-new")], seed="del-new")
     await push(repo, old, "old")
@@ -168,7 +156,7 @@ async def test_delete_a_tag_on_ghcr_keeps_the_children_of_other_indexes(
     assert result.outcome is not None
     assert old.children[0].digest not in result.outcome.deleted
     assert old.digest in result.outcome.deleted
-    assert old.children[0].digest in revisions(backend, name)
+    assert old.children[0].digest in revisions(registry, name)
     await resolves_completely(client.repository(parse_reference(f"{github.host}/{name}")), "new")
     assert ("GET", f"/orgs/{name.replace('/', '/packages/container/', 1)}/versions", 404) in github.log
 
@@ -177,10 +165,10 @@ async def test_delete_a_tag_on_ghcr_keeps_the_children_of_other_indexes(
 
 
 async def test_age_from_pushed_uses_the_version_times(
-    github: FakeGitHub, backend: RegistryServer, client: Client
+    github: FakeGitHub, registry: RegistryServer, client: Client
 ) -> None:
     name = package()
-    repo = backend_repo(client, backend, name)
+    repo = backend_repo(client, registry, name)
     # reproducible builds: every image "created" at the epoch
     images = {f"b{i}": multiarch(seed=f"age{i}", created="1970-01-01T00:00:00Z") for i in range(3)}
     for tag, image in images.items():
@@ -210,10 +198,10 @@ async def test_age_from_pushed_uses_the_version_times(
 
 
 async def test_untagged_versions_nothing_kept_reaches_are_deleted(
-    github: FakeGitHub, backend: RegistryServer, client: Client
+    github: FakeGitHub, registry: RegistryServer, client: Client
 ) -> None:
     name = package()
-    repo = backend_repo(client, backend, name)
+    repo = backend_repo(client, registry, name)
     kept = multiarch(seed="ut-kept")
     ghost = multiarch(seed="ut-ghost")  # a split build's index pushed by digest and never tagged
     await push(repo, kept, "main")
@@ -231,7 +219,7 @@ async def test_untagged_versions_nothing_kept_reaches_are_deleted(
     # untag that index, so that it is an untagged version listing the signature
     old_index = await repo.head_manifest(referrers_tag)
     assert old_index is not None
-    await ops.delete(client, f"{backend.host}/{name}:{referrers_tag}", tag_only=True)
+    await ops.delete(client, f"{registry.host}/{name}:{referrers_tag}", tag_only=True)
     front = f"{github.host}/{name}"
     policy = RetentionPolicy(untagged=True)
     async with ghcr(github, name) as provider:
@@ -242,11 +230,11 @@ async def test_untagged_versions_nothing_kept_reaches_are_deleted(
         assert set(dry.untagged) == ghosts  # every one an untagged version (the children too)
         with pytest.raises(Refused, match="more than the limit of"):
             await prune(client, front, policy, dry_run=False, provider=provider, max_delete=len(ghosts) - 1)
-        assert ghost.digest in revisions(backend, name)  # nothing deleted
+        assert ghost.digest in revisions(registry, name)  # nothing deleted
         done = await prune(client, front, policy, dry_run=False, provider=provider, max_delete=len(ghosts))
     assert done.outcome is not None
     assert set(done.outcome.deleted) == ghosts
-    left = revisions(backend, name)
+    left = revisions(registry, name)
     assert not left & ghosts
     assert signed.digest in left
     assert kept.digest in left
@@ -258,9 +246,9 @@ async def test_untagged_versions_nothing_kept_reaches_are_deleted(
 # -- errors that must lose nothing ------------------------------------------------------------------
 
 
-async def test_a_missing_scope_is_named(github: FakeGitHub, backend: RegistryServer, client: Client) -> None:
+async def test_a_missing_scope_is_named(github: FakeGitHub, registry: RegistryServer, client: Client) -> None:
     name = package()
-    await push(backend_repo(client, backend, name), make_image(seed="scope"), "old")
+    await push(backend_repo(client, registry, name), make_image(seed="scope"), "old")
     async with ghcr(github, name, READ_ONLY) as provider:
         with pytest.raises(DeletionIncomplete) as caught:
             await ops.delete(client, f"{github.host}/{name}:old", provider=provider)
@@ -288,16 +276,16 @@ async def test_a_missing_scope_is_named(github: FakeGitHub, backend: RegistrySer
 
 
 async def test_more_than_5000_downloads_is_a_clear_refusal(
-    github: FakeGitHub, backend: RegistryServer, client: Client
+    github: FakeGitHub, registry: RegistryServer, client: Client
 ) -> None:
     name = package()
-    repo = backend_repo(client, backend, name)
+    repo = backend_repo(client, registry, name)
     popular = multiarch(seed="popular")
     await push(repo, popular, "popular")
     await push(repo, make_image(seed="keep5000"), "keep")
     github.public = True
     github.downloads[popular.digest] = 12_000
-    stored = revisions(backend, name)
+    stored = revisions(registry, name)
     async with ghcr(github, name) as provider:
         with pytest.raises(DeletionIncomplete) as caught:
             await ops.delete(client, f"{github.host}/{name}:popular", provider=provider)
@@ -305,15 +293,15 @@ async def test_more_than_5000_downloads_is_a_clear_refusal(
     assert "more than 5,000 downloads" in caught.value.message
     assert "nothing was deleted" in caught.value.message
     assert caught.value.exit_code == 8
-    assert revisions(backend, name) == stored  # the index, its children, everything
+    assert revisions(registry, name) == stored  # the index, its children, everything
     await resolves_completely(client.repository(parse_reference(f"{github.host}/{name}")), "popular")
 
 
 async def test_rate_limits_are_waited_for_within_bounds(
-    github: FakeGitHub, backend: RegistryServer, client: Client
+    github: FakeGitHub, registry: RegistryServer, client: Client
 ) -> None:
     name = package()
-    repo = backend_repo(client, backend, name)
+    repo = backend_repo(client, registry, name)
     await push(repo, make_image(seed="rl-a"), "a")
     # a secondary limit with Retry-After: waited for, then it goes through
     github.fail_next = [(403, {"Retry-After": "1"}, "You have exceeded a secondary rate limit.")]
@@ -324,14 +312,14 @@ async def test_rate_limits_are_waited_for_within_bounds(
         assert (dt.datetime.now() - started).total_seconds() >= 1.0
     # the primary limit resetting in an hour: past the budget, a clear error at once
     github.primary_remaining = 0
-    stored = revisions(backend, name)
+    stored = revisions(registry, name)
     async with ghcr(github, name, retry=patient) as provider:
         with pytest.raises(DeletionIncomplete, match=r"rate limit \(x-ratelimit-remaining: 0\)") as caught:
             await ops.delete(client, f"{github.host}/{name}:a", provider=provider)
     assert isinstance(caught.value.cause, RegistryError)
     assert "resets in 3600 s" in caught.value.message or "resets in 3599 s" in caught.value.message
     assert "nothing was deleted" in caught.value.message
-    assert revisions(backend, name) == stored
+    assert revisions(registry, name) == stored
 
 
 async def test_an_unknown_package_is_not_found(github: FakeGitHub) -> None:
@@ -343,7 +331,7 @@ async def test_an_unknown_package_is_not_found(github: FakeGitHub) -> None:
 # -- the command line -----------------------------------------------------------------------------
 
 
-def test_cli_prune_on_ghcr(github: FakeGitHub, backend: RegistryServer) -> None:
+def test_cli_prune_on_ghcr(github: FakeGitHub, registry: RegistryServer) -> None:
     import anyio
     from typer.testing import CliRunner
 
@@ -354,10 +342,10 @@ def test_cli_prune_on_ghcr(github: FakeGitHub, backend: RegistryServer) -> None:
     async def prepare() -> None:
         async with Client(retry=FAST_RETRY, env={}) as c:
             for i in range(3):
-                await push(backend_repo(c, backend, name), make_image(seed=f"cli-{name}-{i}"), f"t{i}")
+                await push(backend_repo(c, registry, name), make_image(seed=f"cli-{name}-{i}"), f"t{i}")
 
     anyio.run(prepare)
-    stored = revisions(backend, name)
+    stored = revisions(registry, name)
     env = {
         "SPLITBUILD_PROVIDERS": f"{github.host}=ghcr",
         "GITHUB_API_URL": github.url,
@@ -373,21 +361,21 @@ def test_cli_prune_on_ghcr(github: FakeGitHub, backend: RegistryServer) -> None:
     refused = runner.invoke(app, ["prune", front, "--keep-last", "1", "--max-delete", "1", "--yes"], env=env)
     assert refused.exit_code == 8, refused.output
     assert "more than the limit of 1: nothing deleted" in refused.output
-    assert revisions(backend, name) == stored
+    assert revisions(registry, name) == stored
     bad = runner.invoke(app, ["prune", front, "--keep-last", "1", "--age-from", "built"], env=env)
     assert bad.exit_code == 2, bad.output
     done = runner.invoke(app, ["prune", front, "--keep-last", "1", "--max-delete", "2", "--yes"], env=env)
     assert done.exit_code == 0, done.output
-    assert len(revisions(backend, name)) == 1
+    assert len(revisions(registry, name)) == 1
     assert FULL not in done.output + dry.output + refused.output
 
 
 async def test_delete_takes_cosign_tags_along(
-    github: FakeGitHub, backend: RegistryServer, client: Client
+    github: FakeGitHub, registry: RegistryServer, client: Client
 ) -> None:
     """cosign's older tag scheme (``sha256-<hex>.sig``, ``.att``, ``.sbom``) follows its subject."""
     name = package()
-    repo = backend_repo(client, backend, name)
+    repo = backend_repo(client, registry, name)
     gone, kept = multiarch(seed="cosign-gone"), multiarch(seed="cosign-kept")
     await push(repo, gone, "gone")
     await push(repo, kept, "kept")
@@ -408,6 +396,6 @@ async def test_delete_takes_cosign_tags_along(
     left = sorted(await client.repository(parse_reference(f"{github.host}/{name}")).list_tags())
     kept_hex = kept.digest.split(":")[1]
     assert left == sorted(["kept", *(f"sha256-{kept_hex}.{s}" for s in ("sig", "att", "sbom"))])
-    stored = revisions(backend, name)
+    stored = revisions(registry, name)
     for tag, digest in artifacts.items():
         assert (digest in stored) == tag.startswith(f"sha256-{kept_hex}")

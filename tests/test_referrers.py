@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -56,12 +55,6 @@ pytestmark = pytest.mark.anyio
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]
 SPDX_TYPE = "application/spdx+json"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    async with Client(retry=FAST_RETRY, env={}) as c:
-        yield c
 
 
 def options(targets: list[str], sources: list[str], **kw: object) -> MergeOptions:

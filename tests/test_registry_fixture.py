@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.constants import TEST_PASSWORD, TEST_USER
 from tests.registry_server import RegistryServer
 
 

@@ -261,11 +261,6 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def token_registry(registry_factory: Callable[..., RegistryServer], tokens: TokenServer) -> RegistryServer:
-    return registry_factory(extra_config=tokens.registry_config())
-
-
 def test_a_busy_token_service_is_retried_after_retry_after(
     token_registry: RegistryServer, tokens: TokenServer
 ) -> None:

@@ -34,7 +34,7 @@ from splitbuild.planner import plan
 from splitbuild.workflow.github import render_workflow
 from splitbuild.workflow.pins import all_pins
 from tests.action_parser import NODE_MODULES, require_toolkit
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.constants import TEST_PASSWORD, TEST_USER
 from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer
 

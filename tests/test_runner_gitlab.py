@@ -32,7 +32,7 @@ import pytest
 
 from splitbuild.tags import Inputs, compute_metadata, parse_rule_lines
 from splitbuild.tags.models import Context
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.constants import TEST_PASSWORD, TEST_USER
 from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from splitbuild.cli.app import make_app
 from splitbuild.client import Client
 from splitbuild.reference import Reference
 from splitbuild.retry import FAST_RETRY
-from tests.conftest import TEST_PASSWORD, TEST_USER
+from tests.constants import TEST_PASSWORD, TEST_USER
 from tests.images import make_image, push
 from tests.ops_support import multiarch
 from tests.registry_server import RegistryServer, free_port
@@ -243,11 +243,6 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
     )
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def token_registry(registry_factory: Callable[..., RegistryServer], tokens: TokenServer) -> RegistryServer:
-    return registry_factory(extra_config=tokens.registry_config())
 
 
 @pytest.fixture

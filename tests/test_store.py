@@ -30,17 +30,19 @@ def unique(prefix: str = "test") -> str:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[Client]:
+async def paging_client() -> AsyncIterator[Client]:
+    """The shared ``client`` with tag lists asked for in pages of 50, so that a registry answers
+    ``test_tags_list_and_retag``'s 130 tags in three pages."""
     async with Client(retry=FAST_RETRY, env={}, page_size=50) as c:
         yield c
 
 
 @pytest.fixture(params=["registry", "layout"])
-def repo(request: pytest.FixtureRequest, client: Client, tmp_path: Path) -> Repository:
+def repo(request: pytest.FixtureRequest, paging_client: Client, tmp_path: Path) -> Repository:
     if request.param == "registry":
         server: RegistryServer = request.getfixturevalue("registry")
-        return client.repository(Reference.parse(f"{server.host}/{unique()}"))
-    return client.repository(LayoutReference.parse(f"oci:{tmp_path / 'layout'}"))
+        return paging_client.repository(Reference.parse(f"{server.host}/{unique()}"))
+    return paging_client.repository(LayoutReference.parse(f"oci:{tmp_path / 'layout'}"))
 
 
 async def test_manifest_round_trip_keeps_exact_bytes(repo: Repository) -> None:

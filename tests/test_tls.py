@@ -3,15 +3,15 @@ CA given explicitly (``--ca-file`` on the commands, ``Client(ca_file=...)`` in P
 
 splitbuild speaks plain HTTP to loopback literals (``localhost``, ``127.0.0.0/8``, ``::1``), as
 docker does, so the TLS registry is reached by a name that is none of those: ``TLS_NAME``, under
-the ``.test`` domain reserved for testing (RFC 2606). The ``tls_name`` fixture makes that name
-resolve to 127.0.0.1 inside this test process (the commands run in-process) and checks both
-assumptions before any test relies on them.
+the ``.test`` domain reserved for testing (RFC 2606). The ``tls_name`` fixture (tests/conftest.py)
+makes that name resolve to 127.0.0.1 inside this test process (the commands run in-process) and
+checks both assumptions before any test relies on them.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -24,13 +24,7 @@ from splitbuild.errors import RegistryError
 from splitbuild.reference import Reference
 from splitbuild.retry import NO_RETRY
 from tests.registry_server import RegistryServer, TLSIdentity
-from tests.tls_support import TLS_NAME, resolving_to_loopback, seed_index
-
-
-@pytest.fixture(scope="module")
-def tls_name() -> Iterator[str]:
-    with resolving_to_loopback(TLS_NAME) as name:
-        yield name
+from tests.tls_support import TLS_NAME, seed_index
 
 
 @pytest.fixture(scope="module")

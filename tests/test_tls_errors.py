@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -22,13 +22,7 @@ from splitbuild.errors import RegistryError
 from splitbuild.reference import Reference
 from splitbuild.retry import RetryPolicy
 from tests.registry_server import RegistryServer
-from tests.tls_support import TLS_NAME, resolving_to_loopback, seed_index
-
-
-@pytest.fixture(scope="module")
-def tls_name() -> Iterator[str]:
-    with resolving_to_loopback(TLS_NAME) as name:
-        yield name
+from tests.tls_support import seed_index
 
 
 @pytest.fixture(scope="module")

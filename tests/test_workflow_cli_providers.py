@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from splitbuild.cli.app import make_app
 from splitbuild.config import parse_config
 from splitbuild.planner import plan
-from splitbuild.workflow.github import render_workflow
-from splitbuild.workflow.gitlab import render_pipeline
+from splitbuild.workflow.github import build_job_id, render_workflow
+from splitbuild.workflow.gitlab import build_job_name, merge_job_name, render_pipeline
+from splitbuild.workflow.gitlab_signing import sign_job_name
 
 PORTABLE = """
 [image]
@@ -181,10 +182,17 @@ def test_starter_config_commented_lines_are_valid_for_each_provider(provider: st
     }[provider]
     the_plan = plan(config)  # no runner of another provider among the examples
     assert the_plan.provider == provider
+    assert len(the_plan.legs) == 3
+    # It renders a build job per platform and the merge job (GitLab signs in a job of its own).
     if provider == "gitlab":
-        assert render_pipeline(config, the_plan, config_path="splitbuild.toml", output_path=".gitlab-ci.yml")
+        text = render_pipeline(config, the_plan, config_path="splitbuild.toml", output_path=".gitlab-ci.yml")
+        jobs = {build_job_name(config, leg) for leg in the_plan.legs}
+        jobs |= {merge_job_name(config), sign_job_name(config)}
+        assert set(yaml.safe_load(text)) == jobs
     else:
-        assert render_workflow(config, the_plan, config_path="splitbuild.toml", output_path="x.yml")
+        text = render_workflow(config, the_plan, config_path="splitbuild.toml", output_path="x.yml")
+        jobs = {build_job_id(leg) for leg in the_plan.legs} | {"merge"}
+        assert set(yaml.safe_load(text)["jobs"]) == jobs
 
 
 def test_init_for_gitlab_names_cicd_variables_not_actions_secrets(

@@ -15,7 +15,7 @@ from splitbuild.config import load_config
 from splitbuild.planner import plan
 from splitbuild.workflow import actionlint
 from splitbuild.workflow.github import render_workflow
-from tests.test_workflow_github import EXAMPLES, VARIANTS, load_variant
+from tests.workflow_variants import EXAMPLES, VARIANTS, load_variant
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"
