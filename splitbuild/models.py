@@ -117,7 +117,8 @@ class Descriptor(_Model):
 
     media_type: str = Field(alias="mediaType")
     digest: str
-    size: int = Field(ge=0)
+    size: int = Field(strict=True, ge=0, le=2**63 - 1)
+    """An int64 as JSON writes it: a string, a boolean, a float or more than int64 is refused."""
     urls: list[str] | None = None
     annotations: dict[str, str] | None = None
     platform: Platform | None = None
