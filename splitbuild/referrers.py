@@ -8,6 +8,11 @@ and the tag upkeep on ``put_manifest``; this module holds what they share: the t
 descriptor a referrer gets in the index, the index update, telling signatures from attestations
 and SBOMs, and :class:`ReferrerFinder`, which follows referrers of referrers (a signature on an
 attestation) and looks each manifest up once.
+
+cosign before v3 did not use ``subject``: it tags what it attaches to a manifest with the manifest's
+digest, ``<alg>-<hex>.sig`` (signatures), ``.att`` (attestations) and ``.sbom`` (``cosign attach
+sbom``). :class:`DigestTagFinder` finds those tags (regctl calls them *digest tags*) from one tag
+listing of the repository.
 """
 
 from __future__ import annotations
@@ -22,16 +27,21 @@ import anyio
 
 from splitbuild._tasks import task_group
 from splitbuild.digest import parse_digest
-from splitbuild.errors import InvalidManifest
+from splitbuild.errors import InvalidManifest, InvalidReference, NotFound, RegistryError
 from splitbuild.models import OCI_INDEX, Descriptor, ImageManifest, Manifest
+from splitbuild.reference import validate_tag
 from splitbuild.store.base import ReferrerLister, Repository
 
 __all__ = [
+    "COSIGN_TAG_SUFFIXES",
     "DOCKER_ATTESTATION",
     "LOOKUPS_IN_FLIGHT",
     "MAX_DEPTH",
+    "DigestTag",
+    "DigestTagFinder",
     "Referrer",
     "ReferrerFinder",
+    "digest_tags",
     "kind_of",
     "needs_manifest",
     "only_type",
@@ -67,6 +77,13 @@ MAX_DEPTH = 4
 LOOKUPS_IN_FLIGHT = 8
 """Lookups one :class:`ReferrerFinder` makes at once (they run beside the copies they serve)."""
 
+COSIGN_TAG_SUFFIXES = ("sig", "att", "sbom")
+"""The suffixes of cosign's older tags: ``<alg>-<hex>.sig``, ``.att``, ``.sbom``."""
+UNLISTABLE_STATUS = frozenset({401, 403, 404, 405, 501})
+"""Answers to a tag listing that mean the registry will not list tags for this client (a token
+allowed to pull but not to list, a registry without the endpoint): :class:`DigestTagFinder` then
+reads each tag."""
+
 _TAG_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
@@ -74,6 +91,19 @@ def referrers_tag(digest: str) -> str:
     """The referrers tag of ``digest``: algorithm (32 characters at most), ``-``, hex (64 at most)."""
     algorithm, encoded = parse_digest(digest)
     return _TAG_UNSAFE.sub("-", f"{algorithm[:32]}-{encoded[:64]}")
+
+
+def digest_tags(digest: str) -> list[str]:
+    """cosign's older tags for ``digest``: ``<alg>-<hex>.sig``, ``.att`` and ``.sbom`` (those that
+    are valid tags: none for a digest too long for one)."""
+    algorithm, encoded = parse_digest(digest)
+    names = []
+    for suffix in COSIGN_TAG_SUFFIXES:
+        try:
+            names.append(validate_tag(f"{algorithm}-{encoded}.{suffix}"))
+        except InvalidReference:
+            continue
+    return names
 
 
 def referrer_descriptor(manifest: Manifest) -> Descriptor:
@@ -206,3 +236,97 @@ class ReferrerFinder:
     async def tree(self, digest: str) -> list[Referrer]:
         """Every referrer below ``digest``, level by level."""
         return [r for level in await self.levels(digest) for r in level]
+
+
+@dataclass(frozen=True)
+class DigestTag:
+    """One of cosign's older tags found: the manifest it is named after, the tag, what it points at."""
+
+    subject: str
+    tag: str
+    manifest: Manifest
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+
+class DigestTagFinder:
+    """cosign's older tags (:func:`digest_tags`) of manifests in one repository, each looked up once.
+
+    The repository's tags are listed once (concurrent callers share the listing), and only the
+    tags it lists are read: a manifest without any costs nothing more. Where the listing is refused
+    (:data:`UNLISTABLE_STATUS`), each possible tag is read instead (three reads per manifest); an
+    absent one is no error.
+    """
+
+    def __init__(self, repo: Repository, *, depth: int = MAX_DEPTH) -> None:
+        self.repo = repo
+        self.depth = depth
+        self.listed: bool | None = None
+        """Whether the repository listed its tags (None: not asked yet)."""
+        self._tags: frozenset[str] = frozenset()
+        self._listing = anyio.Lock()
+        self._found: dict[str, list[DigestTag]] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+        self._limiter = anyio.CapacityLimiter(LOOKUPS_IN_FLIGHT)
+
+    async def _candidates(self, digest: str) -> list[str]:
+        async with self._listing:
+            if self.listed is None:
+                try:
+                    self._tags = frozenset(await self.repo.list_tags())
+                    self.listed = True
+                except NotFound:
+                    self.listed = False
+                except RegistryError as exc:  # AuthError included
+                    if exc.status not in UNLISTABLE_STATUS:
+                        raise
+                    self.listed = False
+        names = digest_tags(digest)
+        return [t for t in names if t in self._tags] if self.listed else names
+
+    async def direct(self, digest: str) -> list[DigestTag]:
+        """The tags named after ``digest`` itself, with their manifests."""
+        lock = self._locks.setdefault(digest, anyio.Lock())
+        async with lock:
+            if digest not in self._found:
+                names = await self._candidates(digest)
+                found: list[DigestTag | None] = [None] * len(names)
+                async with task_group() as tg:
+                    for i, name in enumerate(names):
+                        tg.start_soon(self._read, found, i, digest, name)
+                self._found[digest] = [t for t in found if t is not None]
+            return self._found[digest]
+
+    async def _read(self, into: list[DigestTag | None], i: int, subject: str, tag: str) -> None:
+        async with self._limiter:
+            try:
+                manifest = await self.repo.get_manifest(tag)
+            except NotFound:  # never there, or removed since the listing
+                return
+        into[i] = DigestTag(subject, tag, manifest)
+
+    async def levels(self, digest: str) -> list[list[DigestTag]]:
+        """The tags of ``digest``, then those of the manifests they point at (a signature of an
+        SBOM), and so on (``depth`` levels at most); each manifest followed once."""
+        seen = {digest}
+        frontier = [digest]
+        levels: list[list[DigestTag]] = []
+        while frontier and len(levels) < self.depth:
+            lists: list[list[DigestTag]] = [[] for _ in frontier]
+            async with task_group() as tg:
+                for i, subject in enumerate(frontier):
+                    tg.start_soon(self._look, lists, i, subject)
+            level = [found for tags in lists for found in tags]
+            if level:
+                levels.append(level)
+            frontier = []
+            for found in level:
+                if found.digest not in seen:
+                    seen.add(found.digest)
+                    frontier.append(found.digest)
+        return levels
+
+    async def _look(self, into: list[list[DigestTag]], i: int, subject: str) -> None:
+        into[i] = await self.direct(subject)

@@ -8,6 +8,8 @@ bounded memory. Digests are preserved because manifests are copied as their exac
 Referrers (:meth:`Transfer.referrers`) follow their subject: those the destination does not list
 yet are copied after the subject is there (some registries refuse a ``subject`` that does not exist
 yet), and the destination store lists them (referrers API, or the referrers tag it updates).
+cosign's older tags (:meth:`Transfer.digest_tags`: ``<alg>-<hex>.sig``, ``.att``, ``.sbom``) are
+copied under their own names, with what they point at.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from splitbuild._tasks import task_group
 from splitbuild.errors import NotFound, RegistryError, SplitbuildError
 from splitbuild.models import MAX_INDEX_DEPTH, Descriptor, ImageIndex, ImageManifest, Manifest, too_deep
 from splitbuild.reference import Reference
-from splitbuild.referrers import Referrer, ReferrerFinder
+from splitbuild.referrers import DigestTag, DigestTagFinder, Referrer, ReferrerFinder
 from splitbuild.store.base import Mounter, ReferrerLister, Repository
 
 if TYPE_CHECKING:
@@ -120,6 +122,10 @@ class TransferStats:
     """Referrers copied (their digests)."""
     referrers_present: int = 0
     """Referrers the destination listed already."""
+    digest_tags: list[str] = field(default_factory=list)
+    """cosign's older tags (``sha256-<hex>.sig``, ``.att``, ``.sbom``) copied or moved."""
+    digest_tags_present: int = 0
+    """cosign's older tags the destination had already, at the same digest."""
 
 
 ProgressCallback = Callable[[str, Descriptor], None]
@@ -163,6 +169,8 @@ class Transfer:
         """One object per distinct index entry, shared by every index listing it."""
         self._settled: dict[str, _Shared] = {}
         """Manifests this transfer has started on, and whether each is done (pushed or skipped)."""
+        self._digest_tags: set[str] = set()
+        """cosign's older tags this transfer has started on."""
 
     @property
     def same_repository(self) -> bool:
@@ -384,6 +392,38 @@ class Transfer:
             return
         if pushed:
             self.stats.referrers.append(desc.digest)
+
+    async def digest_tags(self, finder: DigestTagFinder, subject: str) -> None:
+        """Copy cosign's older tags of ``subject`` (``<alg>-<hex>.sig``, ``.att``, ``.sbom``; then
+        those of what they point at, level by level) under the same names, with the manifests they
+        point at; ``finder`` looks them up in the source. Call once ``subject`` is in the target.
+
+        A tag the target has at the same digest is left alone; one pointing elsewhere is moved, as
+        a copied tag is (a signature added only at the destination is replaced)."""
+        if self.same_repository:
+            return
+        for level in await finder.levels(subject):
+            async with task_group() as tg:
+                for found in level:
+                    if found.tag not in self._digest_tags:
+                        self._digest_tags.add(found.tag)
+                        tg.start_soon(self._digest_tag, found)
+
+    async def _digest_tag(self, found: DigestTag) -> None:
+        manifest = found.manifest
+        current = await self.target.head_manifest(found.tag)
+        if current is not None and current.digest == manifest.digest:
+            self.stats.digest_tags_present += 1
+            return
+        await self.tree(manifest)
+        subject = manifest.parsed.subject
+        if subject is not None and subject.digest in self._settled:
+            await self._settled[subject.digest].wait()
+        await self.target.put_manifest(manifest, found.tag)
+        self.stats.manifests_pushed += 1
+        self.stats.pushed.append(manifest.digest)
+        self.stats.digest_tags.append(found.tag)
+        self._emit("manifest-done", manifest.descriptor())
 
 
 @asynccontextmanager

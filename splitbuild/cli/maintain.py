@@ -143,7 +143,14 @@ def copy_command(
             help="Keep only these platforms (comma-separated): writes a new index.",
         ),
     ] = None,
-    referrers: ReferrersOpt = True,
+    referrers: Annotated[
+        bool,
+        typer.Option(
+            "--referrers/--no-referrers",
+            help="Copy the referrers (signatures, SBOMs, attestations with a subject) of the image and "
+            "its children, and cosign's older sha256-<hex>.sig/.att/.sbom tags.",
+        ),
+    ] = True,
     jobs: JobsOpt = 8,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on a terminal (stderr).")

@@ -193,6 +193,8 @@ def _referrer_line(result: CopyResult) -> None:
     s = result.stats
     if s.referrers or s.referrers_present:
         _out(f"referrers  {len(s.referrers)} copied, {s.referrers_present} already there")
+    if s.digest_tags or s.digest_tags_present:
+        _out(f"cosign     {len(s.digest_tags)} tags copied, {s.digest_tags_present} already there")
 
 
 def _plan_tables(plan: DeletionPlan, *, show_keep: bool = True) -> None:

@@ -13,6 +13,11 @@ its children come along, and theirs in turn, including when the destination tag 
 (a mirror run picks up signatures added since): one lookup per manifest in the source, and one per
 subject that has referrers in the destination. A rewritten index has a new digest, so the
 referrers of the source index do not apply to it and stay behind.
+
+cosign's older tags of the same manifests (``sha256-<hex>.sig``, ``.att``, ``.sbom``, and those
+of what they point at) come along under their own names, as with regctl's ``--digest-tags``: one
+listing of the source's tags finds them, then a read in the source and a ``HEAD`` in the
+destination for each one found.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from splitbuild.models import Descriptor, Manifest, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
 from splitbuild.ops.inspect import read_config
 from splitbuild.reference import AnyReference
-from splitbuild.referrers import ReferrerFinder
+from splitbuild.referrers import DigestTagFinder, ReferrerFinder
 from splitbuild.store.base import Repository
 from splitbuild.transfer import BytesCallback, ProgressCallback, Transfer, TransferStats
 
@@ -75,6 +80,7 @@ class CopyResult:
             "bytesCopied": s.bytes_copied,
             "manifests": {"pushed": s.manifests_pushed, "skipped": s.manifests_skipped},
             "referrers": {"copied": list(s.referrers), "present": s.referrers_present},
+            "digestTags": {"copied": list(s.digest_tags), "present": s.digest_tags_present},
             "requests": self.requests,
         }
 
@@ -154,8 +160,12 @@ async def copy(
 ) -> CopyResult:
     """Copy ``source`` to ``destination`` (a tag, a digest, or a repository: then the source's tag).
 
+    ``referrers``: also the referrers of the copied manifest and of its children, and their
+    cosign tags in the older scheme (``sha256-<hex>.sig``, ``.att``, ``.sbom``).
+
     Requests for a tree already at the destination: the source ``GET`` and one tag ``HEAD``, plus
-    with ``referrers`` a lookup per manifest of the tree (in the source).
+    with ``referrers`` a lookup per manifest of the tree (in the source), one listing of the
+    source's tags (none for a layout), and a ``GET`` and a ``HEAD`` per cosign tag found.
     """
     src_ref, dst_ref = as_reference(source), as_reference(destination)
     for text in platforms or ():
@@ -189,18 +199,22 @@ async def copy(
         locations=client.blob_locations,
     )
     result.stats = transfer.stats
-    finder = ReferrerFinder(src_repo) if referrers and not transfer.same_repository else None
+    follow = referrers and not transfer.same_repository
+    finder = ReferrerFinder(src_repo) if follow else None
+    tags = DigestTagFinder(src_repo) if follow else None
     subjects = [] if result.rewritten else [root.digest]
     subjects += [child.digest for child in root.children()]
     async with task_group() as tg:
-        if finder is not None:  # looked up while the tree is copied
+        if finder is not None and tags is not None:  # looked up while the tree is copied
             for subject in subjects:
                 tg.start_soon(finder.levels, subject)
+                tg.start_soon(tags.levels, subject)
         await _copy_tree(transfer, dst_repo, root, tag, result)
-    if finder is not None:
+    if finder is not None and tags is not None:
         async with task_group() as tg:
             for subject in subjects:
                 tg.start_soon(transfer.referrers, finder, subject)
+                tg.start_soon(transfer.digest_tags, tags, subject)
     result.requests = client.requests - start
     return result
 

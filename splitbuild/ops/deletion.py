@@ -5,8 +5,8 @@ works out which manifests go with them: everything those tags reach (index child
 manifests, nested indexes) that no remaining tag still needs, directly or through an index or a
 referrers tag. A removed tag whose manifest is still needed is only untagged.
 
-Referrers tags (``sha256-<hex>[.sig]``) follow their subject: removed when the subject manifest is
-deleted, kept otherwise.
+Referrers tags (``sha256-<hex>``, and cosign's ``.sig``, ``.att`` and ``.sbom``) follow their
+subject: removed when the subject manifest is deleted, kept otherwise.
 
 :func:`execute_deletion` untags first, then deletes manifests parents before children (an index
 before the images it lists), so no index that still exists ever points at a deleted manifest. The

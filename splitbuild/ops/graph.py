@@ -2,8 +2,8 @@
 
 ``delete`` and ``prune`` decide from this graph what a tag still needs: the manifest it points at,
 the children of an index (images and attestation manifests), nested indexes, and the artifacts a
-referrers tag (``sha256-<hex>``, the OCI tag-schema fallback and cosign's ``.sig``/``.att``) holds
-for its subject.
+referrers tag (``sha256-<hex>``, the OCI tag-schema fallback, and cosign's ``.sig``/``.att``/``.sbom``)
+holds for its subject.
 
 Requests: one ``HEAD`` per tag, one ``GET`` per distinct index. Where the creation time is wanted
 (``dated`` tags) the tag is read with one ``GET`` instead, then the time comes from the manifest's
