@@ -3,7 +3,7 @@
 The OCI distribution spec lists the referrers of a manifest with ``GET /v2/<name>/referrers/<digest>``
 (an image index). Registries without that API (distribution 2.x, GHCR) hold the same index under
 the *referrers tag* ``<alg>-<hex>`` instead, and whoever pushes a manifest with a ``subject`` there
-keeps that index up to date. The stores do the listing (:class:`~splitbuild.store.base.ReferrerLister`)
+keeps that index up to date. The stores do the listing (``Repository.list_referrers``)
 and the tag upkeep on ``put_manifest``; this module holds what they share: the tag name, the
 descriptor a referrer gets in the index, the index update, telling signatures from attestations
 and SBOMs, and :class:`ReferrerFinder`, which follows referrers of referrers (a signature on an
@@ -30,7 +30,7 @@ from splitbuild.digest import parse_digest
 from splitbuild.errors import InvalidManifest, InvalidReference, NotFound, RegistryError
 from splitbuild.models import OCI_INDEX, Descriptor, ImageManifest, Manifest
 from splitbuild.reference import validate_tag
-from splitbuild.store.base import ReferrerLister, Repository
+from splitbuild.store.base import Repository
 
 __all__ = [
     "COSIGN_TAG_SUFFIXES",
@@ -187,7 +187,7 @@ class Referrer:
 
 class ReferrerFinder:
     """The referrers of manifests in one repository, each looked up once (concurrent callers share
-    the lookup). A repository without :class:`ReferrerLister` has none."""
+    the lookup)."""
 
     def __init__(self, repo: Repository, *, depth: int = MAX_DEPTH) -> None:
         self.repo = repo
@@ -203,9 +203,7 @@ class ReferrerFinder:
             if digest not in self._found:
                 repo = self.repo
                 async with self._limiter:
-                    self._found[digest] = (
-                        await repo.list_referrers(digest) if isinstance(repo, ReferrerLister) else []
-                    )
+                    self._found[digest] = await repo.list_referrers(digest)
             return self._found[digest]
 
     async def levels(self, digest: str) -> list[list[Referrer]]:

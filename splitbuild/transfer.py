@@ -27,7 +27,7 @@ from splitbuild.errors import NotFound, RegistryError, SplitbuildError
 from splitbuild.models import MAX_INDEX_DEPTH, Descriptor, ImageIndex, ImageManifest, Manifest, too_deep
 from splitbuild.reference import Reference
 from splitbuild.referrers import DigestTag, DigestTagFinder, Referrer, ReferrerFinder
-from splitbuild.store.base import Mounter, ReferrerLister, Repository
+from splitbuild.store.base import BlobOpener, Mounter, Repository
 
 if TYPE_CHECKING:
     from splitbuild.blobcache import BlobLocations
@@ -199,14 +199,6 @@ class Transfer:
                 self._emit("blob-skip", desc)
                 return
             self._emit("blob-start", desc)
-            mounter = self.target if self._same_location and isinstance(self.target, Mounter) else None
-            if (
-                mounter is not None and await mounter.mount_blob(desc, self.source)
-            ) or await self._mount_known(desc):
-                self.stats.blobs_mounted += 1
-                self._remember(self.target, desc.digest)
-                self._emit("blob-done", desc)
-                return
             source = self.source
             on_bytes = self._on_bytes
 
@@ -215,27 +207,45 @@ class Transfer:
                     return source.open_blob(desc)
                 return _counted(source.open_blob(desc), desc, on_bytes)
 
-            await self.target.put_blob(desc, opener)
+            if await self._mount_or_put(desc, opener):
+                self.stats.blobs_mounted += 1
+                self._remember(self.target, desc.digest)
+                self._emit("blob-done", desc)
+                return
             self.stats.blobs_copied += 1
             self.stats.bytes_copied += desc.size
             self._remember(self.source, desc.digest)
             self._remember(self.target, desc.digest)
             self._emit("blob-done", desc)
 
-    async def _mount_known(self, desc: Descriptor) -> bool:
-        """Mount ``desc`` from another repository of the target's registry that the blob location
-        cache says holds it (at most two tried); a refused or failed mount forgets that entry. The
-        registry authorises each mount with this client's own token (pull on that repository)."""
+    async def _mount_or_put(self, desc: Descriptor, blob: BlobOpener) -> bool:
+        """Put ``desc`` into the target, mounted where it can be (True) instead of uploaded (False):
+        from the source when both share a location, then from the other repositories of the
+        target's registry that the blob location cache says hold it (at most two tried; a refused
+        or failed mount forgets that entry). The registry authorises each mount with this client's
+        own token (pull on that repository)."""
+        lenders: list[Repository] = [self.source] if self._same_location else []
+        known = self._known_holders(desc)
+        if not isinstance(self.target, Mounter) or not (lenders or known):
+            await self.target.put_blob(desc, blob)
+            return False
+        tried = [*lenders, *known]
+        lender = await self.target.mount_blob(desc, tried, blob)
+        refused = len(tried) if lender is None else next(i for i, r in enumerate(tried) if r is lender)
+        if self._locations is not None:
+            for sibling in known[: max(0, refused - len(lenders))]:
+                self._locations.forget(sibling.ref.registry, sibling.ref.repository, desc.digest)
+        return lender is not None
+
+    def _known_holders(self, desc: Descriptor) -> list[RegistryRepository]:
+        """The repositories of the target's registry that the blob location cache says hold
+        ``desc`` (at most two; none without a cache or when the target is not a registry)."""
         target = _registry_repository(self.target) if self._locations is not None else None
         if target is None or self._locations is None:
-            return False
+            return []
         registry, repository = target.ref.registry, target.ref.repository
-        for holder in self._locations.holders(registry, desc.digest, exclude=repository, limit=2):
-            sibling = target.client.repository(Reference(registry, holder))
-            if await target.mount_blob(desc, sibling):
-                return True
-            self._locations.forget(registry, holder, desc.digest)
-        return False
+        holders = self._locations.holders(registry, desc.digest, exclude=repository, limit=2)
+        return [target.client.repository(Reference(registry, holder)) for holder in holders]
 
     def _remember(self, repo: Repository, digest: str) -> None:
         found = _registry_repository(repo) if self._locations is not None else None
@@ -370,22 +380,19 @@ class Transfer:
                     tg.start_soon(self._referrers_of, parent, found)
 
     async def _referrers_of(self, subject: str, found: list[Referrer]) -> None:
-        listed: set[str] = set()
-        lister = self.target if isinstance(self.target, ReferrerLister) else None
-        if lister is not None:
-            listed = {d.digest for d in await lister.list_referrers(subject)}
+        listed = {d.digest for d in await self.target.list_referrers(subject)}
         async with task_group() as tg:
             for referrer in found:
                 if referrer.digest in listed:
                     self.stats.referrers_present += 1
                 else:
                     # Present but not listed (an interrupted earlier copy): pushed again, which
-                    # lists it. Without a lister, presence is all that can be checked.
-                    tg.start_soon(self._referrer, referrer.descriptor, lister is None)
+                    # lists it.
+                    tg.start_soon(self._referrer, referrer.descriptor)
 
-    async def _referrer(self, desc: Descriptor, check_target: bool) -> None:
+    async def _referrer(self, desc: Descriptor) -> None:
         try:
-            pushed = await self.manifest(desc, check_target=check_target)
+            pushed = await self.manifest(desc, check_target=False)
         except NotFound:
             if await self.source.head_manifest(desc.digest) is not None:
                 raise

@@ -28,7 +28,7 @@ from splitbuild.errors import NotFound, SplitbuildError
 from splitbuild.models import INDEX_TYPES, Descriptor
 from splitbuild.ops._common import DEFAULT_JOBS, short
 from splitbuild.ops.graph import Graph, referrers_subject
-from splitbuild.store.base import Repository, TagDeleter
+from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
     from splitbuild.client import Client
@@ -321,11 +321,8 @@ class DeletionOutcome:
 
 
 async def remove_tag(repo: Repository, tag: str) -> str:
-    """Delete one tag and keep its manifest; returns the method (see :class:`TagDeleter`)."""
-    if isinstance(repo, TagDeleter):
-        return await repo.delete_tag(tag)
-    await repo.delete_manifest(tag)
-    return "tag"
+    """Delete one tag and keep its manifest; returns the method (see :meth:`Repository.delete_tag`)."""
+    return await repo.delete_tag(tag)
 
 
 async def execute_deletion(

@@ -20,7 +20,7 @@ from splitbuild.errors import NotFound, RegistryError, SplitbuildError, UsageErr
 from splitbuild.models import Descriptor, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded, identifier, short
 from splitbuild.referrers import kind_of, predicate_types
-from splitbuild.store.base import ReferrerLister, Repository
+from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
     from splitbuild.client import Client
@@ -126,8 +126,6 @@ async def _check_child(repo: Repository, child: Descriptor, deep: bool) -> str |
 
 async def _attested_by_referrer(repo: Repository, image: Descriptor) -> bool:
     """Whether an attestation of ``image`` is among its referrers."""
-    if not isinstance(repo, ReferrerLister):
-        return False
     found = await repo.list_referrers(image.digest)
     return any(kind_of(d, predicate_types(d)) == "attestation" for d in found)
 

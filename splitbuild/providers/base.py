@@ -118,7 +118,7 @@ class Provider(ABC):
 
     @abstractmethod
     async def delete_tag(self, tag: str, repo: Repository) -> str:
-        """Remove ``tag`` and keep its manifest; returns the method (see ``TagDeleter``)."""
+        """Remove ``tag`` and keep its manifest; returns the method (see ``Repository.delete_tag``)."""
 
     async def pushed(self) -> dict[str, dt.datetime]:
         """Tag to the time it was last pushed, where the provider records it."""
@@ -177,6 +177,9 @@ class ProviderRepository:
 
     async def list_tags(self) -> list[str]:
         return await self.inner.list_tags()
+
+    async def list_referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+        return await self.inner.list_referrers(digest, artifact_type)
 
     async def has_blob(self, digest: str) -> bool:
         return await self.inner.has_blob(digest)

@@ -10,7 +10,7 @@ Identifiers (``ref`` arguments) are a tag or a digest, already validated by
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -52,7 +52,7 @@ class TagChanged(Refused):
 
 @runtime_checkable
 class Repository(Protocol):
-    """One repository: manifests by tag or digest, blobs by digest, and its tag list."""
+    """One repository: manifests by tag or digest, blobs by digest, its tags and referrers."""
 
     @property
     def name(self) -> str:
@@ -94,6 +94,23 @@ class Repository(Protocol):
         """Every tag, in the registry's (lexical) order."""
         ...
 
+    async def delete_tag(self, tag: str) -> str:
+        """Remove one tag and keep the manifest it points at (and its other tags).
+
+        Returns how it was done (``"tag"``: the backend deletes tags natively, ``"placeholder"``:
+        the tag was pointed at a placeholder manifest deleted by digest). Raises NotFound when
+        the tag does not exist."""
+        ...
+
+    async def list_referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+        """Descriptors of the referrers of ``digest`` (the manifests whose ``subject`` it is, with
+        ``artifactType`` and annotations), only those of ``artifact_type`` when given; empty when
+        there are none.
+
+        Registries answer from the OCI referrers API, or from the referrers tag index where they
+        lack it; OCI layouts keep that tag index in ``index.json``."""
+        ...
+
     async def has_blob(self, digest: str) -> bool: ...
 
     def open_blob(self, desc: Descriptor) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
@@ -111,36 +128,23 @@ class Repository(Protocol):
 
 @runtime_checkable
 class Mounter(Protocol):
-    """Optional ability: make a blob of another repository in the same location available."""
+    """Optional ability: put a blob by mounting it from another repository of the same location,
+    so that its bytes do not travel (registries; a layout directory has none)."""
 
-    async def mount_blob(self, desc: Descriptor, source: Repository) -> bool:
-        """True when mounted; False when the backend fell back and the blob must be uploaded."""
+    async def mount_blob(
+        self, desc: Descriptor, lenders: Sequence[Repository], blob: BlobSource
+    ) -> Repository | None:
+        """Put ``desc``, mounted from the first of ``lenders`` that lends it (those the backend
+        cannot mount from are passed over without a request); when none does, upload ``blob``
+        (in the upload session a refused mount opened, where the backend got one). Returns the
+        lender it was mounted from, or None when it was uploaded. Leaves nothing behind for a
+        later call."""
         ...
 
 
-@runtime_checkable
-class TagDeleter(Protocol):
-    """Optional ability: remove one tag and keep the manifest it points at (and its other tags).
+TagDeleter = Repository
+"""Deprecated alias: deleting a tag is :meth:`Repository.delete_tag`, which every backend has."""
 
-    A repository without it removes tags with ``delete_manifest(tag)``.
-    """
-
-    async def delete_tag(self, tag: str) -> str:
-        """Remove ``tag``; returns how it was done (``"tag"``: the backend deletes tags natively,
-        ``"placeholder"``: the tag was pointed at a placeholder manifest deleted by digest).
-        Raises NotFound when the tag does not exist."""
-        ...
-
-
-@runtime_checkable
-class ReferrerLister(Protocol):
-    """Optional ability: list the referrers of a manifest (the manifests whose ``subject`` it is).
-
-    Registries answer from the OCI referrers API, or from the referrers tag index where they lack
-    it; OCI layouts keep that tag index in ``index.json``.
-    """
-
-    async def list_referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
-        """Descriptors of the referrers of ``digest`` (with ``artifactType`` and annotations), only
-        those of ``artifact_type`` when given; empty when there are none."""
-        ...
+ReferrerLister = Repository
+"""Deprecated alias: listing referrers is :meth:`Repository.list_referrers`, which every backend
+has."""

@@ -71,8 +71,7 @@ def _lock_for(path: Path) -> anyio.Lock:
 
 
 class LayoutRepository:
-    """An OCI image layout directory. Implements :class:`splitbuild.store.base.Repository`,
-    ``TagDeleter`` and ``ReferrerLister``.
+    """An OCI image layout directory. Implements :class:`splitbuild.store.base.Repository`.
 
     The directory is created on the first write; reading one that is not a layout raises
     :class:`NotFound`.
