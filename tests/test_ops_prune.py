@@ -85,7 +85,7 @@ def test_format_duration() -> None:
 
 
 def test_policy_needs_a_rule() -> None:
-    with pytest.raises(UsageError, match="--keep-last"):
+    with pytest.raises(UsageError, match="`keep_last`"):
         RetentionPolicy(include="sha-.*")
     with pytest.raises(UsageError):
         RetentionPolicy(keep_last=-1)

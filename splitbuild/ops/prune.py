@@ -121,11 +121,11 @@ class RetentionPolicy:
         ):
             raise InvalidInput(f"keep_last must be a whole number, not {self.keep_last!r}")
         if self.keep_last is None and self.older_than is None and not self.untagged:
-            raise UsageError("a retention policy needs --keep-last N and/or --older-than AGE")
+            raise UsageError("a retention policy needs `keep_last` and/or `older_than`")
         if self.age_from is not None and self.age_from not in AGE_SOURCES:
             raise UsageError(f"age from {self.age_from!r}: expected pushed or created")
         if self.keep_last is not None and self.keep_last < 0:
-            raise UsageError(f"--keep-last must be 0 or more (got {self.keep_last})")
+            raise UsageError(f"`keep_last` must be 0 or more (got {self.keep_last})")
         tag_filter(self.include, self.exclude)  # validates the patterns
 
     @property
