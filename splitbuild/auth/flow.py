@@ -22,8 +22,8 @@ with each request. The flow:
   ``httpx.TransportError`` for the caller's one translation point.
 
 Concurrent requests needing the same token share one fetch (a lock per token key). The decision
-logic is one generator (:meth:`RegistryAuth._flow`) driven by the sync and async drivers, which
-add the locks, the thread for credential helpers, and the body reads.
+logic is one generator (:meth:`RegistryAuth._flow`) driven by the async driver, which adds the
+locks, the thread for credential helpers, and the body reads (there is no sync driver).
 """
 
 from __future__ import annotations
