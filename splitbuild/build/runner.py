@@ -76,16 +76,16 @@ class BuildOptions:
         if not self.platforms:
             raise UsageError("no platform to build")
         if not self.outputs:
-            raise UsageError("no output: give at least one --output")
+            raise UsageError("no output: give at least one in `outputs`")
         for ref in self.outputs:
             if ref.identifier is not None:
-                raise UsageError(f"--output {ref}: give a repository without tag or digest (tags: --tag)")
+                raise UsageError(f"`outputs` {ref}: give a repository without tag or digest (tags: `tags`)")
         if not self.tags:
             raise UsageError("no tag for the index")
         for tag in self.tags:
             validate_tag(tag)
         if self.jobs is not None and self.jobs < 1:
-            raise UsageError(f"--jobs must be at least 1, not {self.jobs}")
+            raise UsageError(f"`jobs` must be at least 1, not {self.jobs}")
 
 
 @dataclass

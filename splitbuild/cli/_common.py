@@ -90,6 +90,8 @@ DEBUG_ENV = "SPLITBUILD_DEBUG"
 
 PARAMETER_OPTIONS = {
     "allow_shrink": "--allow-shrink",
+    "build_args": "--build-arg",
+    "builder": "--builder",
     "ca_file": "--ca-file",
     "Context.from_file": "--context FILE",
     "digests_dir": "--digests-dir",
@@ -98,12 +100,16 @@ PARAMETER_OPTIONS = {
     "image": "--image",
     "include": "--include",
     "insecure": "--insecure-registry HOST",
+    "jobs": "--jobs",
     "keep_last": "--keep-last",
     "older_than": "--older-than",
+    "output_path": "--output",
+    "outputs": "--output",
     "platform": "--platform",
     "platforms": "--platform",
     "sources": "SOURCE arguments or --digests-dir",
     "tag_only": "--tag-only",
+    "tags": "--tag",
     "targets": "-t/--tag",
 }
 """The option that sets each library parameter an error message names (in backticks)."""

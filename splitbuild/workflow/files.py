@@ -58,7 +58,7 @@ def generated_files(
         if current is not None and not current.startswith(GENERATED_MARK):
             raise UsageError(
                 f"{output_text} exists and was not written by splitbuild; not overwriting it",
-                hint="write the split build to its own file (--output .gitlab/splitbuild.yml) "
+                hint="write the split build to its own file (`output_path` .gitlab/splitbuild.yml) "
                 "and include it: include: [{local: .gitlab/splitbuild.yml}]",
             )
         text = render_pipeline(
