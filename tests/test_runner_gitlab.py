@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from splitbuild.tags import Inputs, compute_metadata, parse_rule_lines
-from splitbuild.tags.models import Context
+from splitbuild.tags.schema import Context
 from tests.constants import TEST_PASSWORD, TEST_USER
 from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer

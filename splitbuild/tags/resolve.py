@@ -18,7 +18,7 @@ from typing import Any
 
 from splitbuild.errors import ConfigError
 from splitbuild.tags.jsvalues import js_string
-from splitbuild.tags.models import Context, RepoInfo
+from splitbuild.tags.schema import Context, RepoInfo
 
 __all__ = [
     "ResolvedContext",
