@@ -178,3 +178,16 @@ def test_a_retention_policy_takes_the_durations_the_cli_takes_and_checks_at_cons
         splitbuild.RetentionPolicy(older_than=30)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="keep_last must be a whole number"):
         splitbuild.RetentionPolicy(keep_last="10")  # type: ignore[arg-type]
+
+
+def test_the_ops_names_are_the_operations_not_modules_they_shadow() -> None:
+    """``ops.copy`` is the operation; the modules behind the operations are private, so no name of
+    the namespace is rebound over a submodule. ``graph`` and ``deletion`` are the public building
+    blocks for custom retention policies."""
+    import pkgutil
+    import types
+
+    assert all(not isinstance(getattr(ops, name), types.ModuleType) for name in ops.__all__)
+    public = {m.name for m in pkgutil.iter_modules(ops.__path__) if not m.name.startswith("_")}
+    assert public == {"deletion", "graph"}
+    assert ops.copy.__module__ == "splitbuild.ops._copy"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from splitbuild.cli._common import PARAMETER_OPTIONS, as_options
 from splitbuild.cli.app import make_app
 from splitbuild.errors import UsageError, spell_parameters
-from splitbuild.ops.prune import RetentionPolicy
+from splitbuild.ops import RetentionPolicy
 
 PACKAGE = Path(__file__).resolve().parent.parent / "splitbuild"
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")

@@ -21,9 +21,9 @@ from splitbuild.models import (
 )
 from splitbuild.ops import DeletionIncomplete, RetentionPolicy, parse_duration, prune
 from splitbuild.ops._common import bounded
+from splitbuild.ops._prune import decide, format_duration
 from splitbuild.ops.deletion import plan_deletion
 from splitbuild.ops.graph import Graph, Node, referrers_subject
-from splitbuild.ops.prune import decide, format_duration
 from splitbuild.reference import parse_reference
 from splitbuild.retry import FAST_RETRY
 from tests.images import make_image, push

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from splitbuild.errors import InvalidInput, NotFound, Refused, UsageError, shorten
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded
+from splitbuild.ops._tags import tag_filter
 from splitbuild.ops.deletion import (
     DeletionOutcome,
     DeletionPlan,
@@ -39,7 +40,6 @@ from splitbuild.ops.deletion import (
     provided,
 )
 from splitbuild.ops.graph import Graph, Node, referrers_subject, scan
-from splitbuild.ops.tags import tag_filter
 from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from splitbuild._tasks import task_group
 from splitbuild.errors import NotFound, UsageError, shorten
 from splitbuild.models import Descriptor, Manifest, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
-from splitbuild.ops.inspect import read_config
+from splitbuild.ops._inspect import read_config
 from splitbuild.reference import AnyReference
 from splitbuild.referrers import DigestTagFinder, ReferrerFinder
 from splitbuild.store.base import Repository
