@@ -155,8 +155,8 @@ def test_plan_orders_parents_first_and_keeps_shared_children() -> None:
     assert referrers_subject(referrers) == old
     plan = plan_deletion(graph, {"old": "policy", "also-old": "policy"})
     levels = [[d.digest for d in level] for level in plan.levels]
-    # parents first; in a level, the children of one index together
-    assert levels == [[old, _d("4")], [nested, _d("a"), _d("c"), _d("5")]]
+    # parents first, referrers before their subject; in a level, the children of one index together
+    assert levels == [[_d("4")], [_d("5")], [old], [nested, _d("a"), _d("c")]]
     assert plan.protected == {_d("b"): "linux/arm64 image of new"}
     assert plan.remove[referrers].startswith("referrers of deleted")
     assert plan.untag == []
@@ -164,7 +164,7 @@ def test_plan_orders_parents_first_and_keeps_shared_children() -> None:
     assert kinds[_d("a")] == "image linux/amd64"
     assert kinds[_d("c")] == "attestation"
     assert kinds[nested] == "index"
-    assert [d.tags for d in plan.levels[0] if d.digest == old] == [("old", "also-old")]
+    assert [d.tags for d in plan.levels[2] if d.digest == old] == [("old", "also-old")]
     # keeping "also-old" turns "old" into an untag, and protects the whole tree
     keep_one = plan_deletion(graph, {"old": "policy"})
     assert keep_one.untag == ["old"]

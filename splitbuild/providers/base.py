@@ -96,6 +96,8 @@ class Provider(ABC):
     """API requests made so far."""
     records_push_time: bool = False
     lists_untagged: bool = False
+    untagged_help: str = ""
+    """Why and what instead, where the provider cannot list untagged manifests."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -113,8 +115,9 @@ class Provider(ABC):
         """Every manifest the provider records for the repository (read once, then cached)."""
 
     @abstractmethod
-    async def delete_manifest(self, digest: str) -> None:
-        """Delete the manifest ``digest`` and the tags on it; NotFound when it is not there."""
+    async def delete_manifest(self, digest: str, repo: Repository) -> None:
+        """Delete the manifest ``digest`` and the tags on it; NotFound when it is not there.
+        ``repo`` is the repository on the registry API (for what the provider deletes there)."""
 
     @abstractmethod
     async def delete_tag(self, tag: str, repo: Repository) -> str:
@@ -166,7 +169,7 @@ class ProviderRepository:
 
     async def delete_manifest(self, ref: str) -> None:
         if ":" in ref:
-            await self.provider.delete_manifest(ref)
+            await self.provider.delete_manifest(ref, self.inner)
         else:
             await self.delete_tag(ref)
 
