@@ -108,7 +108,9 @@ async def test_a_429_waits_for_retry_after(hub: FakeHub, registry: RegistryServe
     name = unique("hub")
     await push(client.repository(parse_reference(f"{registry.host}/{name}")), make_image(seed="hub429"), "a")
     patient = RetryPolicy(attempts=3, initial=0.01, max_delay=3.0, total=10.0)
-    for header in ({"Retry-After": "1"}, {"X-Retry-After": str(int(time.time()) + 2)}):
+    for name_of_header in ("Retry-After", "X-Retry-After"):
+        at = "1" if name_of_header == "Retry-After" else str(int(time.time()) + 2)
+        header = {name_of_header: at}
         hub.fail_next = [(429, header)]
         async with provider(hub, name, retry=patient) as hub_provider:
             started = time.monotonic()
