@@ -1,7 +1,8 @@
 """Registry providers: deleting where the registry API cannot (GHCR, Docker Hub), chosen by host.
 
-GHCR and Docker Hub answer the registry API's ``DELETE`` with 405; they delete through their own
-APIs. A :class:`Provider` does the deleting for ``delete`` and ``prune`` (which still decide *what*
+GHCR answers the registry API's ``DELETE`` with 405, Docker Hub answers it for tags (it deletes
+only untagged, unreferenced manifests by digest); they delete through their own APIs. A
+:class:`Provider` does the deleting for ``delete`` and ``prune`` (which still decide *what*
 goes from the registry's own manifests, so the children, attestations and referrers of a kept index
 are never touched), and knows what the registry API does not say: when each tag was pushed, and which
 manifests no tag points at (GHCR's untagged versions).
