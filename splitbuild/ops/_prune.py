@@ -17,8 +17,10 @@ With a registry provider (GHCR, Docker Hub; see :mod:`splitbuild.providers`) the
 through the registry's own API, the age can be the push time the provider records
 (``age_from="pushed"``, the default there; ``"created"`` elsewhere), and ``untagged`` also deletes
 the manifests no tag points at (GHCR's untagged versions) that nothing kept reaches, directly, as an
-index child or as a referrer (``subject``). ``max_delete`` refuses, before deleting anything, a run
-that would delete more than that many manifests and tags.
+index child or as a referrer (``subject``); where the provider cannot list them (Docker Hub, the
+registry API alone) ``untagged`` is a :class:`~splitbuild.errors.UsageError` saying why.
+``max_delete`` refuses, before deleting anything, a run that would delete more than that many
+manifests and tags.
 """
 
 from __future__ import annotations
@@ -282,7 +284,14 @@ async def _prune(
     if age_from == "pushed" and not records:
         raise UsageError(f"{ref}: this registry records no push time; age the tags from created instead")
     if policy.untagged and (deleter is None or not deleter.lists_untagged):
-        raise UsageError(f"{ref}: this registry does not list untagged manifests; nothing to prune there")
+        why = (deleter.untagged_help if deleter is not None else "") or (
+            "the registry API lists tags, not untagged manifests"
+        )
+        raise UsageError(
+            f"{ref}: cannot prune untagged manifests: {why}",
+            hint="prune the tags instead: the untagged manifests only they reach (index children, "
+            "attestations, referrers) are deleted with them",
+        )
     tags = await repo.list_tags()
     selected = tag_filter(policy.include, policy.exclude)
     followers = {t for t in tags if referrers_subject(t) is not None}
