@@ -162,13 +162,15 @@ async def test_scan_without_the_scanner_installed_says_so_before_building(tmp_pa
     (repo / "examples" / "hello").mkdir(parents=True)
     (repo / "examples" / "hello" / "Dockerfile").write_text("FROM scratch\n")
     (repo / CONFIG).write_text(
-        '[image]\nnames = ["ghcr.io/acme/hello"]\nplatforms = ["linux/amd64", "linux/arm64"]\ncontext = "examples/hello"\n[scan]\nscanner = "grype"\n'
+        '[image]\nnames = ["ghcr.io/acme/hello"]\nplatforms = ["linux/amd64", "linux/arm64"]\n'
+        'context = "examples/hello"\n[scan]\nscanner = "grype"\n'
     )
     done = await _build(
         repo, "--output", f"oci:{tmp_path / 'oci'}", "--tag", "v1", "--scan", path="/nonexistent"
     )
     assert done.returncode == 9, done.stderr
     assert _error(done) == (
-        "splitbuild: error: the scan needs grype, which is not installed (not found on PATH): nothing was built"
+        "splitbuild: error: the scan needs grype, which is not installed (not found on PATH): "
+        "nothing was built"
     )
     assert not (tmp_path / "oci").exists()
