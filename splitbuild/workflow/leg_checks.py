@@ -79,9 +79,8 @@ def check_build_step(leg: Leg, inputs: dict[str, str], env: dict[str, str] | Non
     without outputs, cache export and attestations (the docker exporter takes none)."""
     with_ = {k: v for k, v in inputs.items() if k not in ("outputs", "cache-to", "provenance", "sbom")}
     with_ |= {"provenance": "false", "load": "true", "tags": check_image(leg)}
-    return Step(
-        name="Build for the checks", id=CHECK_BUILD_ID, uses=pin("docker/build-push-action"), with_=with_
-    )
+    build = pin("docker/build-push-action")
+    return Step(name="Build for the checks", id=CHECK_BUILD_ID, uses=build, with_=with_, env=env)
 
 
 def _test_step(config: Config, leg: Leg) -> Step | None:
