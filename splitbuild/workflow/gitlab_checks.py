@@ -83,7 +83,8 @@ def buildah_check_items(config: Config, leg: Leg) -> tuple[dict[str, str], list[
     items: list[str] = []
     if words:
         items.append(
-            'splitbuild_container=$(buildah from "$SPLITBUILD_LOCAL_IMAGE")\n'
+            'splitbuild_container=$(buildah from --quiet --pull=never --platform "$SPLITBUILD_PLATFORM" '
+            '"$SPLITBUILD_LOCAL_IMAGE")\n'
             f'if ! buildah run "$splitbuild_container" -- {" ".join(words)}; then\n'
             '  buildah rm "$splitbuild_container" >/dev/null\n' + _failed("the smoke test") + "  exit 1\n"
             "fi\n"
@@ -150,7 +151,7 @@ def scan_script(config: Config, leg: Leg) -> list[str]:
     command = "trivy image" + "".join(f" \\\n  {option}" for option in options)
     return [
         "status=0\n" + command + " || status=$?\n",
-        f"findings=$(grep -o '\"identifiers\"' {report} 2>/dev/null | wc -l | tr -d ' ')\n"
+        f"findings=$( (grep -o '\"identifiers\"' {report} 2>/dev/null || true) | wc -l | tr -d ' ')\n"
         'echo "splitbuild: $SPLITBUILD_PLATFORM: ${findings:-0} finding(s) at or above '
         '$SPLITBUILD_SEVERITY (trivy)"\n'
         'exit "$status"\n',

@@ -57,7 +57,7 @@ _SUMMARY_TEST = """\
 _SUMMARY_SCAN = """\
   findings="-"
   if [ -f "$SARIF" ]; then
-    findings=$(grep -o '"ruleId"' "$SARIF" | wc -l | tr -d ' ')
+    findings=$( (grep -o '"ruleId"' "$SARIF" || true) | wc -l | tr -d ' ')
   fi
   echo "| scan ($SCANNER, $SEVERITY and above) | ${SCAN_OUTCOME:-not run} | $findings |"
 """
