@@ -21,6 +21,8 @@ from typing import Any
 import anyio
 import pytest
 
+from splitbuild.build.report import render_table
+from splitbuild.build.runner import BuildResult, LegResult
 from splitbuild.client import Client
 from splitbuild.errors import NotFound
 from splitbuild.reference import parse_reference
@@ -174,3 +176,31 @@ async def test_scan_without_the_scanner_installed_says_so_before_building(tmp_pa
         "nothing was built"
     )
     assert not (tmp_path / "oci").exists()
+
+
+def test_the_table_shows_the_checks_when_the_run_had_them() -> None:
+    legs = [
+        LegResult("linux/amd64", "native", "ok", "sha256:" + "a" * 64, 1.0, 0.1, 0.2, 0.5, 0.3, 0),
+        LegResult("linux/arm64", "emulated", "failed", None, 6.0, 0.1, None, None, 0.4, 2, "scan"),
+    ]
+    table = render_table(
+        BuildResult(builder="b", host="linux/amd64", legs=legs, outputs=["oci:x"])
+    ).splitlines()
+    assert table[0].split() == [
+        "PLATFORM",
+        "MODE",
+        "BUILD",
+        "s",
+        "EXPORT",
+        "s",
+        "PUSH",
+        "s",
+        "TEST",
+        "s",
+        "FINDINGS",
+        "DIGEST",
+    ]
+    assert table[1].split()[-3:] == ["0.50", "0", "sha256:" + "a" * 64]
+    assert table[2].split()[-4:] == ["-", "2", "FAILED", "(scan)"]
+    plain = [LegResult("linux/amd64", "native", "ok", "sha256:" + "a" * 64, 1.0, 0.1, 0.2)]
+    assert "FINDINGS" not in render_table(BuildResult(builder="b", host="h", legs=plain, outputs=["oci:x"]))
