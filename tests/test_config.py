@@ -105,7 +105,7 @@ def test_example_configs_load(name: str) -> None:
 
 ERRORS = [
     # (TOML appended to or replacing the base, the message after "splitbuild.toml: ")
-    ("[foo]\n", "unknown key 'foo' (allowed: image, tags, runners, ci)"),
+    ("[foo]\n", "unknown key 'foo' (allowed: image, tags, runners, ci, test, scan)"),
     ("[ci]\ncahce = 'gha'\n", "ci: unknown key 'cahce' (allowed: provider, name, branches,"),
     ("[tags]\nrule = []\n", "tags: unknown key 'rule' (allowed: rules, flavor, labels)"),
     ("[ci]\ncache = 's3'\n", "ci.cache: must be 'gha', 'registry' or 'none'"),

@@ -61,7 +61,11 @@ def _tags(registry: RegistryServer, repository: str) -> set[str]:
         check=False,
     )
     if result.returncode != 0:
-        assert "NAME_UNKNOWN" in result.stderr or "name unknown" in result.stderr.lower(), result.stderr
+        # a repository never pushed to, or (pushed by digest only) one without tags
+        unknown = ("name unknown", "404 (not found)")
+        assert "NAME_UNKNOWN" in result.stderr or any(t in result.stderr.lower() for t in unknown), (
+            result.stderr
+        )
         return set()
     return set(json.loads(result.stdout)["Tags"])
 
@@ -135,13 +139,22 @@ def storage(tmp_path: Path) -> dict[str, str]:
     return {"CONTAINERS_STORAGE_CONF": str(conf), "XDG_RUNTIME_DIR": str(runtime)}
 
 
-def _project(path: Path, rootfs: Path, image: str, registry: RegistryServer, platforms: list[str]) -> Path:
+def _project(
+    path: Path,
+    rootfs: Path,
+    image: str,
+    registry: RegistryServer,
+    platforms: list[str],
+    *,
+    extra_config: str = "",
+    extra_dockerfile: str = "",
+) -> Path:
     """A git repository with the hello example and the pipeline ``splitbuild generate`` writes."""
     path.mkdir(parents=True)
-    shutil.copy(HELLO / "Dockerfile", path / "Dockerfile")
+    (path / "Dockerfile").write_text((HELLO / "Dockerfile").read_text() + extra_dockerfile)
     shutil.copytree(HELLO / "app", path / "app")
     shutil.copytree(rootfs, path / "rootfs")
-    (path / "splitbuild.toml").write_text(_config(image, registry, platforms))
+    (path / "splitbuild.toml").write_text(_config(image, registry, platforms) + extra_config)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(
         [sys.executable, "-m", "splitbuild", "generate", "--config", "splitbuild.toml"],
@@ -377,4 +390,61 @@ def test_two_pipelines_on_one_buildah_store_publish_only_their_own_images(
         assert config["config"]["Labels"]["org.opencontainers.image.revision"] == sha, name
         assert _tags(auth_registry, f"acme/interleave-{name}") == {"main", f"sha-{sha[:7]}"}
     assert signal.exists()
+    _no_leftovers(storage)
+
+
+STAND_INS = REPO / "tests" / "stand_ins"
+CHECKS = """
+[test]
+command = "hello | tee /dev/stderr | grep -q 'hello from'"
+[test.platforms]
+"linux/arm64" = ["/bin/sh", "-c", "echo smoke test on $(uname -m); [ $(uname -m) = aarch64 ]"]
+[scan]
+severity = "high"
+"""
+
+
+def test_smoke_tests_pass_and_a_scan_finding_stops_the_merge(
+    auth_registry: RegistryServer, rootfs: Path, storage: dict[str, str], tmp_path: Path
+) -> None:
+    """[test] runs in each build job's image before its push (arm64 under QEMU); the scan jobs
+    read the archives the build jobs hand them with trivy (the stand-in in tests/stand_ins: the
+    real one and its database cannot be downloaded here); arm64's image holds a file the
+    stand-in's database knows as HIGH, so its scan job fails and the merge never runs."""
+    repository = "acme/hello-gitlab-checks"
+    image = f"{auth_registry.host}/{repository}"
+    vulnerable = '\nRUN if [ "$(uname -m)" = aarch64 ]; then touch /etc/hello/vulnerable; fi\n'
+    project = _project(
+        tmp_path / "project",
+        rootfs,
+        image,
+        auth_registry,
+        list(MACHINE),
+        extra_config=CHECKS,
+        extra_dockerfile=vulnerable,
+    )
+    result = _run(project, storage, {}, extra_path=STAND_INS)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-4000:]
+    for job in (
+        "splitbuild:build:linux/amd64",
+        "splitbuild:build:linux/arm64",
+        "splitbuild:scan:linux/amd64",
+    ):
+        assert f"PASS  {job}" in out, out[-4000:]
+    assert "FAIL  splitbuild:scan:linux/arm64" in out, out[-4000:]
+    assert "smoke test on aarch64" in out
+    assert "hello from x86_64" in out
+    assert "linux/arm64: 1 finding(s) at or above high (trivy)" in out
+    assert "linux/amd64: 0 finding(s) at or above high (trivy)" in out
+    assert "splitbuild:merge" not in out.replace("splitbuild:merge never", "")
+    assert _tags(auth_registry, repository) == set()
+    reports = {
+        p.name: json.loads(p.read_text()) for p in project.rglob("gl-container-scanning-report-*.json")
+    }
+    assert [v["id"] for v in reports["gl-container-scanning-report-linux-arm64.json"]["vulnerabilities"]] == [
+        "CVE-2099-0001"
+    ]
+    assert reports["gl-container-scanning-report-linux-amd64.json"]["vulnerabilities"] == []
+    assert TEST_PASSWORD not in out
     _no_leftovers(storage)

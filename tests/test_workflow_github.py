@@ -131,8 +131,10 @@ def test_least_permissions(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
         "ghcr.io" not in config.ci.logins
     )
     packages = {"packages": "write"} if token_to_ghcr else {}
+    # Only build jobs that scan upload SARIF to code scanning.
+    sarif = {"security-events": "write"} if config.scan is not None else {}
     for job in list(wf["jobs"].values())[:-1]:
-        assert job["permissions"] == {"contents": "read", **packages}
+        assert job["permissions"] == {"contents": "read", **packages, **sarif}
     signing = {"id-token": "write"} if config.ci.sign or config.ci.attest else {}
     attestations = {"attestations": "write"} if config.ci.attest else {}
     assert wf["jobs"]["merge"]["permissions"] == {**packages, **signing, **attestations}
@@ -153,7 +155,9 @@ def test_every_action_is_pinned_to_a_listed_sha_with_its_tag(
     uses_lines = [line.strip() for line in text.splitlines() if re.match(r"^\s*(- )?uses:", line)]
     assert uses_lines
     for line in uses_lines:
-        match = re.fullmatch(r"(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)", line)
+        match = re.fullmatch(
+            r"(?:- )?uses: ([\w.-]+/[\w.-]+(?:/[\w.-]+)?)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)", line
+        )
         assert match, line
         action, sha, tag = match.groups()
         assert pins[action].sha == sha

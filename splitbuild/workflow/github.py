@@ -34,6 +34,7 @@ from splitbuild.workflow.attestations import image_output_options, provenance_se
 from splitbuild.workflow.github_signing import attest_steps, sign_steps, signing_permissions
 from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, regenerate_command
 from splitbuild.workflow.install_lock import requirements_text
+from splitbuild.workflow.leg_checks import check_permissions, check_steps, report_steps
 from splitbuild.workflow.merge_step import merge_command
 from splitbuild.workflow.model import (
     Concurrency,
@@ -216,16 +217,18 @@ def _build_job(config: Config, leg: Leg) -> Job:
                 name=f"Set up QEMU for {leg.qemu_arch}", uses=pin("docker/setup-qemu-action"), with_=qemu_with
             )
         )
+    inputs = _build_inputs(config, leg)
     steps = [
         Step(name="Check out", uses=pin("actions/checkout"), with_={"persist-credentials": "false"}),
         *qemu_steps,
         Step(name="Set up Buildx", uses=pin("docker/setup-buildx-action")),
         *_login_steps(config, NOT_PR),
+        *check_steps(config, leg, inputs, build_env or None),
         Step(
             name="Build and push by digest",
             id="build",
             uses=pin("docker/build-push-action"),
-            with_=_build_inputs(config, leg),
+            with_=inputs,
             env=build_env or None,
         ),
         Step(
@@ -235,6 +238,7 @@ def _build_job(config: Config, leg: Leg) -> Job:
             shell="bash",
             run=_DIGEST_SCRIPT,
         ),
+        *report_steps(config, leg),
     ]
     timeout = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
     return Job(
@@ -242,7 +246,7 @@ def _build_job(config: Config, leg: Leg) -> Job:
         runs_on=_runs_on(leg.runner),
         environment=_build_environment(config),
         timeout_minutes=timeout,
-        permissions=_permissions(config, checkout=True),
+        permissions=_permissions(config, checkout=True) | check_permissions(config),
         outputs={"digest": "${{ steps.digest.outputs.digest }}"},
         steps=steps,
     )
