@@ -17,8 +17,10 @@ With a registry provider (GHCR, Docker Hub; see :mod:`splitbuild.providers`) the
 through the registry's own API, the age can be the push time the provider records
 (``age_from="pushed"``, the default there; ``"created"`` elsewhere), and ``untagged`` also deletes
 the manifests no tag points at (GHCR's untagged versions) that nothing kept reaches, directly, as an
-index child or as a referrer (``subject``); where the provider cannot list them (Docker Hub, the
-registry API alone) ``untagged`` is a :class:`~splitbuild.errors.UsageError` saying why.
+index child or as a referrer (``subject``). On an OCI layout ``untagged`` lists the layout's own
+storage instead, and also deletes the blobs nothing left references
+(:mod:`splitbuild.ops._layout_untagged`). Where neither can list them (Docker Hub, the registry API
+alone) ``untagged`` is a :class:`~splitbuild.errors.UsageError` saying why and what instead.
 ``max_delete`` refuses, before deleting anything, a run that would delete more than that many
 manifests and tags.
 """
@@ -47,9 +49,9 @@ from splitbuild.store.base import Repository
 if TYPE_CHECKING:
     from splitbuild.client import Client
     from splitbuild.ops._layout_untagged import BlobSweep, LayoutStorage
-    from splitbuild.store.layout import LayoutRepository
     from splitbuild.providers import Provider
     from splitbuild.reference import AnyReference
+    from splitbuild.store.layout import LayoutRepository
 
 AGE_SOURCES = ("pushed", "created")
 
@@ -250,7 +252,8 @@ async def prune(
     per manifest deleted (its tags go with it) and the tag-delete ladder per tag whose manifest
     stays; one tag listing at the end to check. With a provider: its listing (GHCR: one request
     per 100 versions), ages from push times without config reads, one ``GET`` per untagged
-    candidate, and the deletions through its API.
+    candidate, and the deletions through its API. On an OCI layout (no requests) ``untagged``
+    also reads every ``index.json`` entry and every small JSON-like blob file once.
 
     ``max_delete``: refuse (:class:`~splitbuild.errors.Refused`, nothing deleted) when the plan
     deletes more manifests and tags than this. ``provider``: see :func:`splitbuild.ops.delete`.
@@ -291,9 +294,10 @@ def _cannot_list_untagged(ref: AnyReference, deleter: Provider | None) -> UsageE
         )
     return UsageError(
         f"{ref}: cannot prune untagged manifests: the registry API lists tags, not untagged manifests",
-        hint="on a registry served by CNCF distribution, its own 'registry garbage-collect "
-        "--delete-untagged' removes them (registry stopped or read-only); anywhere, prune the tags: "
-        "what only they reach (index children, attestations, referrers) goes with them",
+        hint="prune the tags instead: what only they reach (index children, attestations, "
+        "referrers) goes with them; on CNCF distribution 3 or later, its own 'registry "
+        "garbage-collect --delete-untagged' removes them offline, but also untagged referrers "
+        "(and on 2.x the images of every multi-arch index)",
     )
 
 

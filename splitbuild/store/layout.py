@@ -355,8 +355,7 @@ class LayoutRepository:
         except NotFound:
             return []
         return [
-            (str(e["digest"]), (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) or None)
-            for e in entries
+            (str(e["digest"]), (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) or None) for e in entries
         ]
 
     async def list_blobs(self) -> list[BlobFile]:
