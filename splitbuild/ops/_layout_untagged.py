@@ -85,7 +85,7 @@ class LayoutStorage:
         and unnamed manifest files, each readable (an unreadable one is left alone)."""
         held = self.closure(tagged_roots)
         named = [d for d, tag in self.entries if tag is None]
-        files = [d for d in self.refs if d in self.sizes]
+        files = sorted(d for d in self.refs if d in self.sizes)
         out: list[str] = []
         for digest in [*named, *files]:
             if digest not in held and digest in self.refs and digest not in out:
