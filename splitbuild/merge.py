@@ -551,7 +551,10 @@ async def execute(client: Client, plan: MergePlan, *, tags_just_read: bool = Fal
         async with task_group() as tg:
             for source_index, entries in by_source.items():
                 source_repo = client.repository(plan.sources[source_index].ref)
-                transfer = Transfer(source_repo, target, locations=client.blob_locations)
+                same = source_repo.location == target.location and source_repo.name == target.name
+                # the blob location cache only where blobs may move (it is a file to open)
+                locations = None if same else client.blob_locations
+                transfer = Transfer(source_repo, target, locations=locations)
                 transfers.append(transfer)
                 finder = finder_for(source_repo)
                 for entry in entries:

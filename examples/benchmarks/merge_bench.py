@@ -131,6 +131,8 @@ def main() -> None:
             "CONTAINERS_STORAGE_CONF": str(work / "storage.conf"),
         }
     )
+    if not args.venv:  # this checkout's splitbuild, whatever is installed
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     (work / "home").mkdir()
     (work / "docker").mkdir()
     (work / "docker" / "config.json").write_text("{}")
