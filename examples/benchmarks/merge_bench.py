@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anyio  # noqa: E402
-from _bench import Timing, import_times, median, run_timed, with_pythonpath  # noqa: E402
+from _bench import ImportTimes, Timing, import_times, median, run_timed, with_pythonpath  # noqa: E402
 
 from splitbuild.client import Client  # noqa: E402
 from splitbuild.reference import Reference  # noqa: E402
@@ -165,7 +165,7 @@ def main() -> None:
     proxy = LatencyProxy(registry.port, delay=args.delay).start()
     timings: dict[str, list[Timing]] = {t: [] for t in tools}
     counts: dict[str, list[tuple[int, int]]] = {t: [] for t in tools}
-    imports: dict[str, object] = {}
+    imports: dict[str, ImportTimes] = {}
     try:
         for tool in checkouts:  # warm up: byte-compile, fill the page cache
             subprocess.run(
@@ -185,8 +185,7 @@ def main() -> None:
             proc = subprocess.run(
                 cmd, env=tools[tool][1], cwd=work, capture_output=True, text=True, check=True
             )
-            found = import_times(proc.stderr)
-            imports[tool] = {"total_ms": found.total_ms, "modules": found.modules, "top": found.top}
+            imports[tool] = import_times(proc.stderr)
     finally:
         proxy.stop()
         registry.stop()
@@ -202,7 +201,8 @@ def main() -> None:
         for tool in tools
     }
     if args.json:
-        print(json.dumps({"delay": args.delay, "runs": args.runs, "results": results, "imports": imports}))
+        found = {tool: vars(i) for tool, i in imports.items()}
+        print(json.dumps({"delay": args.delay, "runs": args.runs, "results": results, "imports": found}))
         return
     base = results["splitbuild"]
     print(
