@@ -215,12 +215,9 @@ def main() -> None:
             f"{tool:<21}{r['wall']:>8.2f}{r['cpu']:>8.2f}{r['requests']:>10.0f}{r['connections']:>7.0f}"
             f"{r['wall'] / base['wall']:>8.1f}{r['requests'] / base['requests']:>8.1f}"
         )
-    for tool, found in imports.items():
-        assert isinstance(found, dict)
-        top = ", ".join(f"{name} {ms:.0f}" for name, ms in found["top"])
-        print(
-            f"{tool} -X importtime: {found['total_ms']:.0f} ms, {found['modules']} modules; top (ms): {top}"
-        )
+    for tool, i in imports.items():
+        top = ", ".join(f"{name} {ms:.0f}" for name, ms in i.top)
+        print(f"{tool} -X importtime: {i.total_ms:.0f} ms, {i.modules} modules; top (ms): {top}")
 
 
 if __name__ == "__main__":
