@@ -16,9 +16,9 @@ installed closure (distributions, files, MiB).
 Usage: python3 examples/benchmarks/merge_job_bench.py [--runs 3] [--baseline PATH]
        [--wheelhouse DIR] [--json]
 
-The wheelhouse (default ``build/wheelhouse-lock``) must hold every locked file for this machine;
-when some are missing the script fills it with ``pip download`` from the configured package index
-(the one step that needs it), once.
+The wheelhouse (default ``tests/actions/.cache/wheels``, which ``tests/actions/prepare.py`` fills for
+the runner tests) must hold the locked files for this machine; when some are missing the script
+fills it with ``pip download`` from the configured package index (the one step that needs it).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--baseline", type=Path, help="another splitbuild checkout to run beside this one")
-    ap.add_argument("--wheelhouse", type=Path, default=ROOT / "build" / "wheelhouse-lock")
+    ap.add_argument("--wheelhouse", type=Path, default=ROOT / "tests" / "actions" / ".cache" / "wheels")
     ap.add_argument("--delay", type=float, default=0.025, help="added latency each way for the merge")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -186,6 +186,10 @@ def _usage_error(exc: Exception) -> int:
 
 def main() -> None:
     _skip_unused_imports()
+    if not {"-h", "--help", "--version"} & set(sys.argv[1:]):
+        from splitbuild._tls import prepare
+
+        prepare()  # the CA bundle loads beside the imports below (OpenSSL works without the GIL)
     app = make_app()
     try:
         code = app(prog_name="splitbuild", standalone_mode=False)
