@@ -523,8 +523,9 @@ async def execute(client: Client, plan: MergePlan, *, tags_just_read: bool = Fal
     """The children, then the tags (only if every child is there); the index goes in with the
     first tag written, each tag's ``PUT`` atomic, so no tag ever points at an incomplete index.
 
-    ``tags_just_read``: the plan's tag reads were the last round trip before this call
-    (:func:`merge` runs the two back to back). When nothing had to be copied either, they are
+    ``tags_just_read``: the plan's tag reads came just before this call (:func:`merge` runs the
+    two back to back; :func:`plan_merge` reads the tags in its second round of reads, a third
+    only for the odd platform or shrink check). When nothing had to be copied either, they are
     the re-check (step 1 of the module docstring) and the tags are not read again.
     """
     start = client.requests
