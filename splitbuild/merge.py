@@ -2,10 +2,12 @@
 
 ``plan_merge`` reads (sources, their platforms, what each target tag points at now) and checks
 everything; ``execute`` writes, in the only safe order: children by digest into every target
-repository, then the tags, the index going in with the first tag written (a manifest ``PUT`` is
-atomic, so no tag ever points at an incomplete index). A failure before the tags leaves every tag
-untouched; a failure among the tags is reported tag by tag, and a re-run completes the rest
-(a tag already pointing at the index is not pushed again).
+repository, then the index by digest into each of them when there are several, then the tags (with
+one repository the index goes in with the first tag written: a manifest ``PUT`` is atomic, so no tag
+ever points at an incomplete index). A failure before the tags, or one that every tag's write meets
+(push refused, index rejected), leaves every tag untouched; a failure among the tags is reported
+tag by tag, and a re-run completes the rest (a tag already pointing at the index is not pushed
+again).
 
 Tags are written so that two merges onto the same tags cannot both succeed with the tags split
 between their indexes, nor shrink a tag the other published after this one planned:
@@ -182,6 +184,8 @@ class MergePlan:
             what = "children and their referrers" if self.referrers else "children"
             for src in foreign:
                 writes.append(f"copy {what} from {src} to {name} (missing ones only)")
+        if len(repos) > 1:
+            writes.extend(f"PUT {name}@{self.index.digest}" for name in repos)
         writes.extend(f"PUT {t.ref}" for t in self.tags_to_push)
         return writes
 
@@ -520,7 +524,8 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
 
 
 async def execute(client: Client, plan: MergePlan, *, tags_just_read: bool = False) -> MergeResult:
-    """The children, then the tags (only if every child is there); the index goes in with the
+    """The children, then the index by digest where there are several target repositories, then
+    the tags (only if everything before succeeded). With one repository the index goes in with the
     first tag written, each tag's ``PUT`` atomic, so no tag ever points at an incomplete index.
 
     ``tags_just_read``: the plan's tag reads came just before this call (:func:`merge` runs the
@@ -565,6 +570,13 @@ async def execute(client: Client, plan: MergePlan, *, tags_just_read: bool = Fal
         for target in repos.values():
             tg.start_soon(copy_children, target)
     result.referrers = list(dict.fromkeys(d for t in transfers for d in t.stats.referrers))
+    if len(repos) > 1:
+        # One repository refusing the index (push access, validation) stops the merge before a tag
+        # moves in another: the index goes in by digest everywhere first. With one repository its
+        # first tag PUT carries it, and a refusal there fails every tag alike (see _write_tags).
+        async with task_group() as tg:
+            for target in repos.values():
+                tg.start_soon(target.put_manifest, plan.index)
     recheck = not tags_just_read or not all(t.same_repository for t in transfers)
     result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
     # A cancellation (Ctrl-C, a cancelled CI job) while the tags are written lets them finish (a
@@ -610,6 +622,8 @@ async def _write_tags(
             if await pointed(target) == was:
                 await repo_of(target).put_manifest(plan.index, tag)
 
+    errors: dict[str, SplitbuildError] = {}
+
     async def each(
         targets: Sequence[TargetState], fn: Callable[[TargetState], Awaitable[_T]], what: str = ""
     ) -> dict[str, _T]:
@@ -620,6 +634,7 @@ async def _write_tags(
             try:
                 done[str(target.ref)] = await fn(target)
             except SplitbuildError as exc:
+                errors.setdefault(str(target.ref), exc)
                 result.failed.append(TagFailure(str(target.ref), f"{what}{exc.message}"))
 
         async with task_group() as tg:
@@ -643,6 +658,10 @@ async def _write_tags(
     if not todo:
         return
     written = await each(todo, put)
+    if not written:
+        # No tag took the index (push refused, the index rejected): nothing was written, so this
+        # is the failure itself (its own exit code), as if before the tags.
+        raise errors[str(todo[0].ref)]
     # 3. Read every tag left on this index back, after the last write.
     kept = {*written, *result.unchanged}
     back = await each([t for t in plan.targets if str(t.ref) in kept], pointed, "not read back: ")
@@ -677,8 +696,9 @@ async def merge(client: Client, options: MergeOptions, *, dry_run: bool = False)
     if result.failed:
         done = ", ".join(result.pushed) or "none"
         failed = "; ".join(f"{f.ref}: {f.error}" for f in result.failed)
-        what = "pushed, but tags failed" if result.pushed or result.unchanged else "tags failed"
-        raise TagsFailed(f"index {plan.index.digest} {what}: {failed} (updated: {done})", result)
+        raise TagsFailed(
+            f"index {plan.index.digest} pushed, but tags failed: {failed} (updated: {done})", result
+        )
     return result
 
 
