@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -149,6 +150,9 @@ class ImageConfig(_Table):
 
     names: list[str] = Field(min_length=1)
     platforms: list[str] = Field(min_length=1)
+    optional_platforms: list[str] = Field(default_factory=list)
+    """Platforms (of ``platforms``) whose failed build leg does not stop the merge: it publishes
+    the others and reports the ones left out (``merge --optional-platform``)."""
     context: str = "."
     dockerfile: str | None = None
     target: str | None = None
@@ -189,6 +193,33 @@ class ImageConfig(_Table):
                 raise ValueError(f"platform {text!r} is listed twice (as {name})")
             out.append(name)
         return out
+
+    @field_validator("optional_platforms")
+    @classmethod
+    def _optional_platforms(cls, platforms: list[str], info: ValidationInfo) -> list[str]:
+        out: list[str] = []
+        for text in platforms:
+            try:
+                name = str(split_platform(text))
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+            if name in out:
+                raise ValueError(f"optional platform {text!r} is listed twice (as {name})")
+            out.append(name)
+        every = info.data.get("platforms")
+        if every is None:  # platforms itself is invalid (reported)
+            return out
+        unknown = [p for p in out if p not in every]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not in platforms ({', '.join(every)})")
+        if out and len(out) == len(every):
+            raise ValueError("every platform is optional; at least one platform must be required")
+        return out
+
+    @property
+    def required_platforms(self) -> list[str]:
+        """``platforms`` without the optional ones: the merge refuses to publish without any."""
+        return [p for p in self.platforms if p not in self.optional_platforms]
 
     @field_validator("context")
     @classmethod

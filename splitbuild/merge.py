@@ -54,6 +54,7 @@ from splitbuild.digest import parse_digest
 from splitbuild.errors import InvalidInput, NotFound, Refused, RegistryError, SplitbuildError, UsageError
 from splitbuild.index import Annotations, Entry, assemble, platform_set, select
 from splitbuild.models import MAX_MANIFEST_SIZE, Descriptor, ImageConfig, Manifest, Platform
+from splitbuild.optional_platforms import PlatformSets, check_coverage
 from splitbuild.reference import AnyReference, parse_reference
 from splitbuild.referrers import ReferrerFinder
 from splitbuild.store.base import Precondition, Repository, TagChanged
@@ -110,10 +111,14 @@ class MergeOptions:
     """Copy the referrers of children copied into another repository."""
     allow_rollback: bool = False
     """Move a tag even when its current index is annotated newer than this one."""
+    optional_platforms: list[str] = field(default_factory=list)
+    """Platforms the index may lack (a failed optional leg): left out and reported, never
+    required; a tag may lose them without ``allow_shrink`` (:mod:`splitbuild.optional_platforms`)."""
 
     def __post_init__(self) -> None:
         if self.platforms is not None:
             self.platforms = [Platform.parse(p).key for p in self.platforms]
+        self.optional_platforms = [Platform.parse(p).key for p in self.optional_platforms]
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ class MergePlan:
     sources: list[Source]
     targets: list[TargetState]
     referrers: bool = True
+    left_out: tuple[str, ...] = ()
+    """Optional platforms the index lacks (their sources were not given)."""
 
     @property
     def created(self) -> str | None:
@@ -267,6 +274,7 @@ class MergeResult:
                 for t in self.plan.tags_kept
             ],
             "created": self.plan.created,
+            "leftOut": list(self.plan.left_out),
             "displaced": self.displaced,
             "cleanup": [c.to_dict() for c in self.cleanup],
             "cleanupFailed": [{"repository": f.repository, "error": f.error} for f in self.cleanup_failed],
@@ -457,6 +465,7 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
     """Read and check everything; write nothing."""
     if not options.sources:
         raise UsageError("no sources: give SOURCE arguments or --digests-dir")
+    sets = PlatformSets.of(options.platforms, options.optional_platforms)
     resolved: list[list[Entry]] = [[] for _ in options.sources]
     states: list[TargetState | None] = [None] * len(options.targets)
 
@@ -471,7 +480,8 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
             tg.start_soon(resolve, i)
         for i in range(len(options.targets)):
             tg.start_soon(state, i)
-    children = select([e for group in resolved for e in group], options.platforms)
+    children = select([e for group in resolved for e in group])
+    left_out = check_coverage(children, sets)
     index = assemble(children, options.annotations)
     targets = [s for s in states if s is not None]
     created = (index.parsed.annotations or {}).get(CREATED)
@@ -483,7 +493,7 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
             ordered = {str(t.ref): _ordered(t, current[_key(t)], created) for t in moving}
             targets = [ordered.get(str(t.ref), t) for t in targets]
         if not options.allow_shrink:
-            new = platform_set(index)
+            new = platform_set(index) | set(sets.optional)  # losing an optional platform is allowed
             async with task_group() as tg:
                 for target in targets:
                     moves = target.current is not None and target.current.digest != index.digest
@@ -495,6 +505,7 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
         sources=list(options.sources),
         targets=targets,
         referrers=options.referrers,
+        left_out=tuple(left_out),
     )
 
 

@@ -242,6 +242,7 @@ def _build_job(config: Config, leg: Leg) -> Job:
         runs_on=_runs_on(leg.runner),
         environment=_build_environment(config),
         timeout_minutes=timeout,
+        continue_on_error=True if leg.platform in config.image.optional_platforms else None,
         permissions=_permissions(config, checkout=True),
         outputs={"digest": "${{ steps.digest.outputs.digest }}"},
         steps=steps,
@@ -282,9 +283,18 @@ def _merge_job(config: Config, plan: Plan) -> Job:
         environment=config.ci.environment,
         timeout_minutes=config.ci.merge_timeout_minutes,
         permissions=_permissions(config, checkout=False) | signing_permissions(config),
-        outputs={"digest": "${{ steps.merge.outputs.digest }}"},
+        outputs=_merge_outputs(config),
         steps=steps,
     )
+
+
+def _merge_outputs(config: Config) -> dict[str, str]:
+    """The index digest; with optional platforms, also the ones left out (comma-separated, empty
+    when every platform arrived), for later jobs to act on."""
+    outputs = {"digest": "${{ steps.merge.outputs.digest }}"}
+    if config.image.optional_platforms:
+        outputs["left-out"] = "${{ steps.merge.outputs.left-out }}"
+    return outputs
 
 
 # --- workflow -----------------------------------------------------------------------------------

@@ -102,6 +102,7 @@ def _build_job(config: Config, leg: Leg, command: MergeCommand) -> Job:
         tags=list(leg.runner),
         rules=publish_rules(config.ci, merge_requests=True),
         interruptible=False,
+        allow_failure=True if leg.platform in config.image.optional_platforms else None,
         timeout=_timeout(timeout),
         retry=_RETRY,
         variables=script.variables,

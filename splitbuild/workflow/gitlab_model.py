@@ -91,6 +91,8 @@ class Job(_Node):
     needs: list[Need] | None = None
     rules: list[Rule]
     interruptible: bool
+    allow_failure: bool | None = None
+    """The build job of an optional platform: the merge runs without its digest when it fails."""
     timeout: str
     retry: Retry
     resource_group: str | None = None

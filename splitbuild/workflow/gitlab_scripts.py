@@ -75,6 +75,12 @@ _MERGE_DIGEST = (
     'python -c \'import json, sys; print("SPLITBUILD_DIGEST=" + json.load(sys.stdin)["digest"])\''
     f" < {MERGE_JSON} > {MERGE_DOTENV}\n"
 )
+# With optional platforms, the ones left out too (comma-separated, empty when all arrived).
+_MERGE_DIGEST_LEFT_OUT = (
+    "python -c 'import json, sys; d = json.load(sys.stdin); "
+    'print("SPLITBUILD_DIGEST=" + d["digest"]); print("SPLITBUILD_LEFT_OUT=" + ",".join(d["leftOut"]))\''
+    f" < {MERGE_JSON} > {MERGE_DOTENV}\n"
+)
 
 
 @dataclass(frozen=True)
@@ -361,7 +367,8 @@ def build_script(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
 def merge_script(config: Config, command: MergeCommand) -> JobScript:
     """The merge job: install splitbuild, check every digest arrived, hand the registry
     credentials to splitbuild (``SPLITBUILD_AUTH_<REGISTRY>_*``), merge, and publish the index
-    digest as ``SPLITBUILD_DIGEST`` in a dotenv report."""
+    digest as ``SPLITBUILD_DIGEST`` in a dotenv report (with optional platforms, the ones left out
+    as ``SPLITBUILD_LEFT_OUT``)."""
     variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install, **command.env}
     credentials: list[str] = []
     for login in logins(config):
@@ -378,5 +385,5 @@ def merge_script(config: Config, command: MergeCommand) -> JobScript:
     script = [_MERGE_INSTALL]
     if credentials:
         script.append("".join(f"{line}\n" for line in credentials))
-    script += [merge, f"cat {MERGE_JSON}\n", _MERGE_DIGEST]
+    script += [merge, f"cat {MERGE_JSON}\n", _MERGE_DIGEST_LEFT_OUT if command.optional else _MERGE_DIGEST]
     return JobScript(variables, script)
