@@ -17,6 +17,7 @@ import yaml
 
 from splitbuild._version import __version__
 from splitbuild.config import Config, image_registry, parse_config
+from splitbuild.errors import ConfigError
 from splitbuild.planner import Leg, Plan, plan
 from splitbuild.workflow.github import build_job_id, build_workflow, regenerate_command, render_workflow
 from splitbuild.workflow.github_signing import attestation_subject
@@ -376,6 +377,42 @@ def test_merge_script_stops_when_a_leg_gave_no_digest(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "the linux/arm64 build job produced no digest" in result.stderr
     assert not record.exists()
+
+
+def test_optional_legs_continue_on_error_and_the_merge_goes_on_without_them(tmp_path: Path) -> None:
+    """Only optional legs carry ``continue-on-error`` (a failed one counts as a success for
+    ``needs``, so the merge runs; a failed required one still skips it); the merge checks only the
+    required digests and leaves an empty optional digest out of the command."""
+    config = load_variant("optional-platforms")
+    the_plan = plan(config)
+    wf = parsed(config)
+    flags = {leg.platform: job.get("continue-on-error") for leg, job in build_jobs(wf, the_plan)}
+    assert flags == {"linux/amd64": None, "linux/arm64": True, "linux/riscv64": True}
+    merge = wf["jobs"]["merge"]
+    assert merge["needs"] == [build_job_id(leg) for leg in the_plan.legs]
+    assert merge["if"] == "github.event_name != 'pull_request'"
+    assert merge["outputs"]["left-out"] == "${{ steps.merge.outputs.left-out }}"
+    step = one_step(merge, "Merge")
+    assert step["env"]["PLATFORMS"] == "linux/amd64"
+    assert step["env"]["OPTIONAL_PLATFORMS"] == "linux/arm64,linux/riscv64"
+    command = merge_command(config)
+    env = {k: v for k, v in step["env"].items() if "${{" not in v}
+    env |= {command.digest_env["linux/amd64"]: DIGESTS[0], command.digest_env["linux/arm64"]: ""}
+    env[command.digest_env["linux/riscv64"]] = DIGESTS[2]
+    record = _stub_splitbuild(tmp_path)
+    result = _run_bash(step["run"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    argv = ["splitbuild", *json.loads(record.read_text())]
+    assert argv == merge_argv(config, {"linux/amd64": DIGESTS[0], "linux/riscv64": DIGESTS[2]})
+    assert argv[argv.index("--optional-platform") + 1] == "linux/arm64,linux/riscv64"
+    assert argv[-2:] == [DIGESTS[0], DIGESTS[2]]
+    record.unlink()
+    result = _run_bash(step["run"], {**env, command.digest_env["linux/amd64"]: ""}, tmp_path)
+    assert result.returncode != 0
+    assert "the linux/amd64 build job produced no digest" in result.stderr
+    assert not record.exists()
+    with pytest.raises(ConfigError, match="missing: linux/amd64"):
+        merge_argv(config, {"linux/arm64": DIGESTS[1]})
 
 
 @pytest.mark.parametrize(

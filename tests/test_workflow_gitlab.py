@@ -140,6 +140,14 @@ insecure-registries = ["127.0.0.1:5000", "registry.internal"]
 username-var = "REG_USER"
 password-secret = "REG_PASSWORD"
 """,
+    "optional": """
+[image]
+names = ["registry.gitlab.com/acme/app"]
+platforms = ["linux/amd64", "linux/arm64", "linux/riscv64"]
+optional-platforms = ["linux/riscv64"]
+[ci.gitlab]
+builder = "buildah"
+""",
     "signed": """
 [image]
 names = ["registry.gitlab.com/acme/app", "docker.io/acme/app", "quay.io/acme/app"]
@@ -340,7 +348,12 @@ def test_dotenv_hands_each_digest_to_a_merge_job_that_needs_every_build(
         variable = command.digest_env[leg.platform]
         assert variable == "SPLITBUILD_DIGEST_" + re.sub(r"[^A-Z0-9]", "_", leg.platform.upper())
         assert f"printf '{variable}=%s\\n' \"$digest\" > {dotenv}" in "\n".join(job["script"])
-        assert f'"${{{variable}:?the {leg.platform} build job produced no digest}}"' in merge_text
+        check = f'"${{{variable}:?the {leg.platform} build job produced no digest}}"'
+        if leg.platform in config.image.optional_platforms:  # may be missing: no check, no word
+            assert check not in merge_text
+            assert f'${{{variable}:+"${variable}"}}' in merge_text
+        else:
+            assert check in merge_text
         assert variable not in merge.get("variables", {})
     assert merge["artifacts"]["reports"] == {"dotenv": "splitbuild-merge.env"}
     assert merge["interruptible"] is False
@@ -795,7 +808,8 @@ def test_digests_travel_from_build_jobs_to_the_merge_command(
         auth[f"{prefix}_USERNAME"] = username
         auth[f"{prefix}_PASSWORD"] = password
     assert call["auth"] == auth
-    assert (workdir / "splitbuild-merge.env").read_text() == f"SPLITBUILD_DIGEST={index_digest}\n"
+    left_out = "SPLITBUILD_LEFT_OUT=\n" if config.image.optional_platforms else ""
+    assert (workdir / "splitbuild-merge.env").read_text() == f"SPLITBUILD_DIGEST={index_digest}\n{left_out}"
     assert index_digest in run.stdout
 
 
@@ -809,6 +823,49 @@ def test_merge_stops_with_the_platform_whose_digest_is_missing(tmp_path: Path) -
     run = run_job(merge, tmp_path, {**CI_ENV, **PUSH_MAIN, **dotenv, "STUB_INDEX_DIGEST": _digest(2)})
     assert run.returncode != 0
     assert f"the {legs[0].platform} build job produced no digest" in run.stderr
+    assert run.tool("splitbuild") == []
+
+
+def test_optional_legs_may_fail_and_the_merge_goes_on_without_their_digest(tmp_path: Path) -> None:
+    """The optional leg is ``allow_failure``; the merge ``needs`` every leg (a failed required one
+    stops it), checks only the required digests, passes ``--optional-platform``, drops the missing
+    optional digest from the command, and reports what was left out in its dotenv."""
+    config = load_case("optional")
+    the_plan = plan(config)
+    pipeline = parsed(config)
+    allowed = {
+        leg.platform: pipeline[build_job_name(config, leg)].get("allow_failure") for leg in the_plan.legs
+    }
+    assert allowed == {"linux/amd64": None, "linux/arm64": None, "linux/riscv64": True}
+    merge = pipeline[merge_job_name(config)]
+    assert [n["job"] for n in merge["needs"]] == [build_job_name(config, leg) for leg in the_plan.legs]
+    assert "allow_failure" not in merge
+    command = gitlab_merge_command(config, the_plan)
+    digests = {"linux/amd64": _digest(1), "linux/arm64": _digest(2)}  # riscv64's leg failed: no dotenv
+    dotenv = {command.digest_env[p]: d for p, d in digests.items()}
+    env = {
+        **CI_ENV,
+        **PUSH_MAIN,
+        **dotenv,
+        "STUB_INDEX_DIGEST": _digest(3),
+        "STUB_LEFT_OUT": '["linux/riscv64"]',
+    }
+    run = run_job(merge, tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    (call,) = run.tool("splitbuild")
+    expected = merge_argv(config, digests, the_plan)
+    assert call["args"] == ["merge", "--json", *expected[2:]]
+    assert expected[expected.index("--platform") + 1] == "linux/amd64,linux/arm64"
+    assert expected[expected.index("--optional-platform") + 1] == "linux/riscv64"
+    assert expected[-2:] == [_digest(1), _digest(2)]
+    assert (tmp_path / "splitbuild-merge.env").read_text() == (
+        f"SPLITBUILD_DIGEST={_digest(3)}\nSPLITBUILD_LEFT_OUT=linux/riscv64\n"
+    )
+    # A required digest missing stops the merge before splitbuild runs.
+    (tmp_path / "again").mkdir()
+    run = run_job(merge, tmp_path / "again", {**env, command.digest_env["linux/arm64"]: ""})
+    assert run.returncode != 0
+    assert "the linux/arm64 build job produced no digest" in run.stderr
     assert run.tool("splitbuild") == []
 
 

@@ -109,6 +109,14 @@ sign = "cosign"
 username = "acme+ci"
 password-secret = "QUAY_TOKEN"
 """,
+    "optional-platforms": """
+[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64", "linux/riscv64"]
+optional-platforms = ["linux/riscv64", "linux/arm64"]
+[ci]
+cache = "none"
+""",
     "attest-only": """
 [image]
 names = ["ghcr.io/acme/app"]
