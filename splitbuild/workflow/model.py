@@ -68,8 +68,7 @@ class Job(_Node):
     environment: str | None = None
     timeout_minutes: int = Field(alias="timeout-minutes")
     continue_on_error: bool | None = Field(default=None, alias="continue-on-error")
-    """The build job of an optional platform: its failure does not fail the run, and jobs that need
-    it see it as a success (so the merge runs, without its digest)."""
+    """The build job of an optional platform: its failure does not fail the run (on GitHub)."""
     permissions: dict[str, Grant]
     outputs: dict[str, str] | None = None
     steps: list[Step]
