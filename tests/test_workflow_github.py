@@ -200,7 +200,8 @@ def test_pull_requests_build_but_neither_log_in_nor_push(case: tuple[Config, Pla
             assert login["if"] == not_pr
         outputs = one_step(build, "Build and push")["with"]["outputs"]
         assert outputs.endswith(f"push-by-digest=true,name-canonical=true,push=${{{{ {not_pr} }}}}")
-    assert merge["if"] == not_pr
+    assert not_pr in merge["if"].split(" && ")  # with optional platforms, one of the conditions
+    assert merge["if"] == not_pr or config.image.optional_platforms
     assert all("if" not in step for step in merge["steps"])
 
 
@@ -386,6 +387,8 @@ def test_optional_legs_continue_on_error_and_the_merge_goes_on_without_them(tmp_
     config = load_variant("optional-platforms")
     the_plan = plan(config)
     wf = parsed(config)
+    note = "# Optional (a failed build leaves it out of the index): linux/arm64, linux/riscv64"
+    assert f"\n{note}\n" in render(config)
     flags = {leg.platform: job.get("continue-on-error") for leg, job in build_jobs(wf, the_plan)}
     assert flags == {"linux/amd64": None, "linux/arm64": True, "linux/riscv64": True}
     merge = wf["jobs"]["merge"]
@@ -641,7 +644,7 @@ def test_signing_and_attesting_never_happen_for_pull_requests(
 ) -> None:
     config, _, wf = case
     merge = wf["jobs"]["merge"]
-    assert merge["if"] == "github.event_name != 'pull_request'"
+    assert "github.event_name != 'pull_request'" in merge["if"].split(" && ")
     if config.ci.sign or config.ci.attest:
         text = render(config)
         assert "pull_request_target" not in text

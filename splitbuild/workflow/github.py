@@ -32,7 +32,7 @@ from splitbuild.runners import check_foreign_labels
 from splitbuild.workflow.action_inputs import csv_list
 from splitbuild.workflow.attestations import image_output_options, provenance_setting
 from splitbuild.workflow.github_signing import attest_steps, sign_steps, signing_permissions
-from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, regenerate_command
+from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, optional_note, regenerate_command
 from splitbuild.workflow.install_lock import requirements_text
 from splitbuild.workflow.merge_step import merge_command
 from splitbuild.workflow.model import (
@@ -358,6 +358,7 @@ def render_workflow(
     provider = config.ci.provider
     regenerate = regenerate_command(config_path, output_path, provider, ci_flag=ci_flag)
     action_url = config.ci.forgejo.actions_url if provider == "forgejo" else None
-    return header(plan, regenerate, config_path) + dump_yaml(
+    optional = [p for p in plan.platforms if p in config.image.optional_platforms]
+    return header(plan, regenerate, config_path, optional_note(optional)) + dump_yaml(
         build_workflow(config, plan).to_data(action_url=action_url)
     )

@@ -30,7 +30,7 @@ from splitbuild.workflow.gitlab_signing import (
     sign_job_name,
     sign_script,
 )
-from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, regenerate_command
+from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, optional_note, regenerate_command
 from splitbuild.workflow.merge_step import MergeCommand, merge_command
 from splitbuild.workflow.yaml_dump import dump_yaml
 
@@ -174,7 +174,7 @@ def build_pipeline(config: Config, plan: Plan) -> Pipeline:
 
 def pipeline_notes(config: Config, plan: Plan, output_path: str) -> list[str]:
     """Header lines that tell a GitLab user what the file cannot do by itself."""
-    notes: list[str] = []
+    notes = optional_note([p for p in plan.platforms if p in config.image.optional_platforms])
     if output_path != DEFAULT_OUTPUT:
         notes.append(f"Include it from .gitlab-ci.yml: include: [{{local: {output_path}}}]")
     stages = [s for s in (config.ci.gitlab.build_stage, config.ci.gitlab.merge_stage) if s not in _STAGES]
