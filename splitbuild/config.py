@@ -564,6 +564,9 @@ class CiConfig(_Table):
     branches: list[str] = Field(default_factory=lambda: ["main"])
     tags: list[str] = Field(default_factory=lambda: ["v*"])
     pull_requests: bool = True
+    previews: bool = False
+    """Same-repository pull requests (merge requests) publish a ``pr-<N>`` (``mr-<N>``) index,
+    deleted when they close; pull requests from forks never push."""
     workflow_dispatch: bool = True
     schedule: list[str] = Field(default_factory=list)
     timeout_minutes: int = Field(default=60, ge=1, le=4320)
@@ -688,6 +691,10 @@ class CiConfig(_Table):
     def _some_trigger(self) -> CiConfig:
         if not (self.branches or self.tags or self.pull_requests or self.workflow_dispatch or self.schedule):
             raise ValueError("no trigger: set branches, tags, pull-requests, workflow-dispatch or schedule")
+        if self.previews and not self.pull_requests:
+            raise ValueError(
+                "previews = true needs pull-requests = true (previews are built from pull requests)"
+            )
         if self.provider == "gitlab" and self.cache == "gha":
             raise ValueError("cache 'gha' is GitHub's cache service; with GitLab use 'registry' or 'none'")
         return self

@@ -47,6 +47,15 @@ from splitbuild.workflow.model import (
     Workflow,
 )
 from splitbuild.workflow.pins import pin
+from splitbuild.workflow.previews import (
+    NOT_CLOSED,
+    PULL_REQUEST_TYPES,
+    cleanup_condition,
+    cleanup_script,
+    preview_condition,
+    preview_config,
+    pushes,
+)
 from splitbuild.workflow.yaml_dump import dump_yaml
 
 __all__ = [
@@ -156,7 +165,7 @@ def _cache_inputs(config: Config, leg: Leg) -> dict[str, str]:
         cache_to = f"type=registry,ref={ref},mode={mode},ignore-error=true"
         return {
             "cache-from": f"type=registry,ref={ref}",
-            "cache-to": f"${{{{ {NOT_PR} && '{cache_to}' || '' }}}}",
+            "cache-to": f"${{{{ {pushes(config)} && '{cache_to}' || '' }}}}",
         }
     return {}
 
@@ -191,7 +200,7 @@ def _build_inputs(config: Config, leg: Leg) -> dict[str, str]:
     options = ",".join(image_output_options(config.ci))
     with_["outputs"] = (
         f'type=image,"name={names}",{options},push-by-digest=true,name-canonical=true,'
-        f"push=${{{{ {NOT_PR} }}}}"
+        f"push=${{{{ {pushes(config)} }}}}"
     )
     return with_
 
@@ -220,7 +229,7 @@ def _build_job(config: Config, leg: Leg) -> Job:
         Step(name="Check out", uses=pin("actions/checkout"), with_={"persist-credentials": "false"}),
         *qemu_steps,
         Step(name="Set up Buildx", uses=pin("docker/setup-buildx-action")),
-        *_login_steps(config, NOT_PR),
+        *_login_steps(config, pushes(config)),
         Step(
             name="Build and push by digest",
             id="build",
@@ -239,6 +248,7 @@ def _build_job(config: Config, leg: Leg) -> Job:
     timeout = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
     return Job(
         name=f"build {leg.platform}",
+        if_=NOT_CLOSED if config.ci.previews else None,
         runs_on=_runs_on(leg.runner),
         environment=_build_environment(config),
         timeout_minutes=timeout,
@@ -259,17 +269,7 @@ def _merge_job(config: Config, plan: Plan) -> Job:
     for platform, name in command.digest_env.items():
         env[name] = f"${{{{ needs.{build_job_id(by_platform[platform])}.outputs.digest }}}}"
     steps = [
-        Step(
-            name="Set up Python",
-            uses=pin("actions/setup-python"),
-            with_={"python-version": config.ci.python_version},
-        ),
-        Step(
-            name="Install splitbuild (before any login)",
-            env={"SPLITBUILD_INSTALL": config.ci.install, "SPLITBUILD_LOCK": requirements_text()},
-            shell="bash",
-            run=_INSTALL_SCRIPT,
-        ),
+        *_install_steps(config),
         *_login_steps(config, None),
         Step(name="Merge the platform images", id="merge", env=env, shell="bash", run=command.script()),
         *sign_steps(config),
@@ -308,6 +308,74 @@ def _merge_outputs(config: Config) -> dict[str, str]:
     return outputs
 
 
+# --- pull request previews ([ci] previews; splitbuild.workflow.previews) -------------------------
+
+
+def _install_steps(config: Config) -> list[Step]:
+    return [
+        Step(
+            name="Set up Python",
+            uses=pin("actions/setup-python"),
+            with_={"python-version": config.ci.python_version},
+        ),
+        Step(
+            name="Install splitbuild (before any login)",
+            env={"SPLITBUILD_INSTALL": config.ci.install, "SPLITBUILD_LOCK": requirements_text()},
+            shell="bash",
+            run=_INSTALL_SCRIPT,
+        ),
+    ]
+
+
+def _preview_jobs(config: Config, plan: Plan) -> dict[str, Job]:
+    """``preview`` (merge into ``pr-<N>``) and ``preview-cleanup`` (delete it on close)."""
+    if not config.ci.previews:
+        return {}
+    preview = preview_config(config)
+    command = merge_command(preview, plan)
+    env = dict(command.env)
+    by_platform = {leg.platform: leg for leg in plan.legs}
+    for platform, name in command.digest_env.items():
+        env[name] = f"${{{{ needs.{build_job_id(by_platform[platform])}.outputs.digest }}}}"
+    condition = _merge_condition(config, plan).replace(NOT_PR, preview_condition())
+    cleanup_env = {f"IMAGE_{i}": name for i, name in enumerate(config.image.names, start=1)}
+    cleanup_env["PR_NUMBER"] = "${{ github.event.pull_request.number }}"
+    common = {
+        "runs_on": _runs_on(config.ci.merge_runner_labels),
+        "timeout_minutes": config.ci.merge_timeout_minutes,
+        "permissions": _permissions(config, checkout=False),
+    }
+    return {
+        "preview": Job(
+            name="preview",
+            needs=[build_job_id(leg) for leg in plan.legs],
+            if_=condition,
+            outputs={"digest": "${{ steps.preview.outputs.digest }}"},
+            steps=[
+                *_install_steps(config),
+                *_login_steps(config, None),
+                Step(name="Merge the preview", id="preview", env=env, shell="bash", run=command.script()),
+            ],
+            **common,
+        ),
+        "preview-cleanup": Job(
+            name="delete the preview",
+            if_=cleanup_condition(),
+            steps=[
+                *_install_steps(config),
+                *_login_steps(config, None),
+                Step(
+                    name="Delete the preview",
+                    env=cleanup_env,
+                    shell="bash",
+                    run=cleanup_script(len(config.image.names)),
+                ),
+            ],
+            **common,
+        ),
+    }
+
+
 # --- workflow -----------------------------------------------------------------------------------
 
 
@@ -316,9 +384,11 @@ def _triggers(config: Config) -> Triggers:
     push = None
     if ci.branches or ci.tags:
         push = PushTrigger(branches=list(ci.branches) or None, tags=list(ci.tags) or None)
+    types = list(PULL_REQUEST_TYPES) if ci.previews else None
+    pull_request = PullRequestTrigger(branches=list(ci.branches) or None, types=types)
     return Triggers(
         push=push,
-        pull_request=PullRequestTrigger(branches=list(ci.branches) or None) if ci.pull_requests else None,
+        pull_request=pull_request if ci.pull_requests else None,
         workflow_dispatch={} if ci.workflow_dispatch else None,
         schedule=[ScheduleTrigger(cron=cron) for cron in ci.schedule] or None,
     )
@@ -345,6 +415,7 @@ def build_workflow(config: Config, plan: Plan) -> Workflow:
         jobs={
             **{build_job_id(leg): _build_job(config, leg) for leg in plan.legs},
             "merge": _merge_job(config, plan),
+            **_preview_jobs(config, plan),
         },
     )
 

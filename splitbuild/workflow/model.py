@@ -81,6 +81,7 @@ class PushTrigger(_Node):
 
 class PullRequestTrigger(_Node):
     branches: list[str] | None = None
+    types: list[str] | None = None
 
 
 class ScheduleTrigger(_Node):
