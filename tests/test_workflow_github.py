@@ -894,14 +894,10 @@ def test_previews_publish_pr_n_for_same_repository_pull_requests_and_delete_it_o
         ["delete", "quay.io/acme/app:pr-7"],
     ]
     calls.unlink()
-    failed = _run_bash(delete["run"], env, _stub_delete_dir(tmp_path, {"ghcr.io/acme/app:pr-7": 5}))
+    _stub_delete(tmp_path, {"ghcr.io/acme/app:pr-7": 5})
+    failed = _run_bash(delete["run"], env, tmp_path)
     assert failed.returncode == 5  # a real failure fails the job, after trying every repository
     assert len(calls.read_text().splitlines()) == 2
-
-
-def _stub_delete_dir(tmp_path: Path, codes: dict[str, int]) -> Path:
-    _stub_delete(tmp_path, codes)
-    return tmp_path
 
 
 def test_without_previews_no_pull_request_job_and_no_closed_trigger() -> None:
@@ -914,5 +910,6 @@ def test_without_previews_no_pull_request_job_and_no_closed_trigger() -> None:
 def test_previews_need_pull_requests() -> None:
     with pytest.raises(ConfigError, match="previews = true needs pull-requests = true"):
         parse_config(
-            '[image]\nnames = ["ghcr.io/a/b"]\nplatforms = ["linux/amd64"]\n[ci]\npull-requests = false\npreviews = true\n'
+            '[image]\nnames = ["ghcr.io/a/b"]\nplatforms = ["linux/amd64"]\n'
+            "[ci]\npull-requests = false\npreviews = true\n"
         )
