@@ -23,7 +23,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,10 @@ class Run:
     workflow: Path
     record: Path
     result: subprocess.CompletedProcess[str]
+    published: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What the first run left under each tag (read before a second run)."""
+    closed: Run | None = None
+    """The run of the pull request's ``closed`` event, if the case has one."""
 
     def built(self) -> dict[str, dict[str, list[str]]]:
         """What each build job's build-push stand-in received, parsed, by job id."""
@@ -118,6 +122,7 @@ def make_repo(
     *,
     fail_arm64: bool = False,
     optional: tuple[str, ...] = (),
+    previews: bool = False,
 ) -> Path:
     repo = tmp / "repo"
     repo.mkdir(parents=True)
@@ -143,6 +148,8 @@ def make_repo(
     (repo / "Dockerfile").write_text(dockerfile)
     build_args = {"WORK": "1000", "NOTE": 'LIST=a,"b" and, "more"'}
     text = config_text(image, host, provider, build_args).replace("[image]\n", '[image]\ncontext = "."\n', 1)
+    if previews:
+        text = text.replace("[ci]\n", "[ci]\npreviews = true\n", 1)
     if optional:
         text = text.replace("[image]\n", f"[image]\noptional-platforms = {json.dumps(list(optional))}\n", 1)
     (repo / "splitbuild.toml").write_text(text)
@@ -156,6 +163,8 @@ def make_repo(
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+    # act takes github.repository from the origin remote (else "nektos/act"): the payloads' repository.
+    subprocess.run([*git, "remote", "add", "origin", "https://github.com/acme/app.git"], check=True)
     return repo
 
 
@@ -171,11 +180,18 @@ def runner_labels(workflow: Path) -> list[str]:
 
 
 def run_act(
-    repo: Path, workflow: Path, event: str, payload: dict[str, Any], image: str, *, extra_links: Path
+    repo: Path,
+    workflow: Path,
+    event: str,
+    payload: dict[str, Any],
+    image: str,
+    *,
+    extra_links: Path,
+    name: str = "",
 ) -> Run:
-    record = repo.parent / "record"
+    record = repo.parent / f"record{name}"
     record.mkdir()
-    event_path = repo.parent / "event.json"
+    event_path = repo.parent / f"event{name}.json"
     event_path.write_text(json.dumps(payload))
     argv = [
         _act(),
@@ -207,7 +223,7 @@ def run_act(
     env = {**os.environ, "REG_PASSWORD": TEST_PASSWORD, "HOME": str(repo.parent / "home")}
     env.pop("DOCKER_HOST", None)
     result = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False)
-    (repo.parent / "act.log").write_text(result.stdout + result.stderr)
+    (repo.parent / f"act{name}.log").write_text(result.stdout + result.stderr)
     return Run(repo, image, workflow, record, result)
 
 
@@ -254,7 +270,7 @@ def tags(image: str) -> set[str]:
     return set(json.loads(result.stdout)["Tags"])
 
 
-def _payload(ref: str, pull_request: bool = False) -> dict[str, Any]:
+def _payload(ref: str, pull_request: bool = False, head_repo: str = "", action: str = "") -> dict[str, Any]:
     payload: dict[str, Any] = {
         "ref": ref,
         "repository": {
@@ -266,7 +282,14 @@ def _payload(ref: str, pull_request: bool = False) -> dict[str, Any]:
         "head_commit": {"timestamp": "2026-11-20T10:00:00Z"},
     }
     if pull_request:
-        payload["pull_request"] = {"number": 7, "head": {"ref": "feature"}, "base": {"ref": "main"}}
+        head: dict[str, Any] = {"ref": "feature"}
+        if head_repo:
+            head["repo"] = {"full_name": head_repo}
+        payload["number"] = 7  # act derives GITHUB_REF (refs/pull/7/merge) from it, as GitHub sends it
+        payload["pull_request"] = {"number": 7, "head": head, "base": {"ref": "main"}}
+        del payload["head_commit"]  # a pull_request event has none
+    if action:
+        payload["action"] = action
     return payload
 
 
@@ -304,12 +327,18 @@ class Case:
     ref: str
     fail_arm64: bool = False
     optional: tuple[str, ...] = ()
+    previews: bool = False
+    head_repo: str = ""
+    """The pull request's head repository: acme/app (this one) or a fork."""
 
 
 CASES = [
     Case("push-main", "github", "push", "refs/heads/main"),
     Case("tag", "github", "push", "refs/tags/v1.2.3"),
-    Case("pull-request", "github", "pull_request", "refs/pull/7/merge"),
+    # previews on, but the pull request comes from a fork: it must push nothing.
+    Case("pull-request", "github", "pull_request", "refs/pull/7/merge", previews=True, head_repo="fork/app"),
+    # previews on, from this repository: pr-7 is published, then the closed event deletes it.
+    Case("preview", "github", "pull_request", "refs/pull/7/merge", previews=True, head_repo="acme/app"),
     # arm64 fails; amd64 is optional and builds: a failed required leg still stops the merge.
     Case("failing-leg", "github", "push", "refs/heads/main", fail_arm64=True, optional=("linux/amd64",)),
     Case(
@@ -356,6 +385,7 @@ def runs(
             case.provider,
             fail_arm64=case.fail_arm64,
             optional=case.optional,
+            previews=case.previews,
         )
         if case.provider == "forgejo":
             workflow = _forgejo_for_act(
@@ -363,14 +393,27 @@ def runs(
             )
         else:
             workflow = repo / ".github/workflows/splitbuild.yml"
-        return run_act(
+        pull_request = case.event == "pull_request"
+        run = run_act(
             repo,
             workflow,
             case.event,
-            _payload(case.ref, case.event == "pull_request"),
+            _payload(case.ref, pull_request, case.head_repo, "synchronize" if case.previews else ""),
             image,
             extra_links=splitbuild_wheel,
         )
+        if case.name == "preview":  # the pull request closes: its own run, after the first
+            run.published = {tag: skopeo_raw(f"{image}:{tag}") for tag in tags(image)}
+            run.closed = run_act(
+                repo,
+                workflow,
+                case.event,
+                _payload(case.ref, pull_request, case.head_repo, "closed"),
+                image,
+                extra_links=splitbuild_wheel,
+                name="-closed",
+            )
+        return run
 
     with ThreadPoolExecutor(max_workers=len(CASES)) as pool:
         return dict(zip([c.name for c in CASES], pool.map(one, CASES), strict=True))
@@ -437,6 +480,7 @@ def test_forgejo_workflow_runs_under_act(runs: dict[str, Run]) -> None:
 
 
 def test_pull_request_builds_but_pushes_nothing(runs: dict[str, Run]) -> None:
+    """A fork's pull request, with previews on: it builds, logs in nowhere, pushes nothing."""
     run = runs["pull-request"]
     assert run.result.returncode == 0, _log(run)[-4000:]
     assert set(run.built()) == {"build-linux-amd64", "build-linux-arm64"}
@@ -476,3 +520,41 @@ def test_a_failing_optional_leg_still_publishes_the_others(runs: dict[str, Run])
     assert [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]] == [
         "linux/amd64"
     ]
+
+
+def test_same_repository_pull_request_publishes_a_preview_that_closing_deletes(runs: dict[str, Run]) -> None:
+    run = runs["preview"]
+    log = _log(run)
+    assert run.result.returncode == 0, log[-4000:]
+    assert "[splitbuild/preview" in log
+    assert "[splitbuild/merge" not in log
+    assert _logins(run) == ["build-linux-amd64", "build-linux-arm64", "preview"]
+    assert set(run.published) == {"pr-7"}  # the pr rule alone: no sha-, no latest
+    index = run.published["pr-7"]
+    platforms = [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]]
+    assert platforms == PLATFORMS
+    assert run.closed is not None
+    closed = _log(run.closed)
+    assert run.closed.result.returncode == 0, closed[-4000:]
+    assert "[splitbuild/delete the preview" in closed
+    assert "[splitbuild/build" not in closed  # a closed pull request builds nothing
+    assert _logins(run.closed) == ["preview-cleanup"]
+    assert tags(run.image) == set()
+    for manifest in index["manifests"]:  # the children went with the index
+        gone = subprocess.run(
+            [
+                "skopeo",
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                f"{TEST_USER}:{TEST_PASSWORD}",
+                f"docker://{run.image}@{manifest['digest']}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert gone.returncode != 0
+        assert "manifest unknown" in gone.stderr.lower() or "not found" in gone.stderr.lower(), gone.stderr
