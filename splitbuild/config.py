@@ -695,11 +695,6 @@ class CiConfig(_Table):
             raise ValueError(
                 "previews = true needs pull-requests = true (previews are built from pull requests)"
             )
-        if self.previews and self.provider == "gitlab":
-            raise ValueError(
-                "previews = true is not supported with provider 'gitlab' yet (GitHub and Forgejo only); "
-                "set previews = false"
-            )
         if self.provider == "gitlab" and self.cache == "gha":
             raise ValueError("cache 'gha' is GitHub's cache service; with GitLab use 'registry' or 'none'")
         return self

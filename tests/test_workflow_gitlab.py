@@ -25,6 +25,8 @@ from splitbuild.workflow.gitlab import (
     build_pipeline,
     gitlab_merge_command,
     merge_job_name,
+    preview_job_name,
+    preview_stop_job_name,
     render_pipeline,
     sign_job_name,
 )
@@ -140,6 +142,15 @@ insecure-registries = ["127.0.0.1:5000", "registry.internal"]
 username-var = "REG_USER"
 password-secret = "REG_PASSWORD"
 """,
+    "previews": """
+[image]
+names = ["registry.gitlab.com/acme/app", "docker.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+[ci]
+previews = true
+[ci.gitlab]
+builder = "buildah"
+""",
     "optional": """
 [image]
 names = ["registry.gitlab.com/acme/app"]
@@ -182,7 +193,14 @@ CI_ENV = {
     "REG_PASSWORD": "reg-password-not-for-logs",
 }
 SECRETS = [v for k, v in CI_ENV.items() if "TOKEN" in k or "PASSWORD" in k]
-MERGE_REQUEST = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
+# A merge request from a fork (its source project is another one): never pushes, previews or not.
+FORK = {"CI_PROJECT_ID": "100", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "200"}
+SAME_PROJECT = {"CI_PROJECT_ID": "100", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "100"}
+MERGE_REQUEST = {
+    "CI_PIPELINE_SOURCE": "merge_request_event",
+    "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+    **FORK,
+}
 PUSH_MAIN = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
 
 
@@ -263,7 +281,8 @@ def test_one_build_job_per_platform_on_the_planned_runner(case: tuple[Config, Pl
     builds = [build_job_name(config, leg) for leg in the_plan.legs]
     merge = [merge_job_name(config)] if merge_job_name(config) in pipeline else []
     sign = [sign_job_name(config)] if merge and config.ci.sign else []
-    assert list(pipeline) == builds + merge + sign
+    previews = [preview_job_name(config), preview_stop_job_name(config)] if config.ci.previews else []
+    assert list(pipeline) == builds + merge + sign + previews
     for leg in the_plan.legs:
         job = pipeline[build_job_name(config, leg)]
         assert job["tags"] == list(leg.runner)
@@ -392,8 +411,8 @@ def _pipeline(source: str, **env: str) -> dict[str, str]:
     return {"CI_PIPELINE_SOURCE": source, **env}
 
 
-def _mr(target: str) -> dict[str, str]:
-    return _pipeline("merge_request_event", CI_MERGE_REQUEST_TARGET_BRANCH_NAME=target)
+def _mr(target: str, project: dict[str, str] = FORK) -> dict[str, str]:
+    return _pipeline("merge_request_event", CI_MERGE_REQUEST_TARGET_BRANCH_NAME=target, **project)
 
 
 def _branch(name: str) -> dict[str, str]:
@@ -467,11 +486,16 @@ def test_merge_runs_exactly_when_builds_publish(case: tuple[Config, Plan, dict[s
     the builds push."""
     config, the_plan, pipeline = case
     envs = [env for _, env, *_ in RULE_CASES] + [_branch(b) for b in config.ci.branches if "*" not in b]
+    envs += [_mr(b, SAME_PROJECT) for b in config.ci.branches if "*" not in b] + [_mr("main", SAME_PROJECT)]
     merge = pipeline.get(merge_job_name(config))
+    preview = pipeline.get(preview_job_name(config))
     for env in envs:
         build = evaluate(pipeline[build_job_name(config, the_plan.legs[0])], env)
         pushes = build.runs and build.variables.get("SPLITBUILD_PUSH") == "true"
-        assert (merge is not None and evaluate(merge, env).runs) is pushes
+        merges = merge is not None and evaluate(merge, env).runs
+        previews = preview is not None and evaluate(preview, env).runs
+        assert merges + previews == pushes  # exactly one of them when the builds push
+        assert previews is (pushes and env["CI_PIPELINE_SOURCE"] == "merge_request_event")
 
 
 # --- the scripts, run ---------------------------------------------------------------------------
@@ -868,6 +892,59 @@ def test_optional_legs_may_fail_and_the_merge_goes_on_without_their_digest(tmp_p
     assert run.returncode != 0
     assert "the linux/arm64 build job produced no digest" in run.stderr
     assert run.tool("splitbuild") == []
+
+
+def test_previews_push_merge_and_stop_for_merge_requests_of_this_project(tmp_path: Path) -> None:
+    """With previews, a merge request from this project pushes, merges ``mr-<iid>`` in a review-app
+    environment and has the stop job that deletes it; a fork's merge request does neither."""
+    config = load_case("previews")
+    the_plan = plan(config)
+    pipeline = parsed(config)
+    same, fork = _mr("main", SAME_PROJECT), _mr("main")
+    build = pipeline[build_job_name(config, the_plan.legs[0])]
+    assert evaluate(build, same).variables == {"SPLITBUILD_PUSH": "true"}
+    assert evaluate(build, fork).runs
+    assert evaluate(build, fork).variables == {}
+    # undefined project ids never count as the same project
+    assert not evaluate(
+        build, {**same, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "", "CI_PROJECT_ID": ""}
+    ).variables
+    preview, stop = pipeline[preview_job_name(config)], pipeline[preview_stop_job_name(config)]
+    assert evaluate(preview, same).runs
+    assert not evaluate(preview, fork).runs
+    assert not evaluate(preview, PUSH_MAIN).runs
+    assert evaluate(stop, same).runs
+    assert not evaluate(stop, fork).runs
+    assert [r.get("when") for r in stop["rules"]] == ["manual"]
+    assert stop["allow_failure"] is True
+    assert stop["needs"] == []
+    name = "preview/mr-$CI_MERGE_REQUEST_IID"
+    assert preview["environment"] == {
+        "name": name,
+        "action": "start",
+        "on_stop": preview_stop_job_name(config),
+    }
+    assert stop["environment"] == {"name": name, "action": "stop"}
+    assert [n["job"] for n in preview["needs"]] == [build_job_name(config, leg) for leg in the_plan.legs]
+    # The preview job merges with the mr- rule alone.
+    command = gitlab_merge_command(config, the_plan)
+    dotenv = {command.digest_env[leg.platform]: _digest(i) for i, leg in enumerate(the_plan.legs, start=1)}
+    env = {**CI_ENV, **same, **dotenv, "CI_MERGE_REQUEST_IID": "7", "STUB_INDEX_DIGEST": _digest(3)}
+    (tmp_path / "preview").mkdir()
+    run = run_job(preview, tmp_path / "preview", env)
+    assert run.returncode == 0, run.stderr
+    (call,) = run.tool("splitbuild")
+    args = call["args"]
+    assert args[args.index("--tags") + 1] == "type=ref,event=pr,prefix=mr-"
+    assert "--flavor" not in args
+    assert args[-2:] == [_digest(1), _digest(2)]
+    # The stop job deletes mr-7 in every image repository, with the credentials handed over.
+    (tmp_path / "stop").mkdir()
+    run = run_job(stop, tmp_path / "stop", env)
+    assert run.returncode == 0, run.stderr
+    calls = run.tool("splitbuild")
+    assert [c["args"] for c in calls] == [["delete", f"{image}:mr-7"] for image in config.image.names]
+    assert "SPLITBUILD_AUTH_DOCKER_IO_PASSWORD" in calls[0]["auth"]
 
 
 def test_merge_command_is_the_github_one_renamed() -> None:

@@ -21,9 +21,25 @@ from splitbuild.config import Config
 from splitbuild.errors import ConfigError
 from splitbuild.planner import Leg, Plan
 from splitbuild.runners import check_foreign_labels
-from splitbuild.workflow.gitlab_model import Artifacts, IdToken, Job, Need, Pipeline, Reports, Retry, Service
-from splitbuild.workflow.gitlab_rules import publish_rules
-from splitbuild.workflow.gitlab_scripts import MERGE_DOTENV, build_script, digest_dotenv, merge_script
+from splitbuild.workflow.gitlab_model import (
+    Artifacts,
+    Environment,
+    IdToken,
+    Job,
+    Need,
+    Pipeline,
+    Reports,
+    Retry,
+    Service,
+)
+from splitbuild.workflow.gitlab_rules import preview_rules, publish_rules
+from splitbuild.workflow.gitlab_scripts import (
+    MERGE_DOTENV,
+    build_script,
+    digest_dotenv,
+    merge_script,
+    preview_stop_script,
+)
 from splitbuild.workflow.gitlab_signing import (
     ID_TOKEN_VARIABLE,
     SIGSTORE_AUDIENCE,
@@ -32,6 +48,7 @@ from splitbuild.workflow.gitlab_signing import (
 )
 from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, optional_note, regenerate_command
 from splitbuild.workflow.merge_step import MergeCommand, merge_command
+from splitbuild.workflow.previews import preview_config
 from splitbuild.workflow.yaml_dump import dump_yaml
 
 __all__ = [
@@ -42,6 +59,8 @@ __all__ = [
     "gitlab_merge_command",
     "merge_job_name",
     "pipeline_notes",
+    "preview_job_name",
+    "preview_stop_job_name",
     "render_pipeline",
     "sign_job_name",
 ]
@@ -137,6 +156,64 @@ def _merge_job(config: Config, plan: Plan, command: MergeCommand) -> Job | None:
     )
 
 
+def preview_job_name(config: Config) -> str:
+    """``splitbuild:preview``."""
+    return f"{config.ci.name}:preview"
+
+
+def preview_stop_job_name(config: Config) -> str:
+    """``splitbuild:preview:stop``."""
+    return f"{config.ci.name}:preview:stop"
+
+
+PREVIEW_ENVIRONMENT = "preview/mr-$CI_MERGE_REQUEST_IID"
+
+
+def _preview_jobs(config: Config, plan: Plan) -> dict[str, Job]:
+    """``[ci] previews``: the preview job merges ``mr-<iid>`` for a merge request from this project
+    and starts its review-app environment, whose ``on_stop`` job deletes the preview when the merge
+    request is merged or closed (GitLab runs it then; it can also be run by hand)."""
+    if not config.ci.previews:
+        return {}
+    gitlab = config.ci.gitlab
+    command = gitlab_merge_command(preview_config(config), plan)
+    script = merge_script(preview_config(config), command)
+    stop = preview_stop_script(config)
+    return {
+        preview_job_name(config): Job(
+            stage=gitlab.merge_stage,
+            image=config.ci.gitlab_python_image,
+            tags=list(config.ci.merge_runner_labels),
+            needs=[Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs],
+            rules=preview_rules(config.ci, "preview"),
+            interruptible=False,
+            timeout=_timeout(config.ci.merge_timeout_minutes),
+            retry=_RETRY,
+            resource_group=_resource_group(config),
+            environment=Environment(
+                name=PREVIEW_ENVIRONMENT, action="start", on_stop=preview_stop_job_name(config)
+            ),
+            variables=script.variables,
+            script=_items(script.script),
+            artifacts=Artifacts(reports=Reports(dotenv=MERGE_DOTENV), expire_in=ARTIFACTS_EXPIRE_IN),
+        ),
+        preview_stop_job_name(config): Job(
+            stage=gitlab.merge_stage,
+            image=config.ci.gitlab_python_image,
+            tags=list(config.ci.merge_runner_labels),
+            needs=[],
+            rules=preview_rules(config.ci, "stop"),
+            interruptible=False,
+            allow_failure=True,  # a manual job that does not block the merge request's pipeline
+            timeout=_timeout(config.ci.merge_timeout_minutes),
+            retry=_RETRY,
+            environment=Environment(name=PREVIEW_ENVIRONMENT, action="stop"),
+            variables=stop.variables,
+            script=_items(stop.script),
+        ),
+    }
+
+
 def _sign_job(config: Config) -> Job:
     script = sign_script(config)
     return Job(
@@ -169,6 +246,7 @@ def build_pipeline(config: Config, plan: Plan) -> Pipeline:
         jobs[merge_job_name(config)] = merge
         if config.ci.sign == "cosign":
             jobs[sign_job_name(config)] = _sign_job(config)
+    jobs.update(_preview_jobs(config, plan))
     return Pipeline(jobs=jobs)
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Artifacts",
+    "Environment",
     "IdToken",
     "Inherit",
     "Job",
@@ -51,7 +52,7 @@ class Rule(_Node):
     with ``variables`` and ``interruptible`` overriding the job's."""
 
     if_: str = Field(alias="if")
-    when: Literal["never"] | None = None
+    when: Literal["never", "manual"] | None = None
     variables: dict[str, str] | None = None
     interruptible: bool | None = None
 
@@ -76,6 +77,15 @@ class IdToken(_Node):
     aud: str
 
 
+class Environment(_Node):
+    """An ``environment:``: the preview's review-app environment, started by the preview job and
+    stopped (``on_stop``) by the clean-up job when the merge request closes."""
+
+    name: str
+    action: Literal["start", "stop"]
+    on_stop: str | None = None
+
+
 class Inherit(_Node):
     """``inherit: {default: false}``: the project's ``default:`` (image, before_script...) does not
     leak into splitbuild's jobs when the file is included."""
@@ -96,6 +106,7 @@ class Job(_Node):
     timeout: str
     retry: Retry
     resource_group: str | None = None
+    environment: Environment | None = None
     id_tokens: dict[str, IdToken] | None = None
     variables: dict[str, str]
     script: list[str]

@@ -24,6 +24,7 @@ from splitbuild.planner import Leg
 from splitbuild.workflow.attestations import image_output_options, provenance_setting
 from splitbuild.workflow.gitlab_rules import PUSH_VARIABLE
 from splitbuild.workflow.merge_step import MergeCommand
+from splitbuild.workflow.previews import cleanup_script
 
 __all__ = [
     "DEFAULT_BINFMT_IMAGE",
@@ -38,6 +39,7 @@ __all__ = [
     "job_dir_item",
     "logins",
     "merge_script",
+    "preview_stop_script",
     "required_checks",
 ]
 
@@ -364,12 +366,9 @@ def build_script(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
     return _buildx(config, leg, command)
 
 
-def merge_script(config: Config, command: MergeCommand) -> JobScript:
-    """The merge job: install splitbuild, check every digest arrived, hand the registry
-    credentials to splitbuild (``SPLITBUILD_AUTH_<REGISTRY>_*``), merge, and publish the index
-    digest as ``SPLITBUILD_DIGEST`` in a dotenv report (with optional platforms, the ones left out
-    as ``SPLITBUILD_LEFT_OUT``)."""
-    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install, **command.env}
+def _credentials(config: Config, variables: dict[str, str]) -> list[str]:
+    """Lines that check and export the registry credentials as ``SPLITBUILD_AUTH_*`` (adding the
+    literal user names to ``variables``)."""
     credentials: list[str] = []
     for login in logins(config):
         variables.update(login.variables)
@@ -379,6 +378,30 @@ def merge_script(config: Config, command: MergeCommand) -> JobScript:
             f"export {prefix}USERNAME={login.username}",
             f"export {prefix}PASSWORD={login.password}",
         ]
+    return credentials
+
+
+def preview_stop_script(config: Config) -> JobScript:
+    """The preview's stop job (``[ci] previews``): install splitbuild, hand over the credentials,
+    and delete ``mr-<iid>`` in every image repository (:data:`~.previews.CLEANUP_SCRIPT`)."""
+    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install}
+    for index, name in enumerate(config.image.names, start=1):
+        variables[f"{_PREFIX}IMAGE_{index}"] = name
+    credentials = _credentials(config, variables)
+    script = [_MERGE_INSTALL]
+    if credentials:
+        script.append("".join(f"{line}\n" for line in credentials))
+    script.append(cleanup_script(len(config.image.names), "mr-$CI_MERGE_REQUEST_IID", _PREFIX))
+    return JobScript(variables, script)
+
+
+def merge_script(config: Config, command: MergeCommand) -> JobScript:
+    """The merge job: install splitbuild, check every digest arrived, hand the registry
+    credentials to splitbuild (``SPLITBUILD_AUTH_<REGISTRY>_*``), merge, and publish the index
+    digest as ``SPLITBUILD_DIGEST`` in a dotenv report (with optional platforms, the ones left out
+    as ``SPLITBUILD_LEFT_OUT``)."""
+    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install, **command.env}
+    credentials = _credentials(config, variables)
     hosts = config.ci.gitlab.insecure_registries
     insecure = [word for host in hosts for word in ("--insecure-registry", host)]
     merge = command.script(flags=("--json", *insecure)).rstrip("\n") + f" > {MERGE_JSON}\n"

@@ -33,6 +33,8 @@ SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repos
 NOT_CLOSED = "github.event.action != 'closed'"
 """Every event but a closed pull request (push events have no action)."""
 PREVIEW_RULES = ("type=ref,event=pr",)
+GITLAB_PREVIEW_RULES = ("type=ref,event=pr,prefix=mr-",)
+"""On GitLab the preview of merge request N is ``mr-<N>``."""
 PULL_REQUEST_TYPES = ("opened", "synchronize", "reopened", "closed")
 # One `splitbuild delete` per image repository; a preview never pushed (its build failed, or the
 # pull request was opened before previews were on) is not found (exit 4), which is not an error.
@@ -40,9 +42,9 @@ CLEANUP_SCRIPT = """\
 status=0
 for image in "$@"; do
   code=0
-  splitbuild delete "$image:pr-$PR_NUMBER" || code=$?
+  splitbuild delete "$image:$PREVIEW_TAG" || code=$?
   if [ "$code" -eq 4 ]; then
-    echo "no preview $image:pr-$PR_NUMBER: nothing to delete"
+    echo "no preview $image:$PREVIEW_TAG: nothing to delete"
   elif [ "$code" -ne 0 ]; then
     status=$code
   fi
@@ -70,13 +72,15 @@ def cleanup_condition() -> str:
 
 
 def preview_config(config: Config) -> Config:
-    """``config`` with the preview's tag rules: ``pr-<N>`` only, no flavor (no ``latest``, no
-    prefix), the same labels."""
-    tags = TagsConfig(rules=list(PREVIEW_RULES), flavor=[], labels=list(config.tags.labels))
+    """``config`` with the preview's tag rules: ``pr-<N>`` (GitLab: ``mr-<N>``) only, no flavor (no
+    ``latest``, no prefix), the same labels."""
+    rules = GITLAB_PREVIEW_RULES if config.ci.provider == "gitlab" else PREVIEW_RULES
+    tags = TagsConfig(rules=list(rules), flavor=[], labels=list(config.tags.labels))
     return config.model_copy(update={"tags": tags})
 
 
-def cleanup_script(images: int) -> str:
-    """The clean-up step: ``set --`` with every ``IMAGE_<i>`` variable, then :data:`CLEANUP_SCRIPT`."""
-    words = " ".join(f'"$IMAGE_{index}"' for index in range(1, images + 1))
-    return f"set -- {words}\n" + CLEANUP_SCRIPT
+def cleanup_script(images: int, tag: str = "pr-$PR_NUMBER", prefix: str = "") -> str:
+    """The clean-up: ``set --`` with every ``<prefix>IMAGE_<i>`` variable, ``PREVIEW_TAG`` (``tag``,
+    as a double-quoted shell word), then :data:`CLEANUP_SCRIPT` (POSIX ``sh``)."""
+    words = " ".join(f'"${prefix}IMAGE_{index}"' for index in range(1, images + 1))
+    return f'set -- {words}\nPREVIEW_TAG="{tag}"\n' + CLEANUP_SCRIPT
