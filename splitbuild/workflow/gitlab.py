@@ -7,7 +7,8 @@ and hands its digest to the merge job in a ``dotenv`` report. The merge job ``ne
 job, logs in through ``SPLITBUILD_AUTH_*`` variables and runs ``splitbuild merge``, which reads the
 tag context from GitLab's ``CI_*`` variables. With ``[ci] sign = "cosign"`` a sign job then signs
 the index digest keyless (:mod:`.gitlab_signing`). Merge requests build every platform and push
-nothing, and never sign.
+nothing, and never sign; with ``[ci] previews`` those from the project itself push and publish
+``mr-<iid>`` (a review-app environment whose stop job deletes it, :mod:`.previews`).
 
 The file has no global keys (``stages``, ``workflow``, ``default``, ``variables``) and its jobs do
 not inherit ``default:``, so it works as ``.gitlab-ci.yml`` and as a file included from one.

@@ -1,5 +1,7 @@
-"""Pull request previews (``[ci] previews = true``) on GitHub and Forgejo: what decides who pushes,
-the preview's tag rules, and the clean-up script.
+"""Pull request previews (``[ci] previews = true``): what decides who pushes on GitHub and Forgejo,
+the preview's tag rules, and the clean-up script (GitLab's rules are in :mod:`.gitlab_rules`, its
+jobs in :mod:`.gitlab`: merge requests of the project publish ``mr-<iid>``, deleted by the stop job
+of their review-app environment).
 
 A pull request whose head branch is in the repository itself builds and pushes every platform by
 digest, then a ``preview`` job merges them into one index tagged ``pr-<N>`` (the ``type=ref,event=pr``
