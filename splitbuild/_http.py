@@ -17,7 +17,7 @@ import httpx
 
 from splitbuild.errors import ErrorDetail
 
-__all__ = ["error_details", "read_bounded", "read_bounded_sync", "redact_url", "retry_after"]
+__all__ = ["error_details", "read_bounded", "redact_url", "retry_after"]
 
 
 def redact_url(url: httpx.URL | str) -> str:
@@ -83,25 +83,6 @@ async def read_bounded(
                     break
     finally:
         await response.aclose()
-    kept = bytes(body[:limit])
-    _keep(response, kept, more)
-    return kept, more
-
-
-def read_bounded_sync(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """:func:`read_bounded` for a synchronous client."""
-    declared = response.headers.get("Content-Length", "")
-    body = bytearray()
-    more = declared.isdigit() and int(declared) > limit
-    try:
-        if not more:
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > limit:
-                    more = True
-                    break
-    finally:
-        response.close()
     kept = bytes(body[:limit])
     _keep(response, kept, more)
     return kept, more

@@ -11,28 +11,60 @@ references by :class:`~splitbuild.store.layout.LayoutRepository`; both implement
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self, TypedDict, Unpack
 
 from splitbuild.reference import AnyReference, LayoutReference
 from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
+    import httpx
+
+    from splitbuild.auth import Keychain
     from splitbuild.blobcache import BlobLocations
+    from splitbuild.retry import RetryPolicy
     from splitbuild.store.registry import RegistryClient
 
-__all__ = ["Client"]
+__all__ = ["Client", "RegistrySettings"]
+
+
+class RegistrySettings(TypedDict, total=False):
+    """The settings a :class:`Client` passes to its registry client; each is described at
+    :class:`~splitbuild.store.registry.transport.RegistryTransport`. A misspelt name is a type
+    error (mypy) and a ``TypeError`` at the call."""
+
+    keychain: Keychain | None
+    insecure: Iterable[str]
+    ca_file: str | Path | None
+    timeout: float
+    retry: RetryPolicy | None
+    per_host: int
+    chunk_size: int
+    page_size: int
+    deadline: float | None
+    max_pages: int
+    max_entries: int
+    transport: httpx.AsyncBaseTransport | None
+    env: Mapping[str, str] | None
 
 
 class Client:
-    """Opens repositories for references; keyword arguments go to :class:`RegistryClient`.
+    """Opens repositories for references; the registry settings (:class:`RegistrySettings`) go to
+    :class:`~splitbuild.store.registry.RegistryClient`, created on first use.
 
     ``blob_cache``: remember where blobs live (:mod:`splitbuild.blobcache`) so that copies and
     merges into a registry mount a blob it holds elsewhere instead of streaming it: ``True`` opens
     the user's cache (unless ``SPLITBUILD_BLOB_CACHE=0``), or pass an open
     :class:`~splitbuild.blobcache.BlobLocations`; off by default for scripts, on for the CLI."""
 
-    def __init__(self, *, blob_cache: bool | BlobLocations = False, **registry_options: Any) -> None:
+    def __init__(
+        self, *, blob_cache: bool | BlobLocations = False, **registry_options: Unpack[RegistrySettings]
+    ) -> None:
+        unknown = sorted(set(registry_options) - set(RegistrySettings.__annotations__))
+        if unknown:
+            raise TypeError(f"Client() got unexpected keyword arguments: {', '.join(unknown)}")
         self._options = registry_options
         self._registry: RegistryClient | None = None
         self._blob_cache = blob_cache

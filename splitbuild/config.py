@@ -61,7 +61,9 @@ __all__ = [
     "ImageConfig",
     "LoginConfig",
     "RunnerTable",
+    "ScanConfig",
     "TagsConfig",
+    "TestConfig",
     "declared_provider",
     "image_registry",
     "load_config",
@@ -747,6 +749,108 @@ class CiConfig(_Table):
         return f"python:{self.python_version}-slim"
 
 
+# --- leg checks: [test] and [scan] -------------------------------------------------------------
+
+SCANNERS = ("trivy", "grype")
+SEVERITIES = ("low", "medium", "high", "critical")
+_SCANNER_VERSION = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+$")
+TestCommand = str | list[str]
+
+
+def _test_command(value: Any, what: str | None) -> Any:
+    """A smoke-test command: a shell line (run by ``/bin/sh -c`` in the image) or an argument list
+    (run as is); ``false`` (only per platform) skips the platform."""
+    where = f"{what}: " if what else ""
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(f"{where}an empty command")
+        return _one_line(value, what or "the command")
+    if isinstance(value, list):
+        if not value or not all(isinstance(item, str) and item for item in value):
+            raise ValueError(f"{where}an argument list needs non-empty strings")
+        for item in value:
+            _one_line(item, what or "the command")
+        return value
+    raise ValueError(f"{where}must be a command line (string) or an argument list")
+
+
+class TestConfig(_Table):
+    """``[test]``: the smoke test run in every leg's image right after its build, before its digest
+    goes to the merge. ``platforms`` replaces the command for a platform (``false``: no test there)."""
+
+    __test__ = False  # not a pytest class
+
+    command: TestCommand
+    platforms: dict[str, TestCommand | Literal[False]] = Field(default_factory=dict)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command(cls, value: Any) -> Any:
+        return _test_command(value, None)
+
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _platform_commands(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        out: dict[str, Any] = {}
+        for key, command in value.items():
+            try:
+                platform = str(split_platform(key))
+            except ConfigError as exc:
+                raise ValueError(f"key {key!r}: {exc.message}") from None
+            if platform in out:
+                raise ValueError(f"platform {key!r} is listed twice (as {platform})")
+            out[platform] = command if command is False else _test_command(command, platform)
+        return out
+
+    def command_for(self, platform: str) -> list[str] | None:
+        """The argument vector run in ``platform``'s image (a shell line as ``/bin/sh -c LINE``),
+        or None when that platform has no test."""
+        command = self.platforms.get(platform, self.command)
+        if command is False:
+            return None
+        return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+
+
+class ScanConfig(_Table):
+    """``[scan]``: the vulnerability scan of every leg's image before any tag exists. A finding at
+    or above ``severity`` stops the leg."""
+
+    scanner: Literal["trivy", "grype"] = "trivy"
+    severity: Literal["low", "medium", "high", "critical"] = "high"
+    ignore_unfixed: bool = False
+    allow_list: str | None = None
+    """The scanner's own ignore file: ``.trivyignore`` syntax for trivy, a grype config for grype."""
+    version: str | None = None
+    """The scanner release CI installs (default: :data:`SCANNER_VERSIONS`)."""
+
+    @field_validator("allow_list")
+    @classmethod
+    def _allow_list(cls, value: str | None) -> str | None:
+        return None if value is None else _relative_path(value, "allow-list")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None and not _SCANNER_VERSION.match(value):
+            raise ValueError(f"version {value!r} must be a release number such as 0.68.2")
+        return value
+
+    @property
+    def severities(self) -> list[str]:
+        """The threshold and every severity above it, lowest first."""
+        return list(SEVERITIES[SEVERITIES.index(self.severity) :])
+
+    @property
+    def scanner_version(self) -> str:
+        """The release CI installs, as ``X.Y.Z`` (no ``v``)."""
+        return (self.version or SCANNER_VERSIONS[self.scanner]).removeprefix("v")
+
+
+SCANNER_VERSIONS = {"trivy": "0.68.2", "grype": "0.110.0"}
+
+
 class Config(_Table):
     """A whole ``splitbuild.toml``."""
 
@@ -754,6 +858,8 @@ class Config(_Table):
     tags: TagsConfig = Field(default_factory=TagsConfig)
     runners: RunnerTable = Field(default_factory=dict)
     ci: CiConfig = Field(default_factory=CiConfig)
+    test: TestConfig | None = None
+    scan: ScanConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -779,6 +885,13 @@ class Config(_Table):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
+        if self.image.optional_platforms and self.scan is not None and self.ci.provider == "gitlab":
+            # The scan jobs run after the build jobs there; the digest of an optional leg whose scan
+            # failed would still reach the merge, so the combination is refused rather than unsafe.
+            raise ValueError(
+                "image.optional-platforms with [scan] is not supported with provider 'gitlab' yet: "
+                "an optional leg's scan findings would not keep it out of the index"
+            )
         tables = [("[runners]", self.runners)]
         tables += [(f"[ci.{p}.runners]", t) for p, t in self._provider_tables().items() if t is not None]
         for table, runners in tables:
@@ -788,6 +901,13 @@ class Config(_Table):
                 ):
                     raise ValueError(
                         f"{table} key {key!r} matches none of image.platforms "
+                        f"({', '.join(self.image.platforms)})"
+                    )
+        if self.test is not None:
+            for platform in self.test.platforms:
+                if platform not in self.image.platforms:
+                    raise ValueError(
+                        f"test.platforms key {platform!r} is not in image.platforms "
                         f"({', '.join(self.image.platforms)})"
                     )
         for name in self.image.names:

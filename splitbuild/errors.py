@@ -22,11 +22,16 @@ escaping is a bug. The tree::
 Messages are one line, name the object at fault, and never contain a credential: the message and
 the hint pass through :func:`splitbuild.scrub.scrub` whenever they are set, so text a registry, token
 service or credential helper put in them loses every registered secret and every control character.
+
+A message or hint names a parameter of the call in backticks (```keep_last` must be 0 or more``),
+never a command-line option: the CLI shows the option that sets it instead (``--keep-last must be 0
+or more``), with :func:`spell_parameters`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from splitbuild.scrub import scrub
@@ -49,6 +54,7 @@ __all__ = [
     "UsageError",
     "VerificationError",
     "shorten",
+    "spell_parameters",
 ]
 
 MAX_SHOWN = 160
@@ -62,6 +68,15 @@ def shorten(text: str, limit: int = MAX_SHOWN) -> str:
         return text
     keep = limit - 3
     return text[: keep - keep // 3] + "..." + text[len(text) - keep // 3 :]
+
+
+_PARAMETER = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
+
+
+def spell_parameters(text: str, spell: Callable[[str], str | None]) -> str:
+    """``text`` with each parameter it names in backticks replaced by ``spell(name)`` (the CLI's
+    option for it); a name ``spell`` does not know (None) keeps its backticks."""
+    return _PARAMETER.sub(lambda match: spell(match.group(1)) or match.group(0), text)
 
 
 class SplitbuildError(Exception):

@@ -53,7 +53,7 @@ from splitbuild.client import Client
 from splitbuild.digest import parse_digest
 from splitbuild.errors import InvalidInput, NotFound, Refused, RegistryError, SplitbuildError, UsageError
 from splitbuild.index import Annotations, Entry, assemble, platform_set, select
-from splitbuild.models import MAX_MANIFEST_SIZE, Descriptor, ImageConfig, Manifest, Platform
+from splitbuild.models import MAX_MANIFEST_SIZE, ConfigFile, Descriptor, Manifest, Platform
 from splitbuild.optional_platforms import PlatformSets, check_coverage
 from splitbuild.reference import AnyReference, parse_reference
 from splitbuild.referrers import ReferrerFinder
@@ -298,7 +298,7 @@ def parse_targets(texts: Sequence[str]) -> list[AnyReference]:
         if str(ref) not in {str(t) for t in targets}:
             targets.append(ref)
     if not targets:
-        raise UsageError("no target: give at least one -t/--tag (or --image with tag rules)")
+        raise UsageError("no target: give a tag in `targets` (or an `image` with tag rules)")
     return targets
 
 
@@ -321,11 +321,11 @@ def parse_sources(texts: Sequence[str], first_target: AnyReference) -> list[Sour
     return sources
 
 
-def read_digests_dir(path: str | Path) -> list[str]:
+def read_digests_dir(digests_dir: str | Path) -> list[str]:
     """Digests from a directory: empty files named by the hex digest, or files holding ``sha256:…``."""
-    directory = Path(path)
+    directory = Path(digests_dir)
     if not directory.is_dir():
-        raise InvalidInput(f"--digests-dir {directory}: not a directory")
+        raise InvalidInput(f"`digests_dir` {directory}: not a directory")
     digests = []
     for entry in sorted(directory.iterdir()):
         if entry.name.startswith(".") or not entry.is_file():
@@ -341,12 +341,12 @@ def read_digests_dir(path: str | Path) -> list[str]:
             parse_digest(text)
         except InvalidInput:
             raise InvalidInput(
-                f"--digests-dir {directory}: file {entry.name!r} is neither named by a sha256 hex digest "
+                f"`digests_dir` {directory}: file {entry.name!r} is neither named by a sha256 hex digest "
                 "nor holds a sha256:<hex> digest"
             ) from None
         digests.append(text)
     if not digests:
-        raise InvalidInput(f"--digests-dir {directory}: no digest files")
+        raise InvalidInput(f"`digests_dir` {directory}: no digest files")
     return digests
 
 
@@ -368,7 +368,7 @@ async def _platform_of(repo: Repository, manifest: Manifest, origin: str) -> Pla
         )
     raw = await repo.read_blob(config_desc)
     try:
-        config = ImageConfig.model_validate_json(raw)
+        config = ConfigFile.model_validate_json(raw)
     except ValueError:
         raise InvalidInput(f"{origin}: config blob {config_desc.digest} is not an image config") from None
     platform = config.platform()
@@ -457,14 +457,14 @@ async def _check_shrink(client: Client, target: TargetState, old_manifest: Manif
     if lost:
         raise Refused(
             f"{target.ref} points at an index with {len(old)} platforms; the new one lacks {', '.join(lost)}",
-            hint="pass --allow-shrink to publish fewer platforms under this tag",
+            hint="pass `allow_shrink` to publish fewer platforms under this tag",
         )
 
 
 async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
     """Read and check everything; write nothing."""
     if not options.sources:
-        raise UsageError("no sources: give SOURCE arguments or --digests-dir")
+        raise UsageError("no sources: give `sources`")
     sets = PlatformSets.of(options.platforms, options.optional_platforms)
     resolved: list[list[Entry]] = [[] for _ in options.sources]
     states: list[TargetState | None] = [None] * len(options.targets)

@@ -37,8 +37,8 @@ __all__ = [
     "OCI_MANIFEST",
     "REFERENCE_DIGEST",
     "REFERENCE_TYPE",
+    "ConfigFile",
     "Descriptor",
-    "ImageConfig",
     "ImageIndex",
     "ImageManifest",
     "Manifest",
@@ -158,8 +158,10 @@ class ImageIndex(_Model):
     annotations: dict[str, str] | None = None
 
 
-class ImageConfig(_Model):
-    """The parts of an image config blob splitbuild reads (platform and labels)."""
+class ConfigFile(_Model):
+    """The parts of an image's config blob (the OCI image configuration) splitbuild reads: platform,
+    labels and creation time. (The ``[image]`` table of a config file is
+    :class:`splitbuild.config.ImageConfig`.)"""
 
     architecture: str | None = None
     os: str | None = None

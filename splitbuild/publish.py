@@ -3,7 +3,7 @@
 :func:`publish` runs :func:`splitbuild.merge.merge`; with ``delete_displaced`` it then deletes
 every index a moved tag pointed at before, in each target repository, when no tag reaches it any
 more (its children, attestations and referrers too, unless something else still needs them: the
-reachability rules of ``delete`` and ``prune``, :func:`splitbuild.ops.delete.delete_unused`). The
+reachability rules of ``delete`` and ``prune``, :func:`splitbuild.ops.delete_unused`). The
 clean-up never undoes the publish: its failures are reported in the result, the tags stay moved.
 This module sits above merge and ops, which do not know each other.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from splitbuild.client import Client
 from splitbuild.errors import SplitbuildError
 from splitbuild.merge import CleanupFailure, MergeOptions, MergeResult, merge
-from splitbuild.ops.delete import delete_unused
+from splitbuild.ops._delete import delete_unused
 
 __all__ = ["publish"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -258,12 +258,15 @@ class DigestTagFinder:
     absent one is no error.
     """
 
-    def __init__(self, repo: Repository, *, depth: int = MAX_DEPTH) -> None:
+    def __init__(
+        self, repo: Repository, *, depth: int = MAX_DEPTH, tags: Collection[str] | None = None
+    ) -> None:
         self.repo = repo
         self.depth = depth
-        self.listed: bool | None = None
-        """Whether the repository listed its tags (None: not asked yet)."""
-        self._tags: frozenset[str] = frozenset()
+        self.listed: bool | None = None if tags is None else True
+        """Whether the repository listed its tags (None: not asked yet). ``tags``: the listing,
+        when the caller already has it (no request then)."""
+        self._tags: frozenset[str] = frozenset(tags or ())
         self._listing = anyio.Lock()
         self._found: dict[str, list[DigestTag]] = {}
         self._locks: dict[str, anyio.Lock] = {}

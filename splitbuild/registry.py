@@ -23,7 +23,7 @@ client and the same keyword options (``jobs``, progress callbacks...); reference
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,10 +174,12 @@ class Registry(Client):
         jobs: int = DEFAULT_JOBS,
         on_progress: ProgressCallback | None = None,
         on_bytes: BytesCallback | None = None,
+        source_tags: Collection[str] | None = None,
     ) -> ops.CopyResult:
         """Copy the image or index ``source`` to ``destination`` (only ``platforms`` of an index
         when given), with its referrers; ``on_progress``/``on_bytes`` see each blob and the bytes
-        moved (see :func:`splitbuild.ops.copy`)."""
+        moved; ``source_tags``: the source repository's tags when already listed (see
+        :func:`splitbuild.ops.copy`)."""
         return await ops.copy(
             self,
             source,
@@ -187,6 +189,7 @@ class Registry(Client):
             jobs=jobs,
             on_progress=on_progress,
             on_bytes=on_bytes,
+            source_tags=source_tags,
         )
 
     async def delete(

@@ -13,7 +13,7 @@ import pytest
 
 import splitbuild
 from splitbuild import ops
-from splitbuild.client import Client
+from splitbuild.client import Client, RegistrySettings
 from splitbuild.errors import NotFound, UsageError
 from splitbuild.merge import MergeOptions, merge
 from splitbuild.retry import FAST_RETRY
@@ -75,6 +75,16 @@ def test_the_constructor_takes_every_registry_client_option() -> None:
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in offered)
     with pytest.raises(TypeError, match="unexpected keyword argument 'ca_flie'"):
         splitbuild.Registry(ca_flie="x")  # type: ignore[call-arg]
+
+
+def test_the_client_settings_are_the_registry_client_options() -> None:
+    """``Client(**settings)`` is typed by :class:`RegistrySettings`: the same names as RegistryClient's
+    keywords, and a misspelt one is refused at construction, not at the first request."""
+    wanted = {p.name for p in _options(RegistryClient.__init__, skip=1)}
+    assert set(RegistrySettings.__annotations__) == wanted
+    with pytest.raises(TypeError, match="unexpected keyword arguments: ca_flie"):
+        Client(ca_flie="x")  # type: ignore[call-arg]
+    assert Client(page_size=7).registry.page_size == 7
 
 
 def test_every_public_name_is_documented() -> None:
@@ -168,3 +178,16 @@ def test_a_retention_policy_takes_the_durations_the_cli_takes_and_checks_at_cons
         splitbuild.RetentionPolicy(older_than=30)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="keep_last must be a whole number"):
         splitbuild.RetentionPolicy(keep_last="10")  # type: ignore[arg-type]
+
+
+def test_the_ops_names_are_the_operations_not_modules_they_shadow() -> None:
+    """``ops.copy`` is the operation; the modules behind the operations are private, so no name of
+    the namespace is rebound over a submodule. ``graph`` and ``deletion`` are the public building
+    blocks for custom retention policies."""
+    import pkgutil
+    import types
+
+    assert all(not isinstance(getattr(ops, name), types.ModuleType) for name in ops.__all__)
+    public = {m.name for m in pkgutil.iter_modules(ops.__path__) if not m.name.startswith("_")}
+    assert public == {"deletion", "graph"}
+    assert ops.copy.__module__ == "splitbuild.ops._copy"

@@ -1008,33 +1008,6 @@ async def test_credentials_are_resolved_once_per_registry() -> None:
     assert Counting.calls == 1
 
 
-def test_sync_client_uses_the_same_flow() -> None:
-    script = Scripted(
-        {
-            "registry.example": registry(lambda a: a == "Bearer t"),
-            "auth.example": token_service('{"token":"t"}'),
-        }
-    )
-    auth = session(StaticKeychain({"registry.example": Credential("u", "p")}))
-    with httpx.Client(transport=httpx.MockTransport(script)) as client:
-        for _ in range(2):
-            request = client.build_request("GET", f"{REG}/v2/acme/app/manifests/x")
-            assert (
-                client.send(
-                    request, auth=auth.auth_for("registry.example", ["repository:acme/app:pull"])
-                ).status_code
-                == 202
-            )
-        request = client.build_request("GET", f"{REG}/v2/acme/app/manifests/x")
-        script.routes["registry.example"] = registry(lambda a: False)
-        auth.tokens.discard(
-            ("registry.example", Credential("u", "p"), frozenset({"repository:acme/app:pull"}))
-        )
-        with pytest.raises(AuthError):
-            client.send(request, auth=auth.auth_for("registry.example", ["repository:acme/app:pull"]))
-    assert len(script.to("auth.example")) == 2
-
-
 def _all_texts(exc: BaseException) -> Iterator[str]:
     yield str(exc)
     yield repr(exc)

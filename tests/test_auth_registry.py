@@ -3,7 +3,6 @@ trusting the test token service (``tests/token_server.py``), so scopes are enfor
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
@@ -382,17 +381,14 @@ async def test_basic_auth_registry(auth_registry: RegistryServer) -> None:
             await anonymous.send("HEAD", "/v2/basic/app/manifests/v1", ("repository:basic/app:pull",))
 
 
-def test_basic_auth_registry_with_sync_client(auth_registry: RegistryServer) -> None:
+def test_a_sync_client_is_refused_not_sent_without_credentials(auth_registry: RegistryServer) -> None:
+    """The auth is async-only: a sync httpx.Client gets a clear error, never an unauthenticated send."""
     session = AuthSession(StaticKeychain({auth_registry.host: Credential(TEST_USER, TEST_PASSWORD)}))
-    with httpx.Client() as http:
-        for _ in range(2):
-            response = http.send(
-                http.build_request("GET", f"{auth_registry.url}/v2/"),
-                auth=session.auth_for(auth_registry.host, ()),
-            )
-            assert response.status_code == 200
-            expected = "Basic " + base64.b64encode(f"{TEST_USER}:{TEST_PASSWORD}".encode()).decode()
-            assert response.request.headers["Authorization"] == expected
+    with httpx.Client() as http, pytest.raises(TypeError, match=r"needs an httpx\.AsyncClient"):
+        http.send(
+            http.build_request("GET", f"{auth_registry.url}/v2/"),
+            auth=session.auth_for(auth_registry.host, ()),
+        )
 
 
 @pytest.mark.anyio

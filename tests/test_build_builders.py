@@ -140,7 +140,7 @@ async def test_select_builder(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(BuildError, match=r"^buildah is not installed$") as caught:
         await select_builder("buildah", path=str(empty))
-    assert caught.value.hint == "apt-get install buildah (or --builder docker where a docker engine runs)"
+    assert caught.value.hint == "apt-get install buildah (or `builder` docker where a docker engine runs)"
     with pytest.raises(BuildError) as caught:
         await select_builder("auto", path=str(empty))
     assert caught.value.message == "no builder: buildah is not installed and the docker CLI is not installed"
@@ -152,7 +152,7 @@ async def test_select_builder(tmp_path: Path) -> None:
     with pytest.raises(BuildError) as caught:
         await select_builder("docker", path=str(unreachable))
     assert caught.value.message == (
-        "--builder docker: no docker engine is reachable (Cannot connect to the Docker daemon at "
+        "`builder` docker: no docker engine is reachable (Cannot connect to the Docker daemon at "
         "unix:///var/run/docker.sock. Is the docker daemon running?)"
     )
     buildah = shutil.which("buildah")

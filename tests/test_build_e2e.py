@@ -25,7 +25,7 @@ import pytest
 from splitbuild.client import Client
 from splitbuild.errors import NotFound
 from splitbuild.index import platform_set
-from splitbuild.models import ImageConfig, Manifest
+from splitbuild.models import ConfigFile, Manifest
 from splitbuild.reference import parse_reference
 from splitbuild.store.base import Repository
 from splitbuild.store.layout import LayoutRepository
@@ -138,7 +138,7 @@ async def _check_image(repo: Repository, tag: str, index_digest: str) -> dict[st
     for child in index.children():
         assert child.platform is not None
         manifest = await repo.get_manifest(child.digest)
-        config = ImageConfig.model_validate_json(await repo.read_blob(manifest.image().config))
+        config = ConfigFile.model_validate_json(await repo.read_blob(manifest.image().config))
         assert config.os == "linux"
         assert config.architecture is not None
         build_arch = await _read_file(repo, manifest, "etc/hello/build-arch")

@@ -141,7 +141,7 @@ def test_no_git_work_tree_needs_explicit_tags(tmp_path: Path) -> None:
     assert build_labels(state) == {}
     with pytest.raises(UsageError, match=r"give no tag for this checkout \(not a git work tree\)") as caught:
         default_tags(CONFIG, git_context(state, env={}), state)
-    assert caught.value.hint == "name the tags with --tag (e.g. --tag dev)"
+    assert caught.value.hint == "name the tags with `tags` (e.g. dev)"
     assert git_state(tmp_path, git=str(tmp_path / "no-such-git")) == GitState()
 
 

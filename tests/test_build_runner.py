@@ -218,7 +218,7 @@ def test_options_are_checked() -> None:
         BuildOptions(spec, ["linux/amd64"], [parse_reference("oci:/tmp/x:latest")], ["v1"], HOST)
     with pytest.raises(UsageError, match="no output"):
         BuildOptions(spec, ["linux/amd64"], [], ["v1"], HOST)
-    with pytest.raises(UsageError, match="jobs must be at least 1"):
+    with pytest.raises(UsageError, match="`jobs` must be at least 1"):
         BuildOptions(spec, ["linux/amd64"], [layout], ["v1"], HOST, jobs=0)
     with pytest.raises(UsageError, match="no platform"):
         BuildOptions(spec, [], [layout], ["v1"], HOST)

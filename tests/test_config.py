@@ -60,6 +60,13 @@ def test_optional_platforms_are_normalized_and_split_from_the_required() -> None
     assert parse_config(BASE).image.required_platforms == ["linux/amd64", "linux/arm64"]
 
 
+def test_optional_platforms_with_scan_are_refused_on_gitlab() -> None:
+    text = BASE + 'optional-platforms = ["linux/arm64"]\n[scan]\n'
+    with pytest.raises(ConfigError, match="optional-platforms with \\[scan\\] is not supported"):
+        parse_config(text, provider="gitlab")
+    assert parse_config(text).image.optional_platforms == ["linux/arm64"]  # GitHub: in the build job
+
+
 def test_full_config() -> None:
     config = parse_config(
         BASE
@@ -116,7 +123,7 @@ def test_example_configs_load(name: str) -> None:
 
 ERRORS = [
     # (TOML appended to or replacing the base, the message after "splitbuild.toml: ")
-    ("[foo]\n", "unknown key 'foo' (allowed: image, tags, runners, ci)"),
+    ("[foo]\n", "unknown key 'foo' (allowed: image, tags, runners, ci, test, scan)"),
     ("[ci]\ncahce = 'gha'\n", "ci: unknown key 'cahce' (allowed: provider, name, branches,"),
     ("[tags]\nrule = []\n", "tags: unknown key 'rule' (allowed: rules, flavor, labels)"),
     ("[ci]\ncache = 's3'\n", "ci.cache: must be 'gha', 'registry' or 'none'"),

@@ -212,6 +212,11 @@ async def test_request_counts_with_and_without_cosign_tags(
     signed_again = await copy(client, f"{src}:signed", f"{dst}:signed")
     assert bare_again.requests == 2 + 5 + 1
     assert signed_again.requests == 2 + 5 + 1 + 2 * 5
+    # given the listing (a script copying many tags of one repository lists it once): no listing
+    listing = await source.list_tags()
+    given = await copy(client, f"{src}:signed", f"{dst}:signed", source_tags=listing)
+    assert given.requests == 2 + 5 + 2 * 5
+    assert len(given.stats.digest_tags) + given.stats.digest_tags_present == 5
     print(
         f"requests: first copy {without.requests} without cosign tags, {with_tags.requests} with 5; "
         f"up to date {bare_again.requests} and {signed_again.requests}"

@@ -13,6 +13,7 @@ from splitbuild.reference import parse_reference
 from splitbuild.retry import FAST_RETRY
 from tests.images import Image, make_image, push
 from tests.ops_support import examples_dir, multiarch, unique
+from tests.proxy import LatencyProxy
 from tests.registry_server import RegistryServer
 
 
@@ -86,6 +87,27 @@ def test_mirror_copies_every_matching_tag_then_nothing(
     assert raw == images["v1.0.0"].manifest.raw
     filtered = run("mirror.py", name, f"{mirror}-amd64", "--include", "v1.1.0", "--platform", "linux/amd64")
     assert "(new index: platforms filtered)" in filtered.stdout
+
+
+def test_mirror_lists_the_source_once_and_takes_cosign_tags_along(
+    registry: RegistryServer, registry2: RegistryServer
+) -> None:
+    proxy = LatencyProxy(registry.port, delay=0.0).start()
+    try:
+        name = unique("mirror-src")
+        images = {f"r{i}": multiarch(seed=f"mirror-once-{i}") for i in range(4)}
+        signature = make_image(seed="mirror-once-sig")
+        sig_tag = f"sha256-{images['r1'].digest.split(':')[1]}.sig"
+        seed(f"{registry.host}/{name}", {**images, sig_tag: signature})
+        mirror = f"{registry2.host}/{unique('mirror-dst')}"
+        done = run("mirror.py", f"{proxy.host}/{name}", mirror, "--include", "r.*")
+        assert done.returncode == 0, done.stderr
+        assert "4 tags" in done.stdout
+        listings = [line for line in proxy.request_lines if line.startswith(f"GET /v2/{name}/tags/list")]
+        assert len(listings) == 1, proxy.request_lines
+        assert tags(mirror) == sorted([*images, sig_tag])  # r1's cosign signature came along
+    finally:
+        proxy.stop()
 
 
 def test_prune_old_tags_plans_then_deletes(release_repo: tuple[str, dict[str, Image]]) -> None:

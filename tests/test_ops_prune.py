@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from splitbuild.cli.app import make_app
 from splitbuild.client import Client
-from splitbuild.errors import InvalidInput, UsageError
+from splitbuild.errors import InvalidInput, Refused, UsageError
 from splitbuild.models import (
     ATTESTATION_MANIFEST,
     OCI_INDEX,
@@ -21,9 +21,9 @@ from splitbuild.models import (
 )
 from splitbuild.ops import DeletionIncomplete, RetentionPolicy, parse_duration, prune
 from splitbuild.ops._common import bounded
+from splitbuild.ops._prune import decide, format_duration
 from splitbuild.ops.deletion import plan_deletion
 from splitbuild.ops.graph import Graph, Node, referrers_subject
-from splitbuild.ops.prune import decide, format_duration
 from splitbuild.reference import parse_reference
 from splitbuild.retry import FAST_RETRY
 from tests.images import make_image, push
@@ -85,7 +85,7 @@ def test_format_duration() -> None:
 
 
 def test_policy_needs_a_rule() -> None:
-    with pytest.raises(UsageError, match="--keep-last"):
+    with pytest.raises(UsageError, match="`keep_last`"):
         RetentionPolicy(include="sha-.*")
     with pytest.raises(UsageError):
         RetentionPolicy(keep_last=-1)
@@ -155,8 +155,8 @@ def test_plan_orders_parents_first_and_keeps_shared_children() -> None:
     assert referrers_subject(referrers) == old
     plan = plan_deletion(graph, {"old": "policy", "also-old": "policy"})
     levels = [[d.digest for d in level] for level in plan.levels]
-    # parents first; in a level, the children of one index together
-    assert levels == [[old, _d("4")], [nested, _d("a"), _d("c"), _d("5")]]
+    # parents first, referrers before their subject; in a level, the children of one index together
+    assert levels == [[_d("4")], [_d("5")], [old], [nested, _d("a"), _d("c")]]
     assert plan.protected == {_d("b"): "linux/arm64 image of new"}
     assert plan.remove[referrers].startswith("referrers of deleted")
     assert plan.untag == []
@@ -164,7 +164,7 @@ def test_plan_orders_parents_first_and_keeps_shared_children() -> None:
     assert kinds[_d("a")] == "image linux/amd64"
     assert kinds[_d("c")] == "attestation"
     assert kinds[nested] == "index"
-    assert [d.tags for d in plan.levels[0] if d.digest == old] == [("old", "also-old")]
+    assert [d.tags for d in plan.levels[2] if d.digest == old] == [("old", "also-old")]
     # keeping "also-old" turns "old" into an untag, and protects the whole tree
     keep_one = plan_deletion(graph, {"old": "policy"})
     assert keep_one.untag == ["old"]
@@ -240,6 +240,28 @@ async def test_prune_dry_run_then_delete_keeps_every_kept_tag_whole(
     assert revisions(registry, path) == stored - deleted
     again = await prune(client, name, POLICY, dry_run=False, now=NOW)
     assert again.plan.empty
+
+
+async def test_max_delete_on_a_real_registry_refuses_before_deleting(
+    registry: RegistryServer, client: Client
+) -> None:
+    name = f"{registry.host}/{unique('maxdel')}"
+    repo = client.repository(parse_reference(name))
+    await seed_repository(repo)
+    stored = revisions(registry, name.split("/", 1)[1])
+    dry = await prune(client, name, POLICY, now=NOW)
+    planned = len(dry.plan.manifests) + len(dry.plan.untag)
+    assert planned > 1
+    with pytest.raises(Refused, match=f"deletes {planned} manifests and tags, more than the limit of"):
+        await prune(client, name, POLICY, dry_run=False, now=NOW, max_delete=planned - 1)
+    assert revisions(registry, name.split("/", 1)[1]) == stored
+    done = await prune(client, name, POLICY, dry_run=False, now=NOW, max_delete=planned)
+    assert done.outcome is not None
+    assert len(done.outcome.deleted) + len(done.outcome.untagged) == planned
+    with pytest.raises(UsageError, match="no push time"):
+        await prune(client, name, RetentionPolicy(keep_last=1, age_from="pushed"))
+    with pytest.raises(UsageError, match="cannot prune untagged manifests: the registry API lists tags"):
+        await prune(client, name, RetentionPolicy(untagged=True))
 
 
 async def test_prune_keep_last_zero_needs_no_dates(registry: RegistryServer, client: Client) -> None:

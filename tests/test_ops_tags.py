@@ -39,7 +39,7 @@ def test_tag_filter_matches_whole_tags(include: str | None, exclude: str | None,
 
 
 def test_tag_filter_rejects_bad_pattern() -> None:
-    with pytest.raises(InvalidInput, match="--include"):
+    with pytest.raises(InvalidInput, match="`include`"):
         tag_filter("v(")
 
 

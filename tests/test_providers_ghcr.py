@@ -322,6 +322,38 @@ async def test_rate_limits_are_waited_for_within_bounds(
     assert revisions(registry, name) == stored
 
 
+async def test_a_rate_limit_mid_run_loses_nothing_and_a_re_run_finishes(
+    github: FakeGitHub, registry: RegistryServer, client: Client
+) -> None:
+    """The primary limit runs out after the index and one child went: the run stops with a clear error
+    saying so, the rest is untouched, every kept tag resolves, and ``prune --untagged`` finishes."""
+    name = package()
+    repo = backend_repo(client, registry, name)
+    old, kept = multiarch(seed="rl-mid-old"), multiarch(seed="rl-mid-kept")
+    await push(repo, old, "old")
+    await push(repo, kept, "kept")
+    stored = revisions(registry, name)
+    github.primary_remaining = 3  # the listing, the index's DELETE, one child's DELETE
+    front = f"{github.host}/{name}"
+    async with ghcr(github, name) as provider:
+        with pytest.raises(DeletionIncomplete, match="2 deletions done before it") as caught:
+            await ops.delete(client, f"{front}:old", provider=provider)
+    assert isinstance(caught.value.cause, RegistryError)
+    assert "rate limit (x-ratelimit-remaining: 0)" in caught.value.message
+    gone = stored - revisions(registry, name)
+    assert len(gone) == 2
+    assert old.digest in gone  # parents first: no index ever points at a deleted child
+    assert gone <= {old.digest, *(c.digest for c in old.children)}
+    await resolves_completely(client.repository(parse_reference(front)), "kept")
+    github.primary_remaining = 5000  # the limit reset
+    async with ghcr(github, name) as provider:
+        done = await prune(client, front, RetentionPolicy(untagged=True), dry_run=False, provider=provider)
+    assert done.outcome is not None
+    assert set(done.outcome.deleted) == {c.digest for c in old.children} - gone
+    assert revisions(registry, name) == stored - {old.digest, *(c.digest for c in old.children)}
+    await resolves_completely(client.repository(parse_reference(front)), "kept")
+
+
 async def test_an_unknown_package_is_not_found(github: FakeGitHub) -> None:
     async with ghcr(github, "acme/never-pushed") as provider:
         with pytest.raises(NotFound, match="no container package 'never-pushed' owned by 'acme'"):

@@ -53,7 +53,17 @@ STAND_INS = {
     "docker/setup-buildx-action": "setup-buildx-action",
     "docker/login-action": "login-action",
     "docker/build-push-action": "build-push-action",
+    "aquasecurity/setup-trivy": "setup-trivy",
+    "github/codeql-action/upload-sarif": "codeql-action/upload-sarif",
 }
+STAND_IN_BIN = REPO / "tests" / "stand_ins"
+# The smoke test and the scan of the "checked-legs" case: the test fails in the arm64 image only.
+CHECKS = """
+[test]
+command = "echo smoke test on $(uname -m); hello; [ $(uname -m) = x86_64 ]"
+[scan]
+severity = "high"
+"""
 PLATFORMS = ["linux/amd64", "linux/arm64"]
 RULES = [
     "type=ref,event=branch",
@@ -123,6 +133,7 @@ def make_repo(
     fail_arm64: bool = False,
     optional: tuple[str, ...] = (),
     previews: bool = False,
+    extra_config: str = "",
 ) -> Path:
     repo = tmp / "repo"
     repo.mkdir(parents=True)
@@ -152,6 +163,7 @@ def make_repo(
         text = text.replace("[ci]\n", "[ci]\npreviews = true\n", 1)
     if optional:
         text = text.replace("[image]\n", f"[image]\noptional-platforms = {json.dumps(list(optional))}\n", 1)
+    text += extra_config
     (repo / "splitbuild.toml").write_text(text)
     config = parse_config(text, "splitbuild.toml")
     out = ".forgejo/workflows/splitbuild.yml" if provider == "forgejo" else ".github/workflows/splitbuild.yml"
@@ -217,10 +229,20 @@ def run_act(
         "STORAGE_DRIVER=vfs",
         "--env",
         "BUILDAH_ISOLATION=chroot",
+        "--env",
+        f"SPLITBUILD_TEST_IMAGES={repo.parent / 'images'}",
+        "--env",
+        f"SPLITBUILD_TEST_STAND_INS={STAND_IN_BIN}",
     ]
     for action, stand_in in STAND_INS.items():
-        argv += ["--local-repository", f"{all_pins()[action].ref}={ACTIONS / stand_in}"]
+        # act maps a repository (owner/name@sha); an action in a subdirectory is found inside it
+        owner, name, *path = action.split("/")
+        directory = ACTIONS / stand_in
+        for _ in path:
+            directory = directory.parent
+        argv += ["--local-repository", f"{owner}/{name}@{all_pins()[action].sha}={directory}"]
     env = {**os.environ, "REG_PASSWORD": TEST_PASSWORD, "HOME": str(repo.parent / "home")}
+    env["PATH"] = f"{STAND_IN_BIN / 'docker-bin'}{os.pathsep}{env['PATH']}"  # `docker run` of the smoke test
     env.pop("DOCKER_HOST", None)
     result = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False)
     (repo.parent / f"act{name}.log").write_text(result.stdout + result.stderr)
@@ -330,6 +352,7 @@ class Case:
     previews: bool = False
     head_repo: str = ""
     """The pull request's head repository: acme/app (this one) or a fork."""
+    extra_config: str = ""
 
 
 CASES = [
@@ -350,6 +373,7 @@ CASES = [
         optional=("linux/arm64",),
     ),
     Case("forgejo-push", "forgejo", "push", "refs/heads/main"),
+    Case("checked-legs", "github", "push", "refs/heads/main", extra_config=CHECKS),
 ]
 
 
@@ -386,6 +410,7 @@ def runs(
             fail_arm64=case.fail_arm64,
             optional=case.optional,
             previews=case.previews,
+            extra_config=case.extra_config,
         )
         if case.provider == "forgejo":
             workflow = _forgejo_for_act(
@@ -558,3 +583,34 @@ def test_same_repository_pull_request_publishes_a_preview_that_closing_deletes(r
         )
         assert gone.returncode != 0
         assert "manifest unknown" in gone.stderr.lower() or "not found" in gone.stderr.lower(), gone.stderr
+
+
+def test_smoke_test_and_scan_gate_the_legs(runs: dict[str, Run]) -> None:
+    """[test] runs in each leg's image before its push (arm64 under QEMU, through the docker
+    stand-in); amd64 passes it and the scan (trivy stand-in), pushes, writes its summary and
+    uploads its SARIF; arm64 fails its smoke test, so it neither scans nor pushes, and the merge
+    never runs."""
+    run = runs["checked-legs"]
+    log = _log(run)
+    assert run.result.returncode != 0
+    assert "smoke test on x86_64" in log
+    assert "smoke test on aarch64" in log
+    assert "hello from aarch64" in log  # the image really ran, emulated
+    assert "Failure - Main Smoke test" in log
+    assert "Run Main Merge the platform images" not in log
+    assert tags(run.image) == set()
+    # Both legs built for the checks; only amd64 went on to the push build.
+    assert sorted(p.name for p in run.record.glob("build-*.json")) == [
+        "build-linux-amd64.json",
+        "build-linux-amd64.load.json",
+        "build-linux-arm64.load.json",
+    ]
+    assert (run.record / "setup-trivy.txt").read_text() == "build-linux-amd64 v0.68.2\n"
+    sarif = json.loads((run.record / "sarif-build-linux-amd64.json").read_text())
+    assert sarif["category"] == "splitbuild-linux-amd64"
+    assert sarif["results"] == 0
+    assert not (run.record / "sarif-build-linux-arm64.json").exists()  # no scan, nothing to upload
+    summaries = [
+        line for line in log.splitlines() if "Main Summary of the checks" in line and "Success" in line
+    ]
+    assert len(summaries) == 2  # written for the failed leg too

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from splitbuild.tags import Inputs, compute_metadata, parse_rule_lines
-from splitbuild.tags.models import Context
+from splitbuild.tags.schema import Context
 from tests.constants import TEST_PASSWORD, TEST_USER
 from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer
@@ -61,8 +61,11 @@ def _tags(registry: RegistryServer, repository: str) -> set[str]:
         check=False,
     )
     if result.returncode != 0:
-        lower = result.stderr.lower()
-        assert "name_unknown" in lower or "name unknown" in lower or "404 (not found)" in lower, result.stderr
+        # a repository never pushed to, or (pushed by digest only) one without tags
+        unknown = ("name unknown", "404 (not found)")
+        assert "NAME_UNKNOWN" in result.stderr or any(t in result.stderr.lower() for t in unknown), (
+            result.stderr
+        )
         return set()
     return set(json.loads(result.stdout)["Tags"])
 
@@ -152,15 +155,18 @@ def _project(
     platforms: list[str],
     *,
     optional: list[str] | None = None,
-    dockerfile_extra: str = "",
     previews: bool = False,
+    extra_config: str = "",
+    extra_dockerfile: str = "",
 ) -> Path:
     """A git repository with the hello example and the pipeline ``splitbuild generate`` writes."""
     path.mkdir(parents=True)
-    (path / "Dockerfile").write_text((HELLO / "Dockerfile").read_text() + dockerfile_extra)
+    (path / "Dockerfile").write_text((HELLO / "Dockerfile").read_text() + extra_dockerfile)
     shutil.copytree(HELLO / "app", path / "app")
     shutil.copytree(rootfs, path / "rootfs")
-    (path / "splitbuild.toml").write_text(_config(image, registry, platforms, optional, previews))
+    (path / "splitbuild.toml").write_text(
+        _config(image, registry, platforms, optional, previews) + extra_config
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(
         [sys.executable, "-m", "splitbuild", "generate", "--config", "splitbuild.toml"],
@@ -366,7 +372,7 @@ def test_a_failing_optional_leg_still_gives_a_merged_index_of_the_others(
         auth_registry,
         platforms,
         optional=["linux/arm64"],
-        dockerfile_extra=fail_arm64,
+        extra_dockerfile=fail_arm64,
     )
     pipeline = (project / ".gitlab-ci.yml").read_text()
     assert "allow_failure: true" in pipeline
@@ -494,4 +500,61 @@ def test_two_pipelines_on_one_buildah_store_publish_only_their_own_images(
         assert config["config"]["Labels"]["org.opencontainers.image.revision"] == sha, name
         assert _tags(auth_registry, f"acme/interleave-{name}") == {"main", f"sha-{sha[:7]}"}
     assert signal.exists()
+    _no_leftovers(storage)
+
+
+STAND_INS = REPO / "tests" / "stand_ins"
+CHECKS = """
+[test]
+command = "hello | tee /dev/stderr | grep -q 'hello from'"
+[test.platforms]
+"linux/arm64" = ["/bin/sh", "-c", "echo smoke test on $(uname -m); [ $(uname -m) = aarch64 ]"]
+[scan]
+severity = "high"
+"""
+
+
+def test_smoke_tests_pass_and_a_scan_finding_stops_the_merge(
+    auth_registry: RegistryServer, rootfs: Path, storage: dict[str, str], tmp_path: Path
+) -> None:
+    """[test] runs in each build job's image before its push (arm64 under QEMU); the scan jobs
+    read the archives the build jobs hand them with trivy (the stand-in in tests/stand_ins: the
+    real one and its database cannot be downloaded here); arm64's image holds a file the
+    stand-in's database knows as HIGH, so its scan job fails and the merge never runs."""
+    repository = "acme/hello-gitlab-checks"
+    image = f"{auth_registry.host}/{repository}"
+    vulnerable = '\nRUN if [ "$(uname -m)" = aarch64 ]; then touch /etc/hello/vulnerable; fi\n'
+    project = _project(
+        tmp_path / "project",
+        rootfs,
+        image,
+        auth_registry,
+        list(MACHINE),
+        extra_config=CHECKS,
+        extra_dockerfile=vulnerable,
+    )
+    result = _run(project, storage, {}, extra_path=STAND_INS)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-4000:]
+    for job in (
+        "splitbuild:build:linux/amd64",
+        "splitbuild:build:linux/arm64",
+        "splitbuild:scan:linux/amd64",
+    ):
+        assert f"PASS  {job}" in out, out[-4000:]
+    assert "FAIL  splitbuild:scan:linux/arm64" in out, out[-4000:]
+    assert "smoke test on aarch64" in out
+    assert "hello from x86_64" in out
+    assert "linux/arm64: 1 finding(s) at or above high (trivy)" in out
+    assert "linux/amd64: 0 finding(s) at or above high (trivy)" in out
+    assert "splitbuild:merge" not in out.replace("splitbuild:merge never", "")
+    assert _tags(auth_registry, repository) == set()
+    reports = {
+        p.name: json.loads(p.read_text()) for p in project.rglob("gl-container-scanning-report-*.json")
+    }
+    assert [v["id"] for v in reports["gl-container-scanning-report-linux-arm64.json"]["vulnerabilities"]] == [
+        "CVE-2099-0001"
+    ]
+    assert reports["gl-container-scanning-report-linux-amd64.json"]["vulnerabilities"] == []
+    assert TEST_PASSWORD not in out
     _no_leftovers(storage)

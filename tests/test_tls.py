@@ -105,7 +105,7 @@ def test_every_registry_command_refuses_then_accepts_with_ca_file(
     assert stdout == ""
     lines = stderr.splitlines()
     assert len(lines) == 2, stderr  # the error, and a hint naming --ca-file
-    assert lines[1] == "hint: pass --ca-file FILE with the CA that signed the registry's certificate"
+    assert lines[1] == "hint: pass the CA that signed the registry's certificate as --ca-file"
     assert lines[0].startswith("splitbuild: error: ")
     assert "certificate verify failed" in lines[0]
     assert tls_registry.tls_host in lines[0]

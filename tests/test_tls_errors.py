@@ -49,7 +49,7 @@ def test_a_certificate_failure_is_not_retried_and_hints_at_ca_file(
     with pytest.raises(RegistryError) as info:
         anyio.run(run)
     assert client.requests == 1
-    assert "--ca-file" in (info.value.hint or "")
+    assert "`ca_file`" in (info.value.hint or "")
 
 
 def test_ca_file_adds_to_the_default_trust(tls_pair: tuple[RegistryServer, ...]) -> None:

@@ -140,8 +140,10 @@ def test_least_permissions(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
         "ghcr.io" not in config.ci.logins
     )
     packages = {"packages": "write"} if token_to_ghcr else {}
+    # Only build jobs that scan upload SARIF to code scanning.
+    sarif = {"security-events": "write"} if config.scan is not None else {}
     for job in builds(wf):
-        assert job["permissions"] == {"contents": "read", **packages}
+        assert job["permissions"] == {"contents": "read", **packages, **sarif}
     signing = {"id-token": "write"} if config.ci.sign or config.ci.attest else {}
     attestations = {"attestations": "write"} if config.ci.attest else {}
     assert wf["jobs"]["merge"]["permissions"] == {**packages, **signing, **attestations}
@@ -164,7 +166,9 @@ def test_every_action_is_pinned_to_a_listed_sha_with_its_tag(
     uses_lines = [line.strip() for line in text.splitlines() if re.match(r"^\s*(- )?uses:", line)]
     assert uses_lines
     for line in uses_lines:
-        match = re.fullmatch(r"(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)", line)
+        match = re.fullmatch(
+            r"(?:- )?uses: ([\w.-]+/[\w.-]+(?:/[\w.-]+)?)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)", line
+        )
         assert match, line
         action, sha, tag = match.groups()
         assert pins[action].sha == sha
@@ -880,10 +884,10 @@ def test_previews_publish_pr_n_for_same_repository_pull_requests_and_delete_it_o
     assert argv[-2:] == DIGESTS[:2]
     # The clean-up deletes pr-<N> in every image repository; one never pushed (exit 4) is fine.
     delete = one_step(cleanup, "Delete the preview")
-    assert delete["env"]["PR_NUMBER"] == "${{ github.event.pull_request.number }}"
+    assert delete["env"]["PREVIEW_TAG"] == "pr-${{ github.event.pull_request.number }}"
     names = [one_step(cleanup, "Install")["name"], *(s["name"] for s in steps_named(cleanup, "Log in"))]
     assert names == ["Install splitbuild (before any login)", "Log in to ghcr.io", "Log in to quay.io"]
-    env = {k: v for k, v in delete["env"].items() if "${{" not in v} | {"PR_NUMBER": "7"}
+    env = {k: v for k, v in delete["env"].items() if "${{" not in v} | {"PREVIEW_TAG": "pr-7"}
     calls = _stub_delete(tmp_path, {"ghcr.io/acme/app:pr-7": 4})
     done = _run_bash(delete["run"], env, tmp_path)
     assert done.returncode == 0, done.stderr

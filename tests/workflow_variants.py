@@ -96,6 +96,40 @@ platforms = ["linux/amd64", "linux/arm64"]
 [runners]
 "linux/amd64" = "ubuntu-24.04-arm"
 """,
+    "checks-trivy": """
+[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64", "linux/riscv64"]
+[image.secrets]
+npm = "NPM_TOKEN"
+[test]
+command = "app --version"
+[test.platforms]
+"linux/arm64" = ["/usr/bin/app", "--self-test", "it's \\"quoted\\" $HOME `x`"]
+"linux/riscv64" = false
+[scan]
+severity = "medium"
+ignore-unfixed = true
+allow-list = ".trivyignore"
+[ci]
+cache = "registry"
+""",
+    "checks-grype": """
+[image]
+names = ["docker.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+[scan]
+scanner = "grype"
+severity = "critical"
+allow-list = ".grype.yaml"
+""",
+    "test-only": """
+[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64"]
+[test]
+command = ["/app", "--health"]
+""",
     "sign-only": """
 [image]
 names = ["quay.io/acme/app", "localhost:5000/acme/app", "nginx"]

@@ -15,18 +15,25 @@ import argparse
 import anyio
 
 import splitbuild
+from splitbuild.ops import tag_filter
 
 
 async def main(args: argparse.Namespace) -> None:
     platforms = args.platform.split(",") if args.platform else None
     async with splitbuild.Registry() as reg:
-        listing = await reg.list_tags(args.source, include=args.include)
-        for tag in listing.tags:
-            result = await reg.copy(f"{args.source}:{tag}", f"{args.destination}:{tag}", platforms=platforms)
+        # One listing of the source: the tags to mirror come from it, and each copy is handed it to
+        # find cosign's sha256-<hex>.sig/.att/.sbom tags instead of listing the source again.
+        selected = tag_filter(args.include)
+        every = (await reg.list_tags(args.source)).tags
+        wanted = [t for t in every if selected(t)]
+        for tag in wanted:
+            result = await reg.copy(
+                f"{args.source}:{tag}", f"{args.destination}:{tag}", platforms=platforms, source_tags=every
+            )
             state = "unchanged" if result.unchanged else "copied"
             note = " (new index: platforms filtered)" if result.rewritten else ""
             print(f"{state} {tag} {result.digest}{note}")
-        print(f"{len(listing.tags)} tags, {reg.requests} requests")
+        print(f"{len(wanted)} tags, {reg.requests} requests")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ with each request. The flow:
   ``httpx.TransportError`` for the caller's one translation point.
 
 Concurrent requests needing the same token share one fetch (a lock per token key). The decision
-logic is one generator (:meth:`RegistryAuth._flow`) driven by the sync and async drivers, which
-add the locks, the thread for credential helpers, and the body reads.
+logic is one generator (:meth:`RegistryAuth._flow`) driven by the async driver, which adds the
+locks, the thread for credential helpers, and the body reads (there is no sync driver).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from splitbuild._http import TRUNCATED, read_bounded, read_bounded_sync
+from splitbuild._http import TRUNCATED, read_bounded
 from splitbuild.auth.challenge import Challenge, challenges_from_response, select_challenge
 from splitbuild.auth.credentials import Credential, Keychain
 from splitbuild.auth.realm import canonical_address, realm_allowed
@@ -153,7 +153,6 @@ class AuthSession:
         self._credentials: dict[tuple[str, str | None], Credential | None] = {}
         self._identity_tokens: dict[tuple[str, Credential], str] = {}
         self._guard = threading.Lock()
-        self._sync_locks: dict[Hashable, threading.Lock] = {}
         self._async_locks: dict[Hashable, anyio.Lock] = {}
 
     def auth_for(self, registry: str, scopes: Sequence[str]) -> RegistryAuth:
@@ -197,13 +196,6 @@ class AuthSession:
     def _set_identity_token(self, registry: str, credential: Credential, value: str) -> None:
         self._identity_tokens[(registry, credential)] = value
 
-    def _sync_lock(self, key: Hashable) -> threading.Lock:
-        with self._guard:
-            lock = self._sync_locks.get(key)
-            if lock is None:
-                lock = self._sync_locks[key] = threading.Lock()
-            return lock
-
     def _async_lock(self, key: Hashable) -> anyio.Lock:
         with self._guard:
             lock = self._async_locks.get(key)
@@ -224,53 +216,8 @@ class RegistryAuth(httpx.Auth):
 
     # -- drivers ----------------------------------------------------------------------------
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        session = self.session
-        origin = _origin(request.url)
-        host_lock: threading.Lock | None = None
-        if session._state(origin) is _State.UNKNOWN:
-            host_lock = session._sync_lock(("host", origin))
-            host_lock.acquire()
-            if session._state(origin) is not _State.UNKNOWN:
-                host_lock.release()
-                host_lock = None
-        flow = self._flow(request)
-        try:
-            effect = next(flow)
-            while True:
-                if isinstance(effect, httpx.Request):
-                    response = yield effect
-                    if response.status_code in (401, 403):
-                        read_bounded_sync(response, ERROR_BODY_LIMIT)
-                    effect = flow.send(response)
-                    if host_lock is not None:
-                        host_lock.release()
-                        host_lock = None
-                elif isinstance(effect, _NeedCredential):
-                    effect = flow.send(session._resolve_credential(effect))
-                else:
-                    with session._sync_lock(("token", effect.key)):
-                        token = session.tokens.get(effect.key, session.clock())
-                        fresh = token is None or token is effect.stale
-                        if fresh:
-                            fetch = effect.fetch()
-                            try:
-                                token_request = next(fetch)
-                                while True:
-                                    token_response = yield token_request
-                                    read_bounded_sync(token_response, MAX_TOKEN_RESPONSE)
-                                    token_request = fetch.send(token_response)
-                            except StopIteration as done:
-                                token = done.value
-                            finally:
-                                fetch.close()
-                            session.tokens.put(effect.key, token)
-                    effect = flow.send((token, fresh))
-        except StopIteration:
-            return
-        finally:
-            if host_lock is not None:
-                host_lock.release()
-            flow.close()
+        """Refused: registry auth runs in an ``httpx.AsyncClient`` only (splitbuild has no sync driver)."""
+        raise TypeError("splitbuild's registry auth needs an httpx.AsyncClient")
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         session = self.session

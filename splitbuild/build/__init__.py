@@ -13,6 +13,8 @@ Modules: :mod:`~splitbuild.build.host` (what runs natively), :mod:`~splitbuild.b
 (QEMU through binfmt_misc), :mod:`~splitbuild.build.builders` (the builder interface; buildah and
 docker buildx in their own modules, :mod:`~splitbuild.build.selection` picks one),
 :mod:`~splitbuild.build.runner` (jobs, timing, push by digest, merge),
+:mod:`~splitbuild.build.smoke` and :mod:`~splitbuild.build.scan` (the ``[test]`` and ``[scan]``
+checks each platform passes before its push),
 :mod:`~splitbuild.build.options` (the options from a config file), :mod:`~splitbuild.build.gitcontext`
 and :mod:`~splitbuild.build.tagging` (tags from the config's rules and the local git state).
 """
@@ -25,8 +27,10 @@ from splitbuild.build.gitcontext import GitState, git_context, git_state
 from splitbuild.build.host import Host, detect_host
 from splitbuild.build.options import config_annotations, options_from_config, select_platforms
 from splitbuild.build.report import render_table
-from splitbuild.build.runner import BuildFailed, BuildOptions, BuildResult, LegResult, run_build
+from splitbuild.build.runner import BuildFailed, BuildOptions, BuildResult, LegResult, ScanRefused, run_build
+from splitbuild.build.scan import ScanFindings, Scanner, find_scanner
 from splitbuild.build.selection import select_builder
+from splitbuild.build.smoke import SmokeTester, find_tester
 from splitbuild.build.spec import BuildSpec, spec_from_config
 from splitbuild.build.tagging import build_labels, default_tags, explicit_tags
 
@@ -39,12 +43,18 @@ __all__ = [
     "GitState",
     "Host",
     "LegResult",
+    "ScanFindings",
+    "ScanRefused",
+    "Scanner",
+    "SmokeTester",
     "build_labels",
     "check_emulation",
     "config_annotations",
     "default_tags",
     "detect_host",
     "explicit_tags",
+    "find_scanner",
+    "find_tester",
     "git_context",
     "git_state",
     "options_from_config",

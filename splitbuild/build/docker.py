@@ -91,7 +91,7 @@ class DockerBuilder:
                 raise BuildError(
                     f"{leg.platform}: the docker builder cannot export OCI images",
                     hint="create a docker-container builder (docker buildx create --use), turn on the "
-                    "containerd image store, or use --builder buildah",
+                    "containerd image store, or use `builder` buildah",
                 )
             raise StepFailed(leg.platform, "build", built, leg.log)
         started = anyio.current_time()

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from splitbuild.tags.github_env import metadata_env
-from splitbuild.tags.models import Context
+from splitbuild.tags.schema import Context
 
 __all__ = ["GitState", "git_context", "git_state", "public_url"]
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from splitbuild.build.gitcontext import git_context, git_state
 from splitbuild.build.host import detect_host
 from splitbuild.build.runner import BuildOptions, Progress
+from splitbuild.build.scan import find_scanner
 from splitbuild.build.spec import parse_build_args, spec_from_config
 from splitbuild.build.tagging import build_labels, default_tags, explicit_tags
-from splitbuild.config import Config, load_config
+from splitbuild.config import Config, ScanConfig, load_config
 from splitbuild.errors import ConfigError
 from splitbuild.index import Annotations, parse_annotation
 from splitbuild.platforms import normalize_platform
@@ -66,6 +67,7 @@ def options_from_config(
     allow_shrink: bool = False,
     allow_rollback: bool | None = None,
     delete_displaced: bool | None = None,
+    scan: bool = False,
     on_progress: Progress | None = None,
     on_output: Callable[[str, str], None] | None = None,
 ) -> BuildOptions:
@@ -77,7 +79,9 @@ def options_from_config(
     ``build_args`` are ``KEY=VALUE`` texts overriding the config's; ``allow_rollback`` and
     ``delete_displaced`` default to the config's ``[image]`` keys. The build labels record the git
     source and revision; the config's annotations go on the index, with ``created`` the commit's date
-    unless they set it.
+    unless they set it. The config's ``[test]`` runs in every platform's image before it is
+    pushed; with ``scan`` the ``[scan]`` scanner (trivy by default) reads it too, and a scanner
+    that is not installed fails here, before anything is built.
     """
     path = Path(config_path)
     config = load_config(path)
@@ -86,6 +90,7 @@ def options_from_config(
     spec = spec_from_config(
         config, root, labels=build_labels(state), build_args=parse_build_args(list(build_args))
     )
+    scanner = find_scanner(config.scan or ScanConfig(), root) if scan else None
     return BuildOptions(
         spec=spec,
         platforms=select_platforms(config, platforms),
@@ -99,4 +104,6 @@ def options_from_config(
         delete_displaced=config.image.delete_displaced if delete_displaced is None else delete_displaced,
         on_progress=on_progress,
         on_output=on_output,
+        test=config.test,
+        scanner=scanner,
     )

@@ -5,12 +5,15 @@ Flow of :func:`run_build`:
 1. every emulated platform is checked with the builder (binfmt_misc handlers for buildah, the
    builder's platform list for docker) and every output is reached once, before anything builds;
 2. each platform is built by its own builder process in its own directory, at most ``jobs`` at a
-   time, into an OCI image layout; as soon as one is built, its manifest tree is pushed by digest
-   into every output (:class:`~splitbuild.transfer.Transfer`);
+   time, into an OCI image layout; its smoke test (``[test]``, :mod:`~splitbuild.build.smoke`)
+   runs in that image, then the vulnerability scan (:mod:`~splitbuild.build.scan`) reads it; only
+   when both passed is its manifest tree pushed by digest into every output
+   (:class:`~splitbuild.transfer.Transfer`): a platform that fails either is pushed nowhere;
 3. when every platform succeeded, :func:`splitbuild.merge.merge` writes the index and the tags.
    When one failed, the others still finish and are pushed by digest, and :class:`BuildFailed`
    reports which platforms succeeded (with their digests) and which failed; no index and no tag
-   is written.
+   is written. When the only failures are scan findings, :class:`ScanRefused` (a
+   :class:`~splitbuild.errors.Refused`) says so instead.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ import anyio
 from splitbuild._tasks import task_group
 from splitbuild.build.builders import Builder, LegDir, StepFailed, layout_digest
 from splitbuild.build.host import Host
+from splitbuild.build.scan import ScanFindings, Scanner
+from splitbuild.build.smoke import SmokeTester, find_tester
 from splitbuild.build.spec import BuildSpec
 from splitbuild.client import Client
-from splitbuild.errors import BuildError, SplitbuildError, UsageError
+from splitbuild.config import TestConfig
+from splitbuild.errors import BuildError, Refused, SplitbuildError, UsageError
 from splitbuild.index import Annotations
 from splitbuild.merge import MergeOptions, parse_sources
 from splitbuild.publish import publish
@@ -41,10 +47,19 @@ from splitbuild.store.base import Repository
 from splitbuild.store.layout import LayoutRepository
 from splitbuild.transfer import Transfer
 
-__all__ = ["BuildFailed", "BuildOptions", "BuildResult", "LegResult", "Progress", "run_build"]
+__all__ = [
+    "BuildFailed",
+    "BuildOptions",
+    "BuildResult",
+    "LegResult",
+    "Progress",
+    "ScanRefused",
+    "run_build",
+]
 
 Mode = Literal["native", "emulated"]
 Status = Literal["pending", "ok", "failed"]
+Step = Literal["build", "test", "scan", "push"]
 Progress = Callable[[str, str], None]
 """``progress(platform, message)``: one line of progress (the CLI writes it to stderr)."""
 
@@ -71,21 +86,27 @@ class BuildOptions:
     on_progress: Progress | None = None
     on_output: Callable[[str, str], None] | None = None
     """``on_output(platform, line)`` sees every line the builder prints (``--verbose``)."""
+    test: TestConfig | None = None
+    """The smoke test run in each platform's image before it is pushed (``[test]``)."""
+    scanner: Scanner | None = None
+    """The vulnerability scan of each platform's image before it is pushed (``[scan]``)."""
+    tester: SmokeTester | None = None
+    """Who runs the smoke tests (default: buildah found on ``PATH``)."""
 
     def __post_init__(self) -> None:
         if not self.platforms:
             raise UsageError("no platform to build")
         if not self.outputs:
-            raise UsageError("no output: give at least one --output")
+            raise UsageError("no output: give at least one in `outputs`")
         for ref in self.outputs:
             if ref.identifier is not None:
-                raise UsageError(f"--output {ref}: give a repository without tag or digest (tags: --tag)")
+                raise UsageError(f"`outputs` {ref}: give a repository without tag or digest (tags: `tags`)")
         if not self.tags:
             raise UsageError("no tag for the index")
         for tag in self.tags:
             validate_tag(tag)
         if self.jobs is not None and self.jobs < 1:
-            raise UsageError(f"--jobs must be at least 1, not {self.jobs}")
+            raise UsageError(f"`jobs` must be at least 1, not {self.jobs}")
 
 
 @dataclass
@@ -97,6 +118,11 @@ class LegResult:
     build_seconds: float | None = None
     export_seconds: float | None = None
     push_seconds: float | None = None
+    test_seconds: float | None = None
+    scan_seconds: float | None = None
+    findings: int | None = None
+    """Vulnerabilities the scan reported (None: not scanned)."""
+    failed_step: Step | None = None
     error: str | None = None
     log_tail: tuple[str, ...] = ()
 
@@ -109,6 +135,10 @@ class LegResult:
             "buildSeconds": _round(self.build_seconds),
             "exportSeconds": _round(self.export_seconds),
             "pushSeconds": _round(self.push_seconds),
+            "testSeconds": _round(self.test_seconds),
+            "scanSeconds": _round(self.scan_seconds),
+            "findings": self.findings,
+            "failedStep": self.failed_step,
             "error": self.error,
         }
 
@@ -170,18 +200,35 @@ class BuildResult:
         }
 
 
+def _failure_text(result: BuildResult) -> str:
+    failed = "; ".join(f"{leg.error}" for leg in result.failed)
+    done = ", ".join(f"{leg.platform} ({leg.digest})" for leg in result.succeeded) or "none"
+    return f"{failed}; succeeded: {done}; no index written"
+
+
 class BuildFailed(BuildError):
-    """At least one platform failed: the others were pushed by digest, no index was written."""
+    """At least one platform failed (its build, smoke test, scanner or push): the others were pushed
+    by digest, no index was written."""
 
     def __init__(self, result: BuildResult) -> None:
-        failed = "; ".join(f"{leg.error}" for leg in result.failed)
-        done = ", ".join(f"{leg.platform} ({leg.digest})" for leg in result.succeeded) or "none"
         hint = (
             "fix the failing platform and re-run (the platforms that succeeded are in the outputs)"
             if result.succeeded
             else "every platform failed: fix the build and re-run"
         )
-        super().__init__(f"{failed}; succeeded: {done}; no index written", hint=hint)
+        super().__init__(_failure_text(result), hint=hint)
+        self.result = result
+
+
+class ScanRefused(Refused):
+    """Every failed platform failed only its vulnerability scan: those were pushed nowhere, the
+    others by digest, and no index was written."""
+
+    def __init__(self, result: BuildResult) -> None:
+        super().__init__(
+            _failure_text(result),
+            hint="update the affected packages, or list accepted findings in the scan's allow-list",
+        )
         self.result = result
 
 
@@ -209,6 +256,41 @@ async def _preflight(client: Client, options: BuildOptions) -> list[Repository]:
     return repos
 
 
+def _fail(options: BuildOptions, leg: LegResult, step: Step, error: str, tail: tuple[str, ...] = ()) -> None:
+    leg.status, leg.failed_step, leg.error, leg.log_tail = "failed", step, error, tail
+    _emit(options, leg.platform, f"FAILED ({step}): {error}")
+
+
+async def _check_leg(options: BuildOptions, leg: LegResult, directory: LegDir, layout: Path) -> bool:
+    """The smoke test, then the scan, of the built image; False (``leg`` failed) when one fails."""
+    on_line = None if options.on_output is None else functools.partial(options.on_output, leg.platform)
+    command = None if options.test is None else options.test.command_for(leg.platform)
+    if command is not None:
+        tester = options.tester or find_tester()
+        _emit(options, leg.platform, f"smoke test: {' '.join(command)}")
+        started = time.monotonic()
+        try:
+            await tester.run(directory, layout, command, on_line)
+        except StepFailed as exc:
+            _fail(options, leg, "test", exc.message, exc.result.tail)
+            return False
+        leg.test_seconds = time.monotonic() - started
+    if options.scanner is not None:
+        _emit(options, leg.platform, f"scanning with {options.scanner.settings.scanner}")
+        started = time.monotonic()
+        try:
+            leg.findings = await options.scanner.run(directory, layout, on_line)
+        except ScanFindings as exc:
+            leg.findings = exc.count
+            _fail(options, leg, "scan", exc.message)
+            return False
+        except StepFailed as exc:
+            _fail(options, leg, "scan", exc.message, exc.result.tail)
+            return False
+        leg.scan_seconds = time.monotonic() - started
+    return True
+
+
 async def _build_leg(
     builder: Builder,
     options: BuildOptions,
@@ -224,24 +306,25 @@ async def _build_leg(
         try:
             built = await builder.build(options.spec, directory, on_line)
         except StepFailed as exc:
-            leg.status, leg.error, leg.log_tail = "failed", exc.message, exc.result.tail
-            _emit(options, leg.platform, f"FAILED after {exc.result.seconds:.1f} s")
+            _fail(options, leg, "build", exc.message, exc.result.tail)
+            await _remove(directory.path)
             return
         except BuildError as exc:
-            leg.status, leg.error = "failed", f"{leg.platform}: {exc.message}"
-            _emit(options, leg.platform, f"FAILED: {exc.message}")
+            _fail(options, leg, "build", f"{leg.platform}: {exc.message}")
+            await _remove(directory.path)
             return
         leg.build_seconds, leg.export_seconds = built.build_seconds, built.export_seconds
-        started = time.monotonic()
         try:
+            if not await _check_leg(options, leg, directory, built.layout):
+                return
+            started = time.monotonic()
             source = LayoutRepository(built.layout)
             manifest = await source.get_manifest(layout_digest(built.layout))
             async with task_group() as tg:
                 for target in outputs:
                     tg.start_soon(Transfer(source, target).manifest, manifest.descriptor(), manifest)
         except SplitbuildError as exc:
-            leg.status, leg.error = "failed", f"{leg.platform}: push by digest failed: {exc.message}"
-            _emit(options, leg.platform, f"FAILED to push: {exc.message}")
+            _fail(options, leg, "push", f"{leg.platform}: push by digest failed: {exc.message}")
             return
         finally:
             await _remove(directory.path)
@@ -270,6 +353,8 @@ async def run_build(client: Client, builder: Builder, options: BuildOptions) -> 
         jobs=jobs,
     )
     await builder.check_platforms([leg.platform for leg in legs if leg.mode == "emulated"])
+    if options.test is not None and options.tester is None:
+        options.tester = find_tester()
     outputs = await _preflight(client, options)
     parent = options.workdir
     if parent is not None:
@@ -285,6 +370,8 @@ async def run_build(client: Client, builder: Builder, options: BuildOptions) -> 
         await _remove(workdir)
     if result.failed:
         result.seconds = time.monotonic() - started
+        if all(leg.failed_step == "scan" and leg.findings for leg in result.failed):
+            raise ScanRefused(result)
         raise BuildFailed(result)
     first = options.outputs[0]
     targets = [ref.with_tag(tag) for ref in options.outputs for tag in options.tags]

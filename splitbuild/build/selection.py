@@ -48,7 +48,7 @@ async def select_builder(name: str, *, path: str | None = None, binfmt_root: Pat
         if buildah is None:
             raise BuildError(
                 "buildah is not installed",
-                hint="apt-get install buildah (or --builder docker where a docker engine runs)",
+                hint="apt-get install buildah (or `builder` docker where a docker engine runs)",
             )
         return await BuildahBuilder.create(buildah, binfmt_root=binfmt_root)
     docker, why_not = await _docker_engine(path)
@@ -56,7 +56,7 @@ async def select_builder(name: str, *, path: str | None = None, binfmt_root: Pat
         return await DockerBuilder.create(docker)
     if name == "docker":
         raise BuildError(
-            f"--builder docker: {why_not}", hint="start a docker engine, or use --builder buildah"
+            f"`builder` docker: {why_not}", hint="start a docker engine, or use `builder` buildah"
         )
     if buildah is None:
         raise BuildError(

@@ -63,7 +63,7 @@ def parse_build_args(texts: list[str]) -> dict[str, str]:
     for text in texts:
         key, sep, value = text.partition("=")
         if not sep or not _BUILD_ARG.match(key):
-            raise UsageError(f"--build-arg {text!r}: expected KEY=VALUE with KEY letters, digits and _")
+            raise UsageError(f"`build_args` {text!r}: expected KEY=VALUE with KEY letters, digits and _")
         args[key] = value
     return args
 

@@ -13,13 +13,13 @@ __all__ = ["build_labels", "default_tags", "explicit_tags"]
 
 def default_tags(config: Config, context: Context, state: GitState) -> list[str]:
     """The tag names ``[tags] rules`` and ``flavor`` give for ``context``; raises
-    :class:`UsageError` when they give none (name the tags with ``--tag``)."""
+    :class:`UsageError` when they give none (name the tags with ``tags``)."""
     inputs = Inputs(tags=list(config.tags.rules), flavor=list(config.tags.flavor))
     names = compute_metadata(inputs, context).tag_names
     if not names:
         raise UsageError(
             f"the tag rules give no tag for this checkout ({state.describe()})",
-            hint="name the tags with --tag (e.g. --tag dev)",
+            hint="name the tags with `tags` (e.g. dev)",
         )
     return list(names)
 
@@ -30,7 +30,7 @@ def explicit_tags(texts: list[str]) -> list[str]:
     for text in texts:
         if "/" in text or ":" in text or "@" in text:
             raise UsageError(
-                f"--tag {text!r}: give a tag name only (e.g. 1.2.3); the repository comes from --output"
+                f"`tags` {text!r}: give a tag name only (e.g. 1.2.3); the repository comes from `outputs`"
             )
         tag = validate_tag(text)
         if tag not in tags:

@@ -88,6 +88,40 @@ DeleteDisplacedOpt = Annotated[
 DEBUG_ENV = "SPLITBUILD_DEBUG"
 
 
+PARAMETER_OPTIONS = {
+    "allow_shrink": "--allow-shrink",
+    "build_args": "--build-arg",
+    "builder": "--builder",
+    "ca_file": "--ca-file",
+    "Context.from_file": "--context FILE",
+    "digests_dir": "--digests-dir",
+    "exclude": "--exclude",
+    "force": "--force",
+    "image": "--image",
+    "include": "--include",
+    "insecure": "--insecure-registry HOST",
+    "jobs": "--jobs",
+    "keep_last": "--keep-last",
+    "older_than": "--older-than",
+    "output_path": "--output",
+    "outputs": "--output",
+    "platform": "--platform",
+    "platforms": "--platform",
+    "sources": "SOURCE arguments or --digests-dir",
+    "tag_only": "--tag-only",
+    "tags": "--tag",
+    "targets": "-t/--tag",
+}
+"""The option that sets each library parameter an error message names (in backticks)."""
+
+
+def as_options(text: str) -> str:
+    """A library message as the CLI says it: the parameters it names become their options."""
+    from splitbuild.errors import spell_parameters
+
+    return spell_parameters(text, PARAMETER_OPTIONS.get)
+
+
 def fail(message: str, code: int, hint: str | None = None) -> NoReturn:
     """Print a one-line error (plus an optional hint line) on stderr and exit with ``code``.
 
@@ -134,7 +168,7 @@ def handle_errors() -> Iterator[None]:
         raise
     except SplitbuildError as exc:
         _debug_traceback(exc)
-        fail(exc.message, exc.exit_code, exc.hint)
+        fail(as_options(exc.message), exc.exit_code, as_options(exc.hint) if exc.hint else None)
     except KeyboardInterrupt as exc:
         fail(f"interrupted by {exc.name}" if isinstance(exc, Signalled) else "interrupted", 130)
     except OSError as exc:

@@ -88,6 +88,13 @@ def build_command(
     ] = None,
     json_output: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the builders' output.")] = False,
+    scan: Annotated[
+        bool,
+        typer.Option(
+            "--scan",
+            help="Scan each platform's image with the [scan] scanner (trivy by default) before pushing it.",
+        ),
+    ] = False,
     allow_shrink: AllowShrinkOpt = False,
     allow_rollback: AllowRollbackOpt = False,
     delete_displaced: DeleteDisplacedOpt = False,
@@ -108,6 +115,7 @@ def build_command(
             allow_shrink=allow_shrink,
             allow_rollback=allow_rollback or None,
             delete_displaced=delete_displaced or None,
+            scan=scan,
             on_progress=lambda p, message: _say(f"{p}: {message}"),
             on_output=(lambda p, line: _say(f"[{p}] {line}")) if verbose else None,
         )
@@ -133,7 +141,7 @@ async def _run(
     ca_file: Path | None,
     json_output: bool,
 ) -> BuildResult:
-    from splitbuild.build import BuildFailed, run_build, select_builder
+    from splitbuild.build import BuildFailed, ScanRefused, run_build, select_builder
 
     builder = await select_builder(builder_name)
     host = options.host
@@ -145,10 +153,10 @@ async def _run(
     async with make_client(insecure_registry, ca_file) as client:
         try:
             return await _until_signalled(lambda: run_build(client, builder, options))
-        except BuildFailed as failed:
+        except (BuildFailed, ScanRefused) as failed:
             for leg in failed.result.failed:
                 if leg.log_tail:
-                    _say(f"--- last lines of the {leg.platform} build ---")
+                    _say(f"--- last lines of the {leg.platform} {leg.failed_step or 'build'} ---")
                     for line in leg.log_tail:
                         _say(f"[{leg.platform}] {line}")
             print_result(failed.result, json_output, _print_table)

@@ -12,7 +12,7 @@ from splitbuild.cli._common import DEFAULT_CONFIG, ConfigOpt, handle_errors, pri
 
 if TYPE_CHECKING:
     from splitbuild.config import Config
-    from splitbuild.planner import Plan
+    from splitbuild.workflow.files import GeneratedFile
 
 # Not _common.JsonOpt: these commands' --help has always said "Print JSON.".
 PrintJsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -144,13 +144,21 @@ def generate_command(
     with handle_errors():
         from splitbuild.config import declared_provider, load_config
         from splitbuild.planner import plan
+        from splitbuild.workflow.files import generated_files
         from splitbuild.workflow.header import DEFAULT_OUTPUTS, regenerate_command
 
         loaded = load_config(config, provider=_provider(ci))
         provider = loaded.ci.provider
         ci_flag = ci is not None and ci != declared_provider(config)
         path = output if output is not None else Path(DEFAULT_OUTPUTS[provider])
-        files = _rendered(loaded, plan(loaded), config, path, actionlint_config, ci_flag=ci_flag)
+        files = generated_files(
+            loaded,
+            plan(loaded),
+            config_path=config,
+            output_path=path,
+            actionlint_config=actionlint_config,
+            ci_flag=ci_flag,
+        )
         stale = _write_or_diff(files, check=check)
         if not check:
             _print_settings(loaded)
@@ -187,63 +195,16 @@ def _print_settings(loaded: Config) -> None:
         sys.stderr.write(f"  {label:<16} {setting.name:<24} {setting.why}\n")
 
 
-def _existing(path: Path) -> str | None:
-    """The text of a file ``generate`` is about to replace, None when there is none; anything but a
-    regular file of at most 4 MiB (a FIFO, ``/dev/zero``, ``/proc/self/mem``) is invalid input."""
-    import os
-
-    from splitbuild.inputfile import read_text_file
-
-    if not os.path.lexists(path):
-        return None
-    return read_text_file(path, limit=4 << 20)
-
-
-def _rendered(
-    loaded: Config, the_plan: Plan, config: Path, path: Path, lint_config: Path | None, *, ci_flag: bool
-) -> list[tuple[Path, str]]:
-    """The files ``generate`` writes for the config's provider, with their text."""
-    from splitbuild.workflow import actionlint
-
-    config_path, output_path = _posix(config), _posix(path)
-    if loaded.ci.provider == "gitlab":
-        from splitbuild.errors import UsageError
-        from splitbuild.workflow.gitlab import render_pipeline
-        from splitbuild.workflow.header import GENERATED_MARK
-
-        current = _existing(path)
-        if current is not None and not current.startswith(GENERATED_MARK):
-            raise UsageError(
-                f"{_posix(path)} exists and was not written by splitbuild; not overwriting it",
-                hint="write the split build to its own file (--output .gitlab/splitbuild.yml) "
-                "and include it: include: [{local: .gitlab/splitbuild.yml}]",
-            )
-        text = render_pipeline(
-            loaded, the_plan, config_path=config_path, output_path=output_path, ci_flag=ci_flag
-        )
-        return [(path, text)]
-    from splitbuild.workflow.github import render_workflow
-
-    text = render_workflow(
-        loaded, the_plan, config_path=config_path, output_path=output_path, ci_flag=ci_flag
-    )
-    files = [(path, text)]
-    labels = actionlint.unknown_runner_labels(loaded, the_plan) if loaded.ci.provider == "github" else ()
-    if labels:
-        lint_path = lint_config or actionlint.actionlint_config_path(path)
-        existing = _existing(lint_path)
-        if actionlint.owns_actionlint_config(existing, labels, lint_path):
-            files.append((lint_path, actionlint.render_actionlint_config(labels, path.name)))
-    return files
-
-
-def _write_or_diff(files: list[tuple[Path, str]], *, check: bool) -> list[Path]:
+def _write_or_diff(files: list[GeneratedFile], *, check: bool) -> list[Path]:
     """Write each file that changed, or with ``check`` print a diff; the stale paths."""
     import difflib
 
+    from splitbuild.workflow.files import existing_text
+
     stale: list[Path] = []
-    for path, content in files:
-        current = _existing(path)
+    for file in files:
+        path, content = file.path, file.text
+        current = existing_text(path)
         if current == content:
             continue
         if check:

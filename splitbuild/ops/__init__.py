@@ -15,13 +15,13 @@ Each operation takes a :class:`~splitbuild.client.Client` and references (text s
 
 from __future__ import annotations
 
-from splitbuild.ops.copy import CopyResult, copy, filter_platforms
-from splitbuild.ops.delete import DeleteResult, UnusedResult, delete, delete_unused
+from splitbuild.ops._copy import CopyResult, copy, filter_platforms
+from splitbuild.ops._delete import DeleteResult, UnusedResult, delete, delete_unused
+from splitbuild.ops._inspect import Child, InspectResult, inspect
+from splitbuild.ops._prune import PruneResult, RetentionPolicy, parse_duration, prune
+from splitbuild.ops._tags import TagList, TagResult, add_tags, list_tags, tag_filter
+from splitbuild.ops._verify import RefCheck, VerifyResult, verify
 from splitbuild.ops.deletion import DeletionIncomplete, DeletionOutcome, DeletionPlan, Doomed
-from splitbuild.ops.inspect import Child, InspectResult, inspect
-from splitbuild.ops.prune import PruneResult, RetentionPolicy, parse_duration, prune
-from splitbuild.ops.tags import TagList, TagResult, add_tags, list_tags, tag_filter
-from splitbuild.ops.verify import RefCheck, VerifyResult, verify
 
 __all__ = [
     "Child",

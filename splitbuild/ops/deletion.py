@@ -9,7 +9,8 @@ Referrers tags (``sha256-<hex>``, and cosign's ``.sig``, ``.att`` and ``.sbom``)
 subject: removed when the subject manifest is deleted, kept otherwise.
 
 :func:`execute_deletion` untags first, then deletes manifests parents before children (an index
-before the images it lists), so no index that still exists ever points at a deleted manifest. The
+before the images it lists) and referrers before their subject, so no index or referrer that still
+exists ever points at a deleted manifest. The
 tags of a deleted manifest go with it; a final tag listing checks that, and untags any the registry
 left behind.
 """
@@ -206,7 +207,14 @@ def _levels(graph: Graph, doomed: set[str]) -> list[list[Doomed]]:
             if child.digest in doomed:
                 parents[child.digest].append(digest)
                 described.setdefault(child.digest, child)
-    depth = _depths(parents)
+    # A subject goes after its referrers (what its referrers tags hold): no referrer ever points at a
+    # deleted manifest, and registries that refuse to delete a referenced manifest (Docker Hub) agree.
+    waits = {d: list(p) for d, p in parents.items()}
+    for tag, root in graph.tags.items():
+        subject = referrers_subject(tag)
+        if subject in doomed and root in doomed and root != subject:
+            waits[subject].extend(d for d, _, _ in graph.walk(root) if d in doomed and d != subject)
+    depth = _depths(waits)
 
     def level(digest: str) -> int:
         return depth[digest]

@@ -1,7 +1,8 @@
 """Registry providers: deleting where the registry API cannot (GHCR, Docker Hub), chosen by host.
 
-GHCR and Docker Hub answer the registry API's ``DELETE`` with 405; they delete through their own
-APIs. A :class:`Provider` does the deleting for ``delete`` and ``prune`` (which still decide *what*
+GHCR answers the registry API's ``DELETE`` with 405, Docker Hub answers it for tags (it deletes
+only untagged, unreferenced manifests by digest); they delete through their own APIs. A
+:class:`Provider` does the deleting for ``delete`` and ``prune`` (which still decide *what*
 goes from the registry's own manifests, so the children, attestations and referrers of a kept index
 are never touched), and knows what the registry API does not say: when each tag was pushed, and which
 manifests no tag points at (GHCR's untagged versions).
@@ -96,6 +97,8 @@ class Provider(ABC):
     """API requests made so far."""
     records_push_time: bool = False
     lists_untagged: bool = False
+    untagged_help: str = ""
+    """Why and what instead, where the provider cannot list untagged manifests."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -113,8 +116,9 @@ class Provider(ABC):
         """Every manifest the provider records for the repository (read once, then cached)."""
 
     @abstractmethod
-    async def delete_manifest(self, digest: str) -> None:
-        """Delete the manifest ``digest`` and the tags on it; NotFound when it is not there."""
+    async def delete_manifest(self, digest: str, repo: Repository) -> None:
+        """Delete the manifest ``digest`` and the tags on it; NotFound when it is not there.
+        ``repo`` is the repository on the registry API (for what the provider deletes there)."""
 
     @abstractmethod
     async def delete_tag(self, tag: str, repo: Repository) -> str:
@@ -166,7 +170,7 @@ class ProviderRepository:
 
     async def delete_manifest(self, ref: str) -> None:
         if ":" in ref:
-            await self.provider.delete_manifest(ref)
+            await self.provider.delete_manifest(ref, self.inner)
         else:
             await self.delete_tag(ref)
 

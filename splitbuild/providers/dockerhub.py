@@ -1,19 +1,25 @@
-"""Docker Hub through the Hub API (``hub.docker.com``), with a Hub token.
+"""Docker Hub: tags through the Hub API (``hub.docker.com``), manifests through the registry API.
 
 Endpoints::
 
     POST   /v2/auth/token {"identifier": USERNAME, "secret": PAT-or-password} -> {"access_token"}
     GET    /v2/namespaces/{namespace}/repositories/{repository}/tags?page_size=100  (``next`` links)
     DELETE /v2/repositories/{namespace}/{repository}/tags/{tag}/
+    DELETE /v2/{namespace}/{repository}/manifests/{digest}        (the registry API, by digest)
 
 The first two are in Docker's published Hub API reference; the tag ``DELETE`` is the endpoint the Hub
-web UI and Docker's ``hub-tool`` use (the reference lists no deletion). The credential is the one for
-``docker.io`` (``docker login``: username and a personal access token).
+web UI and Docker's ``hub-tool`` use (the Hub API reference lists no deletion). The manifest
+``DELETE`` is in Docker's published registry API reference for Hub: by digest only (a tag answers
+405), only for a manifest no tag and no other image (an index listing it) references (else 403), and
+a 500 means Hub finishes the deletion in the background. The credential is the one for
+``docker.io`` (``docker login``: username and a personal access token with the Delete scope).
 
-The Hub API deletes tags, not manifests: deleting a manifest removes every tag on it; the
-untagged images it leaves (index children included) are Hub's to keep or expire. Each tag's
-``tag_last_pushed`` is its push time. A 429 waits for ``X-Retry-After`` (a Unix time), bounded by
-the retry policy.
+So a manifest is deleted by removing its tags through the Hub API, then the manifest by digest; the
+deletion runs parents first, so an index's children are unreferenced by the time their turn comes.
+Hub's published APIs list tags, not untagged images: ``prune --untagged`` cannot find the ones no
+tag reaches (:attr:`DockerHubProvider.untagged_help`). Each tag's ``tag_last_pushed`` is its push
+time. A 429 waits for ``Retry-After`` (seconds; older references: ``X-Retry-After``, a Unix time),
+bounded by the retry policy.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ from urllib.parse import quote
 
 import httpx
 
-from splitbuild._http import redact_url
+from splitbuild._http import redact_url, retry_after
 from splitbuild._version import __version__
-from splitbuild.errors import AuthError, NotFound, RegistryError, SplitbuildError
+from splitbuild.errors import AuthError, NotFound, Refused, RegistryError, SplitbuildError
 from splitbuild.providers.base import Provider, Version
 from splitbuild.reference import Reference
 from splitbuild.retry import RetryPolicy
@@ -44,6 +50,10 @@ class DockerHubProvider(Provider):
     name = "dockerhub"
     records_push_time = True
     lists_untagged = False
+    untagged_help = (
+        "Docker Hub's published APIs list tags, not untagged images, so the untagged ones no tag "
+        "reaches cannot be found there"
+    )
 
     def __init__(
         self,
@@ -94,8 +104,10 @@ class DockerHubProvider(Provider):
                     break
         shown = f"{what}: Docker Hub API {method} {url}: {status}" + (f" ({detail})" if detail else "")
         if status == 429:
-            at = response.headers.get("X-Retry-After", "")
-            wait = max(0.0, float(at) - time.time()) if at.isdigit() else 60.0
+            wait = retry_after(response)
+            if wait is None:  # older references: X-Retry-After, a Unix time
+                at = response.headers.get("X-Retry-After", "")
+                wait = max(0.0, float(at) - time.time()) if at.isascii() and at.isdigit() else 60.0
             return RegistryError(
                 f"{shown}; rate limited for {wait:.0f} s", status=status, retryable=True, retry_after=wait
             )
@@ -195,11 +207,27 @@ class DockerHubProvider(Provider):
         if self._tags is not None:
             self._tags.pop(tag, None)
 
-    async def delete_manifest(self, digest: str) -> None:
-        """Remove every tag on ``digest`` (the Hub API deletes no manifest); nothing for an untagged one."""
+    async def delete_manifest(self, digest: str, repo: Repository) -> None:
+        """Remove every tag on ``digest`` through the Hub API, then the manifest by digest through
+        the registry API (``repo``); NotFound when it is not there."""
         for version in await self.versions():
             if version.digest == digest:
                 await self._delete(version.id)
+        what = f"{self.ref.name}@{digest}"
+        try:
+            await repo.delete_manifest(digest)
+        except RegistryError as exc:
+            if exc.status == 500:
+                return  # Hub's reference: the deletion is finished in the background
+            if exc.status != 403:
+                raise
+            raise Refused(
+                f"{what}: Docker Hub refused to delete the manifest (403): a tag or another image "
+                "(an index, perhaps an untagged one) still references it, or the token may not delete "
+                "(its tags, if any, were removed)",
+                hint="a personal access token needs the Read, Write & Delete scope; "
+                "an untagged index that lists it must be deleted first",
+            ) from None
 
     async def delete_tag(self, tag: str, repo: Repository) -> str:
         await self._delete(tag)

@@ -297,7 +297,7 @@ class GhcrProvider(Provider):
 
     # -- deleting ----------------------------------------------------------------------------------
 
-    async def delete_manifest(self, digest: str) -> None:
+    async def delete_manifest(self, digest: str, repo: Repository) -> None:
         what = f"{self.ref.name}@{digest}"
         version = await self._find(digest)
         if version is None:
@@ -332,7 +332,7 @@ class GhcrProvider(Provider):
             await repo.put_blob(empty, EMPTY_JSON)
         await repo.put_manifest(placeholder, tag)
         try:
-            await self.delete_manifest(placeholder.digest)
+            await self.delete_manifest(placeholder.digest, repo)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await repo.put_manifest(original, tag)

@@ -23,10 +23,8 @@ __all__ = [
     "BlobSource",
     "Mounter",
     "Precondition",
-    "ReferrerLister",
     "Repository",
     "TagChanged",
-    "TagDeleter",
 ]
 
 BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
@@ -140,11 +138,3 @@ class Mounter(Protocol):
         lender it was mounted from, or None when it was uploaded. Leaves nothing behind for a
         later call."""
         ...
-
-
-TagDeleter = Repository
-"""Deprecated alias: deleting a tag is :meth:`Repository.delete_tag`, which every backend has."""
-
-ReferrerLister = Repository
-"""Deprecated alias: listing referrers is :meth:`Repository.list_referrers`, which every backend
-has."""

@@ -18,9 +18,9 @@ from splitbuild.tags.compute import compute, compute_metadata
 from splitbuild.tags.flavor import Flavor, parse_flavor
 from splitbuild.tags.images import Image, parse_images
 from splitbuild.tags.inputlist import get_inputs, parse_rule_lines
-from splitbuild.tags.models import Context, Inputs, Metadata, RepoInfo, RepoLicense, VersionInfo
 from splitbuild.tags.resolve import resolve_context
 from splitbuild.tags.rules import TagRule, parse_tag, transform_tags
+from splitbuild.tags.schema import Context, Inputs, Metadata, RepoInfo, RepoLicense, VersionInfo
 from splitbuild.tags.targets import RuleTargets, rule_targets
 from splitbuild.tags.template import is_raw_statement
 

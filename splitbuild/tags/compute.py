@@ -12,9 +12,9 @@ from splitbuild.tags.expressions import global_scope
 from splitbuild.tags.flavor import parse_flavor_lines
 from splitbuild.tags.images import enabled_image_names, parse_image_lines
 from splitbuild.tags.labels import base_entries, entries_to_object, finalize_entries, render_entries
-from splitbuild.tags.models import Context, Inputs, Metadata, VersionInfo
 from splitbuild.tags.resolve import resolve
 from splitbuild.tags.rules import parse_tag_rules
+from splitbuild.tags.schema import Context, Inputs, Metadata, VersionInfo
 from splitbuild.tags.validate import check_configuration
 
 __all__ = ["ANNOTATION_LEVELS_ENV", "annotation_levels", "compute", "compute_metadata", "tag_names"]

@@ -16,10 +16,10 @@ from splitbuild.tags.expressions import branch_of, global_scope, schedule_scope,
 from splitbuild.tags.flavor import Flavor
 from splitbuild.tags.jsregex import JsRegexError, compile_js_regex, js_match
 from splitbuild.tags.jsvalues import is_array_index
-from splitbuild.tags.models import VersionInfo
 from splitbuild.tags.pep440 import parse_pep440
 from splitbuild.tags.resolve import ResolvedContext
 from splitbuild.tags.rules import RuleType, TagRule
+from splitbuild.tags.schema import VersionInfo
 from splitbuild.tags.semver import parse_semver
 from splitbuild.tags.template import Helper, Scope, TemplateError, is_raw_statement, render
 

@@ -6,7 +6,7 @@ lacks it, ``GITHUB_REPOSITORY``/``GITHUB_SERVER_URL`` give the name and URL, and
 (which always runs on the default branch) gives the default branch.
 
 The readers here return the context as JSON data (the context file's format);
-:meth:`splitbuild.tags.models.Context.from_environment` validates it, so this module does not import
+:meth:`splitbuild.tags.schema.Context.from_environment` validates it, so this module does not import
 the models.
 """
 

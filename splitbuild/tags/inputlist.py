@@ -13,7 +13,7 @@ from typing import Any
 
 from splitbuild.errors import ConfigError
 from splitbuild.tags.csvparse import CsvError, parse_document
-from splitbuild.tags.models import DEFAULT_BAKE_TARGET
+from splitbuild.tags.schema import DEFAULT_BAKE_TARGET
 
 __all__ = ["get_inputs", "parse_input_list", "parse_rule_lines"]
 

@@ -14,8 +14,8 @@ from datetime import datetime
 from splitbuild.errors import ConfigError
 from splitbuild.tags.collate import locale_key
 from splitbuild.tags.jsvalues import js_object_order
-from splitbuild.tags.models import RepoInfo
 from splitbuild.tags.resolve import iso_utc
+from splitbuild.tags.schema import RepoInfo
 from splitbuild.tags.template import Scope, TemplateError, render
 
 __all__ = ["base_entries", "entries_to_object", "finalize_entries", "render_entries"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from splitbuild.errors import ConfigError
 from splitbuild.tags.jsvalues import js_string
-from splitbuild.tags.models import Context, RepoInfo
+from splitbuild.tags.schema import Context, RepoInfo
 
 __all__ = [
     "ResolvedContext",
@@ -85,29 +85,38 @@ def _commit_date_from_payload(payload: Mapping[str, Any], sha: str) -> datetime 
     return None
 
 
+def _sha(context: Context) -> str:
+    """The commit the tags describe: the event's, or the pull request's head with
+    ``DOCKER_METADATA_PR_HEAD_SHA``."""
+    if re.search("true", context.env.get(PR_HEAD_SHA_ENV, ""), re.IGNORECASE) and "pull_request" in (
+        context.event_name
+    ):
+        head_sha = dig(context.payload, "pull_request", "head", "sha")
+        if head_sha is not None:
+            return js_string(head_sha)
+    return context.sha
+
+
+def _commit_date(context: Context, sha: str) -> datetime | None:
+    return context.commit_date or _commit_date_from_payload(context.payload, sha)
+
+
 def resolve(context: Context, *, clock: datetime | None = None) -> ResolvedContext:
     """Apply the adjustments; ``clock`` (else the wall clock) stands in for a missing ``now``."""
     now = context.now or clock or datetime.now(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     payload = context.payload
     ref = context.ref
-    sha = context.sha
     if "pull_request_target" in context.event_name:
         number = payload.get("number")
         ref = f"refs/pull/{js_string(number)}/merge"
-    if re.search("true", context.env.get(PR_HEAD_SHA_ENV, ""), re.IGNORECASE) and "pull_request" in (
-        context.event_name
-    ):
-        head_sha = dig(payload, "pull_request", "head", "sha")
-        if head_sha is not None:
-            sha = js_string(head_sha)
-    commit_date = context.commit_date or _commit_date_from_payload(payload, sha) or now
+    sha = _sha(context)
     return ResolvedContext(
         event_name=context.event_name,
         ref=ref,
         sha=sha,
         payload=payload,
-        commit_date=commit_date,
+        commit_date=_commit_date(context, sha) or now,
         now=now,
         default_branch=context.default_branch,
         repo=context.repo,
@@ -117,11 +126,7 @@ def resolve(context: Context, *, clock: datetime | None = None) -> ResolvedConte
 
 def known_commit_date(context: Context) -> datetime | None:
     """The commit's date when the context or its payload gives it (never "now")."""
-    resolved = resolve(context, clock=_NEVER)
-    return None if resolved.commit_date == _NEVER else resolved.commit_date
-
-
-_NEVER = datetime(1, 1, 1, tzinfo=UTC)
+    return _commit_date(context, _sha(context))
 
 
 def iso_utc(instant: datetime) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 from splitbuild.errors import UsageError
 from splitbuild.tags.compute import compute_metadata
 from splitbuild.tags.inputlist import parse_rule_lines
-from splitbuild.tags.models import Context, Inputs
 from splitbuild.tags.resolve import iso_utc, known_commit_date
+from splitbuild.tags.schema import Context, Inputs
 
 __all__ = ["RuleTargets", "rule_targets"]
 

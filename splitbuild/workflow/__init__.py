@@ -10,5 +10,5 @@ scripts) and :mod:`.gitlab_signing` (the keyless sign job), :mod:`.attestations`
 and the image exporter options of every build leg), :mod:`.github_signing` (cosign signing and
 build provenance attestation in the GitHub merge job), :mod:`.actionlint` (runner labels
 actionlint must be told about), :mod:`.starter` (the commented ``splitbuild.toml`` that
-``splitbuild init`` writes).
+``splitbuild init`` writes), :mod:`.files` (which files ``generate`` writes, with their text).
 """

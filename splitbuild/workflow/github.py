@@ -34,6 +34,7 @@ from splitbuild.workflow.attestations import image_output_options, provenance_se
 from splitbuild.workflow.github_signing import attest_steps, sign_steps, signing_permissions
 from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, optional_note, regenerate_command
 from splitbuild.workflow.install_lock import requirements_text
+from splitbuild.workflow.leg_checks import check_permissions, check_steps, report_steps
 from splitbuild.workflow.merge_step import merge_command
 from splitbuild.workflow.model import (
     Concurrency,
@@ -225,16 +226,18 @@ def _build_job(config: Config, leg: Leg) -> Job:
                 name=f"Set up QEMU for {leg.qemu_arch}", uses=pin("docker/setup-qemu-action"), with_=qemu_with
             )
         )
+    inputs = _build_inputs(config, leg)
     steps = [
         Step(name="Check out", uses=pin("actions/checkout"), with_={"persist-credentials": "false"}),
         *qemu_steps,
         Step(name="Set up Buildx", uses=pin("docker/setup-buildx-action")),
         *_login_steps(config, pushes(config)),
+        *check_steps(config, leg, inputs, build_env or None),
         Step(
             name="Build and push by digest",
             id="build",
             uses=pin("docker/build-push-action"),
-            with_=_build_inputs(config, leg),
+            with_=inputs,
             env=build_env or None,
         ),
         Step(
@@ -244,6 +247,7 @@ def _build_job(config: Config, leg: Leg) -> Job:
             shell="bash",
             run=_DIGEST_SCRIPT,
         ),
+        *report_steps(config, leg),
     ]
     timeout = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
     return Job(
@@ -253,7 +257,7 @@ def _build_job(config: Config, leg: Leg) -> Job:
         environment=_build_environment(config),
         timeout_minutes=timeout,
         continue_on_error=True if leg.platform in config.image.optional_platforms else None,
-        permissions=_permissions(config, checkout=True),
+        permissions=_permissions(config, checkout=True) | check_permissions(config),
         outputs={"digest": "${{ steps.digest.outputs.digest }}"},
         steps=steps,
     )
@@ -339,7 +343,7 @@ def _preview_jobs(config: Config, plan: Plan) -> dict[str, Job]:
         env[name] = f"${{{{ needs.{build_job_id(by_platform[platform])}.outputs.digest }}}}"
     condition = _merge_condition(config, plan).replace(NOT_PR, preview_condition())
     cleanup_env = {f"IMAGE_{i}": name for i, name in enumerate(config.image.names, start=1)}
-    cleanup_env["PR_NUMBER"] = "${{ github.event.pull_request.number }}"
+    cleanup_env["PREVIEW_TAG"] = "pr-${{ github.event.pull_request.number }}"
     common = {
         "runs_on": _runs_on(config.ci.merge_runner_labels),
         "timeout_minutes": config.ci.merge_timeout_minutes,

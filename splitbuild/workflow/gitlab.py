@@ -3,12 +3,14 @@
 One build job per planned platform, pinned to its runner by ``tags:`` (GitLab.com hosted runners by
 default, ``[ci.gitlab.runners]`` or ``[runners]`` for self-managed ones). Each builds with docker
 buildx in docker-in-docker (or buildah, ``[ci.gitlab] builder``), pushes by digest when publishing,
-and hands its digest to the merge job in a ``dotenv`` report. The merge job ``needs:`` every build
-job, logs in through ``SPLITBUILD_AUTH_*`` variables and runs ``splitbuild merge``, which reads the
-tag context from GitLab's ``CI_*`` variables. With ``[ci] sign = "cosign"`` a sign job then signs
-the index digest keyless (:mod:`.gitlab_signing`). Merge requests build every platform and push
-nothing, and never sign; with ``[ci] previews`` those from the project itself push and publish
-``mr-<iid>`` (a review-app environment whose stop job deletes it, :mod:`.previews`).
+and hands its digest to the merge job in a ``dotenv`` report; ``[test]`` and ``[scan]`` add a
+smoke test to each build job and a scan job per leg (:mod:`.gitlab_checks`). The merge job
+``needs:`` every build (and scan) job, logs in through ``SPLITBUILD_AUTH_*`` variables and runs
+``splitbuild merge``, which reads the tag context from GitLab's ``CI_*`` variables. With
+``[ci] sign = "cosign"`` a sign job then signs the index digest keyless (:mod:`.gitlab_signing`).
+Merge requests build every platform and push nothing, and never sign; with ``[ci] previews``
+those from the project itself push and publish ``mr-<iid>`` (a review-app environment whose stop
+job deletes it, :mod:`.previews`).
 
 The file has no global keys (``stages``, ``workflow``, ``default``, ``variables``) and its jobs do
 not inherit ``default:``, so it works as ``.gitlab-ci.yml`` and as a file included from one.
@@ -22,10 +24,19 @@ from splitbuild.config import Config
 from splitbuild.errors import ConfigError
 from splitbuild.planner import Leg, Plan
 from splitbuild.runners import check_foreign_labels
+from splitbuild.workflow.gitlab_checks import (
+    TRIVY_IMAGE,
+    archive_file,
+    check_scan_support,
+    scan_report,
+    scan_script,
+    scan_variables,
+)
 from splitbuild.workflow.gitlab_model import (
     Artifacts,
     Environment,
     IdToken,
+    Image,
     Job,
     Need,
     Pipeline,
@@ -63,12 +74,14 @@ __all__ = [
     "preview_job_name",
     "preview_stop_job_name",
     "render_pipeline",
+    "scan_job_name",
     "sign_job_name",
 ]
 
 DEFAULT_OUTPUT = DEFAULT_OUTPUTS["gitlab"]
 VARIABLE_PREFIX = "SPLITBUILD_"
 ARTIFACTS_EXPIRE_IN = "1 week"
+SCAN_EXPIRE_IN = "1 day"
 _STAGES = frozenset({".pre", "build", "test", "deploy", ".post"})  # GitLab's default stages
 _RETRY = Retry(max=1, when=["runner_system_failure", "api_failure", "scheduler_failure"])
 
@@ -76,6 +89,11 @@ _RETRY = Retry(max=1, when=["runner_system_failure", "api_failure", "scheduler_f
 def build_job_name(config: Config, leg: Leg) -> str:
     """``splitbuild:build:linux/arm64``."""
     return f"{config.ci.name}:build:{leg.platform}"
+
+
+def scan_job_name(config: Config, leg: Leg) -> str:
+    """``splitbuild:scan:linux/arm64``."""
+    return f"{config.ci.name}:scan:{leg.platform}"
 
 
 def merge_job_name(config: Config) -> str:
@@ -102,6 +120,7 @@ def _check(config: Config) -> None:
     if config.ci.name.startswith("."):
         raise ConfigError(f"ci.name {config.ci.name!r}: GitLab hides jobs whose name starts with '.'")
     check_foreign_labels("gitlab", config.ci.merge_runner_labels, "merge-runner")
+    check_scan_support(config)
 
 
 def _build_job(config: Config, leg: Leg, command: MergeCommand) -> Job:
@@ -127,7 +146,36 @@ def _build_job(config: Config, leg: Leg, command: MergeCommand) -> Job:
         retry=_RETRY,
         variables=script.variables,
         script=_items(script.script),
-        artifacts=Artifacts(reports=Reports(dotenv=digest_dotenv(leg)), expire_in=ARTIFACTS_EXPIRE_IN),
+        artifacts=_build_artifacts(config, leg),
+    )
+
+
+def _build_artifacts(config: Config, leg: Leg) -> Artifacts:
+    """The digest's dotenv report; with ``[scan]`` also the image archive for the scan job (a day)."""
+    if config.scan is None:
+        return Artifacts(reports=Reports(dotenv=digest_dotenv(leg)), expire_in=ARTIFACTS_EXPIRE_IN)
+    return Artifacts(
+        paths=[archive_file(leg)], reports=Reports(dotenv=digest_dotenv(leg)), expire_in=SCAN_EXPIRE_IN
+    )
+
+
+def _scan_job(config: Config, leg: Leg) -> Job:
+    scan = config.scan
+    assert scan is not None
+    return Job(
+        stage=config.ci.gitlab.build_stage,
+        image=Image(name=f"{TRIVY_IMAGE}:{scan.scanner_version}", entrypoint=[""]),
+        tags=list(config.ci.merge_runner_labels),
+        needs=[Need(job=build_job_name(config, leg), artifacts=True)],
+        rules=publish_rules(config.ci, merge_requests=True),
+        interruptible=False,
+        timeout=_timeout(config.ci.merge_timeout_minutes),
+        retry=_RETRY,
+        variables=scan_variables(config, leg),
+        script=_items(scan_script(config, leg)),
+        artifacts=Artifacts(
+            reports=Reports(container_scanning=scan_report(leg)), expire_in=ARTIFACTS_EXPIRE_IN, when="always"
+        ),
     )
 
 
@@ -145,7 +193,8 @@ def _merge_job(config: Config, plan: Plan, command: MergeCommand) -> Job | None:
         stage=config.ci.gitlab.merge_stage,
         image=config.ci.gitlab_python_image,
         tags=list(config.ci.merge_runner_labels),
-        needs=[Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs],
+        needs=[Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs]
+        + [Need(job=scan_job_name(config, leg), artifacts=False) for leg in plan.legs if config.scan],
         rules=rules,
         interruptible=False,
         timeout=_timeout(config.ci.merge_timeout_minutes),
@@ -242,6 +291,8 @@ def build_pipeline(config: Config, plan: Plan) -> Pipeline:
     _check(config)
     command = gitlab_merge_command(config, plan)
     jobs = {build_job_name(config, leg): _build_job(config, leg, command) for leg in plan.legs}
+    if config.scan is not None:
+        jobs |= {scan_job_name(config, leg): _scan_job(config, leg) for leg in plan.legs}
     merge = _merge_job(config, plan, command)
     if merge is not None:
         jobs[merge_job_name(config)] = merge

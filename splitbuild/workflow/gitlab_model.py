@@ -15,6 +15,7 @@ __all__ = [
     "Artifacts",
     "Environment",
     "IdToken",
+    "Image",
     "Inherit",
     "Job",
     "Need",
@@ -63,12 +64,22 @@ class Retry(_Node):
 
 
 class Reports(_Node):
-    dotenv: str
+    dotenv: str | None = None
+    container_scanning: str | None = None
 
 
 class Artifacts(_Node):
-    reports: Reports
+    paths: list[str] | None = None
+    reports: Reports | None = None
     expire_in: str
+    when: Literal["always"] | None = None
+
+
+class Image(_Node):
+    """A job image whose entrypoint is not a shell (``entrypoint: [""]`` lets the script run)."""
+
+    name: str
+    entrypoint: list[str]
 
 
 class IdToken(_Node):
@@ -95,7 +106,7 @@ class Inherit(_Node):
 
 class Job(_Node):
     stage: str
-    image: str
+    image: str | Image
     services: list[Service] | None = None
     tags: list[str]
     needs: list[Need] | None = None

@@ -22,6 +22,7 @@ from splitbuild.auth.environment import registry_env_prefix
 from splitbuild.config import DOCKER_HUB, Config, LoginConfig
 from splitbuild.planner import Leg
 from splitbuild.workflow.attestations import image_output_options, provenance_setting
+from splitbuild.workflow.gitlab_checks import buildah_check_items, buildx_check_items
 from splitbuild.workflow.gitlab_rules import PUSH_VARIABLE
 from splitbuild.workflow.merge_step import MergeCommand
 from splitbuild.workflow.previews import cleanup_script
@@ -288,8 +289,15 @@ def _buildx(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
         ref, mode = f"{config.image.names[0]}:buildcache-{leg.pair}", config.ci.cache_mode
         variables[_PREFIX + "CACHE_FROM"] = f"type=registry,ref={ref}"
         variables[_PREFIX + "CACHE_TO"] = f"type=registry,ref={ref},mode={mode},ignore-error=true"
-        groups += [f"--cache-from {_ref(_PREFIX + 'CACHE_FROM')}", '"$@"']
+        groups += [f"--cache-from {_ref(_PREFIX + 'CACHE_FROM')}"]
         prefix = _cache_to(_ref(_PREFIX + "CACHE_TO"))
+    attestations = ("--provenance", "--sbom")
+    check_groups = [group for group in groups if not group.startswith(attestations)]
+    check_vars, check_items = buildx_check_items(config, leg, check_groups)
+    variables.update(check_vars)
+    script += check_items
+    if config.ci.cache == "registry":
+        groups.append('"$@"')
     variables[_PREFIX + "IMAGES"] = ",".join(config.image.names)
     variables[_PREFIX + "CONTEXT"] = config.image.context
     groups += [
@@ -339,6 +347,9 @@ def _buildah(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
         _ref(_PREFIX + "CONTEXT"),
     ]
     script.append(prefix + _command("buildah build", groups))
+    check_vars, check_items = buildah_check_items(config, leg)
+    variables.update(check_vars)
+    script += check_items
     variables[_PREFIX + "REPOSITORY"] = config.image.names[0]
     script.append(
         f"if {_PUSHING}; then\n"

@@ -17,7 +17,8 @@ __all__ = ["Pin", "all_pins", "pin"]
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _TAG = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
-_ACTION = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
+_ACTION = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)?$")
+"""``owner/repository``, or ``owner/repository/path`` for an action in a subdirectory."""
 
 
 class Pin(BaseModel):

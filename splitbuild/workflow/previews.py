@@ -81,8 +81,10 @@ def preview_config(config: Config) -> Config:
     return config.model_copy(update={"tags": tags})
 
 
-def cleanup_script(images: int, tag: str = "pr-$PR_NUMBER", prefix: str = "") -> str:
-    """The clean-up: ``set --`` with every ``<prefix>IMAGE_<i>`` variable, ``PREVIEW_TAG`` (``tag``,
-    as a double-quoted shell word), then :data:`CLEANUP_SCRIPT` (POSIX ``sh``)."""
+def cleanup_script(images: int, tag: str | None = None, prefix: str = "") -> str:
+    """The clean-up: ``set --`` with every ``<prefix>IMAGE_<i>`` variable, ``PREVIEW_TAG`` set to
+    ``tag`` (a double-quoted shell word) unless the step's environment gives it, then
+    :data:`CLEANUP_SCRIPT` (POSIX ``sh``)."""
     words = " ".join(f'"${prefix}IMAGE_{index}"' for index in range(1, images + 1))
-    return f'set -- {words}\nPREVIEW_TAG="{tag}"\n' + CLEANUP_SCRIPT
+    tag_line = "" if tag is None else f'PREVIEW_TAG="{tag}"\n'
+    return f"set -- {words}\n{tag_line}" + CLEANUP_SCRIPT

@@ -158,10 +158,10 @@ def _trust_with(ca_file: Path) -> ssl.SSLContext:
     try:
         context.load_verify_locations(cafile=str(ca_file))
     except FileNotFoundError:
-        raise ConfigError(f"--ca-file {ca_file}: no such file") from None
+        raise ConfigError(f"`ca_file` {ca_file}: no such file") from None
     except (ssl.SSLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise ConfigError(f"--ca-file {ca_file}: not a PEM bundle of CA certificates ({reason})") from None
+        raise ConfigError(f"`ca_file` {ca_file}: not a PEM bundle of CA certificates ({reason})") from None
     return context
 
 
@@ -188,13 +188,13 @@ def transport_error(exc: httpx.RequestError, request: httpx.Request, what: str) 
     if isinstance(tls, ssl.SSLCertVerificationError):
         return RegistryError(
             f"{where}: TLS certificate verify failed: {tls.verify_message} ({tls.reason})",
-            hint="pass --ca-file FILE with the CA that signed the registry's certificate",
+            hint="pass the CA that signed the registry's certificate as `ca_file`",
             **common,
         )
     if tls is not None:
         return RegistryError(
             f"{where}: TLS handshake failed ({tls.reason or tls})",
-            hint="if the registry serves plain HTTP, allow it with --insecure-registry HOST",
+            hint="if the registry serves plain HTTP, allow it with `insecure`",
             **common,
         )
     unreachable = _unreachable(exc)

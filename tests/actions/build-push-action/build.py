@@ -1,5 +1,7 @@
 """The build-push stand-in's work: parse the inputs with the real parser, build with buildah, push
-by digest, set the outputs ``imageid``, ``digest`` and ``metadata`` (see action.yml)."""
+by digest, set the outputs ``imageid``, ``digest`` and ``metadata`` (see action.yml). With
+``load: true`` (and one local tag, no outputs) the image goes to SPLITBUILD_TEST_IMAGES/<tag> as
+an OCI layout instead, where the docker and trivy stand-ins find it by that name."""
 
 from __future__ import annotations
 
@@ -67,15 +69,22 @@ def refuse_unsupported() -> None:
 def main() -> None:
     refuse_unsupported()
     lists = parse_lists()
-    record = Path(os.environ["SPLITBUILD_TEST_RECORD"]) / f"{os.environ['GITHUB_JOB']}.json"
+    load = os.environ.get("INPUT_LOAD") == "true"
+    suffix = ".load" if load else ""
+    record = Path(os.environ["SPLITBUILD_TEST_RECORD"]) / f"{os.environ['GITHUB_JOB']}{suffix}.json"
     record.write_text(json.dumps(lists))  # what the build got, for the test to compare
     (platform,) = lists["platforms"]
-    (output,) = lists["outputs"]
-    options = _output_options(output)
-    assert options["type"] == "image", options
-    assert options.get("push-by-digest") == "true", options
-    names = options["name"].split(",")
-    push = options.get("push") == "true"
+    if load:
+        assert lists["outputs"] == [], lists["outputs"]
+        (tag,) = lists["tags"]
+        names, push = [], False
+    else:
+        (output,) = lists["outputs"]
+        options = _output_options(output)
+        assert options["type"] == "image", options
+        assert options.get("push-by-digest") == "true", options
+        names = options["name"].split(",")
+        push = options.get("push") == "true"
     work = Path(os.environ["RUNNER_TEMP"]) / f"buildah-{os.environ['GITHUB_JOB']}"
     storage = ["--root", str(work / "root"), "--runroot", str(work / "run"), "--storage-driver", "vfs"]
     local = f"localhost/stand-in-{os.environ['GITHUB_JOB']}"
@@ -90,7 +99,11 @@ def main() -> None:
         argv += ["--label", item]
     argv.append(os.environ.get("INPUT_CONTEXT") or ".")
     run(argv)
-    layout = Path(tempfile.mkdtemp(dir=work))
+    if load:
+        layout = Path(os.environ["SPLITBUILD_TEST_IMAGES"]) / tag.replace("/", "-").replace(":", "-")
+        layout.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        layout = Path(tempfile.mkdtemp(dir=work))
     run(["buildah", *storage, "push", "--format", "oci", local, f"oci:{layout}:img"])
     index = json.loads((layout / "index.json").read_text())
     (manifest,) = index["manifests"]

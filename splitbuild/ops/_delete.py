@@ -120,7 +120,7 @@ async def delete(
     if reference.tag is not None and reference.digest is not None:
         raise UsageError(f"{reference}: give a tag or a digest, not both")
     if tag_only and reference.tag is None:
-        raise UsageError("--tag-only applies to a tag, not a digest")
+        raise UsageError("`tag_only` applies to a tag, not a digest")
     repo = client.repository(reference)
     start = client.requests
     result = DeleteResult(str(reference), reference.digest, dry_run=dry_run)
@@ -151,7 +151,7 @@ async def delete(
             raise Refused(
                 f"{reference} is in use ({'; '.join(uses[:5])}{'; ...' if len(uses) > 5 else ''}): "
                 f"not deleted",
-                hint="delete those tags instead, or pass --force to delete it anyway (breaks them)",
+                hint="delete those tags instead, or pass `force` to delete it anyway (breaks them)",
             )
         direct = {t: f"points at {short(digest)}" for t in graph.tags_of(digest)}
         plan = plan_deletion(graph, direct, force_digests=[digest])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from splitbuild.errors import InvalidManifest, NotFound, shorten
-from splitbuild.models import Descriptor, ImageConfig, Manifest, Platform
+from splitbuild.models import ConfigFile, Descriptor, Manifest, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded, identifier
 from splitbuild.referrers import ReferrerFinder, kind_of, needs_manifest, predicate_types
 from splitbuild.store.base import Repository
@@ -126,7 +126,7 @@ class InspectResult:
 
     reference: str
     manifest: Manifest
-    config: ImageConfig | None = None
+    config: ConfigFile | None = None
     children: list[Child] = field(default_factory=list)
     parent: Manifest | None = None
     """With ``platform=``: the index the image was picked from."""
@@ -176,14 +176,14 @@ class InspectResult:
         return data
 
 
-async def read_config(repo: Repository, manifest: Manifest) -> ImageConfig | None:
+async def read_config(repo: Repository, manifest: Manifest) -> ConfigFile | None:
     """The image config of an image manifest (None for non-image configs, e.g. artifacts)."""
     config = manifest.image().config
     if config.size > _MAX_CONFIG or "json" not in config.media_type:
         return None
     raw = await repo.read_blob(config)
     try:
-        return ImageConfig.model_validate_json(raw)
+        return ConfigFile.model_validate_json(raw)
     except ValueError:
         return None
 
@@ -250,7 +250,7 @@ async def inspect(
     if wanted is not None:
         if not manifest.is_index:
             raise InvalidManifest(
-                f"{shorten(str(reference))} is a single image, not an index: drop --platform"
+                f"{shorten(str(reference))} is a single image, not an index: drop `platform`"
             )
         match = next(
             (

@@ -19,8 +19,8 @@ __all__ = ["TagList", "TagResult", "add_tags", "list_tags", "tag_filter"]
 def tag_filter(include: str | None = None, exclude: str | None = None) -> Callable[[str], bool]:
     """Whole-tag regular expressions: a tag is selected when it matches ``include`` (if given) and
     does not match ``exclude`` (if given). ``^sha-`` needs no anchors: ``sha-.*`` says the same."""
-    inc = compile_pattern(include, "--include")
-    exc = compile_pattern(exclude, "--exclude")
+    inc = compile_pattern(include, "`include`")
+    exc = compile_pattern(exclude, "`exclude`")
 
     def selected(tag: str) -> bool:
         if inc is not None and inc.fullmatch(tag) is None:

@@ -17,8 +17,10 @@ With a registry provider (GHCR, Docker Hub; see :mod:`splitbuild.providers`) the
 through the registry's own API, the age can be the push time the provider records
 (``age_from="pushed"``, the default there; ``"created"`` elsewhere), and ``untagged`` also deletes
 the manifests no tag points at (GHCR's untagged versions) that nothing kept reaches, directly, as an
-index child or as a referrer (``subject``). ``max_delete`` refuses, before deleting anything, a run
-that would delete more than that many manifests and tags.
+index child or as a referrer (``subject``); where the provider cannot list them (Docker Hub, the
+registry API alone) ``untagged`` is a :class:`~splitbuild.errors.UsageError` saying why.
+``max_delete`` refuses, before deleting anything, a run that would delete more than that many
+manifests and tags.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from splitbuild.errors import InvalidInput, NotFound, Refused, UsageError, shorten
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, bounded
+from splitbuild.ops._tags import tag_filter
 from splitbuild.ops.deletion import (
     DeletionOutcome,
     DeletionPlan,
@@ -39,7 +42,6 @@ from splitbuild.ops.deletion import (
     provided,
 )
 from splitbuild.ops.graph import Graph, Node, referrers_subject, scan
-from splitbuild.ops.tags import tag_filter
 from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
@@ -121,11 +123,11 @@ class RetentionPolicy:
         ):
             raise InvalidInput(f"keep_last must be a whole number, not {self.keep_last!r}")
         if self.keep_last is None and self.older_than is None and not self.untagged:
-            raise UsageError("a retention policy needs --keep-last N and/or --older-than AGE")
+            raise UsageError("a retention policy needs `keep_last` and/or `older_than`")
         if self.age_from is not None and self.age_from not in AGE_SOURCES:
             raise UsageError(f"age from {self.age_from!r}: expected pushed or created")
         if self.keep_last is not None and self.keep_last < 0:
-            raise UsageError(f"--keep-last must be 0 or more (got {self.keep_last})")
+            raise UsageError(f"`keep_last` must be 0 or more (got {self.keep_last})")
         tag_filter(self.include, self.exclude)  # validates the patterns
 
     @property
@@ -282,7 +284,14 @@ async def _prune(
     if age_from == "pushed" and not records:
         raise UsageError(f"{ref}: this registry records no push time; age the tags from created instead")
     if policy.untagged and (deleter is None or not deleter.lists_untagged):
-        raise UsageError(f"{ref}: this registry does not list untagged manifests; nothing to prune there")
+        why = (deleter.untagged_help if deleter is not None else "") or (
+            "the registry API lists tags, not untagged manifests"
+        )
+        raise UsageError(
+            f"{ref}: cannot prune untagged manifests: {why}",
+            hint="prune the tags instead: the untagged manifests only they reach (index children, "
+            "attestations, referrers) are deleted with them",
+        )
     tags = await repo.list_tags()
     selected = tag_filter(policy.include, policy.exclude)
     followers = {t for t in tags if referrers_subject(t) is not None}

@@ -213,7 +213,7 @@ async def verify(
         raise UsageError("no reference to verify")
     wanted = list(dict.fromkeys(Platform.parse(p).key for p in platforms))
     if not wanted:
-        raise UsageError("no platform given: --platform linux/amd64,linux/arm64")
+        raise UsageError("no platform given: pass `platforms`, e.g. linux/amd64,linux/arm64")
     start = client.requests
     checks = await bounded(
         refs, lambda r: _check(client, r, wanted, exact, deep, jobs, require_attestations), jobs

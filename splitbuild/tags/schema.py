@@ -123,7 +123,7 @@ class Context(BaseModel):
             return cls.from_mapping(gitlab_context_data(env), source="GitLab CI context")
         raise ConfigError(
             "no CI context: neither GITHUB_ACTIONS=true nor GITLAB_CI=true is set",
-            hint="pass a JSON context file (--context FILE)",
+            hint="outside CI, read a JSON context file (`Context.from_file`)",
         )
 
     def to_file_data(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ destination for each one found.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from splitbuild._tasks import task_group
 from splitbuild.errors import NotFound, UsageError, shorten
 from splitbuild.models import Descriptor, Manifest, Platform
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
-from splitbuild.ops.inspect import read_config
+from splitbuild.ops._inspect import read_config
 from splitbuild.reference import AnyReference
 from splitbuild.referrers import DigestTagFinder, ReferrerFinder
 from splitbuild.store.base import Repository
@@ -157,15 +157,19 @@ async def copy(
     jobs: int = DEFAULT_JOBS,
     on_progress: ProgressCallback | None = None,
     on_bytes: BytesCallback | None = None,
+    source_tags: Collection[str] | None = None,
 ) -> CopyResult:
     """Copy ``source`` to ``destination`` (a tag, a digest, or a repository: then the source's tag).
 
     ``referrers``: also the referrers of the copied manifest and of its children, and their
-    cosign tags in the older scheme (``sha256-<hex>.sig``, ``.att``, ``.sbom``).
+    cosign tags in the older scheme (``sha256-<hex>.sig``, ``.att``, ``.sbom``), found in the
+    source's tag listing. ``source_tags``: that listing (every tag), when the caller already has it:
+    a script copying many tags of one repository lists them once, not once per copy.
 
     Requests for a tree already at the destination: the source ``GET`` and one tag ``HEAD``, plus
     with ``referrers`` a lookup per manifest of the tree (in the source), one listing of the
-    source's tags (none for a layout), and a ``GET`` and a ``HEAD`` per cosign tag found.
+    source's tags (none for a layout, none given ``source_tags``), and a ``GET`` and a ``HEAD`` per
+    cosign tag found.
     """
     src_ref, dst_ref = as_reference(source), as_reference(destination)
     for text in platforms or ():
@@ -201,7 +205,7 @@ async def copy(
     result.stats = transfer.stats
     follow = referrers and not transfer.same_repository
     finder = ReferrerFinder(src_repo) if follow else None
-    tags = DigestTagFinder(src_repo) if follow else None
+    tags = DigestTagFinder(src_repo, tags=source_tags) if follow else None
     subjects = [] if result.rewritten else [root.digest]
     subjects += [child.digest for child in root.children()]
     async with task_group() as tg:
