@@ -9,6 +9,7 @@ import json
 import uuid
 from pathlib import Path
 
+import anyio
 import pytest
 from typer.testing import CliRunner
 
@@ -19,13 +20,27 @@ from splitbuild.merge import MergeOptions, merge, parse_sources, parse_targets
 from splitbuild.reference import Reference
 from splitbuild.registry import Registry
 from splitbuild.retry import FAST_RETRY
-from tests.images import make_image
+from tests.images import Image, make_image, push
 from tests.registry_server import RegistryServer
-from tests.test_merge import seed, seed_sync
 
 pytestmark = pytest.mark.anyio
 
 AMD64, ARM64, S390X = "linux/amd64", "linux/arm64", "linux/s390x"
+
+
+async def seed(client: Client, repo_ref: str, images: list[Image]) -> list[str]:
+    repo = client.repository(Reference.parse(repo_ref))
+    for image in images:
+        await push(repo, image)
+    return [i.digest for i in images]
+
+
+def seed_sync(repo_ref: str, images: list[Image]) -> list[str]:
+    async def run() -> list[str]:
+        async with Client(retry=FAST_RETRY, env={}) as c:
+            return await seed(c, repo_ref, images)
+
+    return anyio.run(run)
 
 
 def _repo(registry: RegistryServer, prefix: str) -> str:

@@ -210,7 +210,7 @@ flavor = ["latest=auto"]
 branches = ["main"]                    # pushes to these branches publish
 tags = ["v*"]                          # pushes of these tags publish
 pull-requests = true                   # pull requests build every platform, push nothing
-# previews = true                     # pull requests of this repository also publish pr-<N>
+# previews = false                    # true: pull requests of this repository also publish pr-<N>
 # workflow-dispatch = true
 # schedule = ["0 4 * * 1"]
 {lines["cache"]}
