@@ -2,24 +2,30 @@
 
 ``plan_merge`` reads (sources, their platforms, what each target tag points at now) and checks
 everything; ``execute`` writes, in the only safe order: children by digest into every target
-repository, then the index by digest, then the tags. A failure before the tags leaves every tag
-untouched; a failure among the tags is reported tag by tag, and a re-run completes the rest
-(a tag already pointing at the index is not pushed again).
+repository, then the index by digest into each of them when there are several, then the tags (with
+one repository the index goes in with the first tag written: a manifest ``PUT`` is atomic, so no tag
+ever points at an incomplete index). A failure before the tags, or one that every tag's write meets
+(push refused, index rejected), leaves every tag untouched; a failure among the tags is reported
+tag by tag, and a re-run completes the rest (a tag already pointing at the index is not pushed
+again).
 
 Tags are written so that two merges onto the same tags cannot both succeed with the tags split
 between their indexes, nor shrink a tag the other published after this one planned:
 
 1. every tag is re-checked just before the writes: one no longer where the plan saw it (and not
-   already on this index) was moved by another writer, and nothing is written;
+   already on this index) was moved by another writer, and nothing is written. :func:`merge`
+   reads the tags in the plan's last round trip; when nothing is copied before the writes those
+   reads are the re-check, and the tags are not read again;
 2. the writes are conditional on that (``If-None-Match: *`` / ``If-Match``; layouts check under
    their lock): a registry that honours it refuses a write racing another;
 3. every tag is read back after the last write: one on another index is :class:`TagsConflict`
    (exit 8), naming the tags.
 
-Each step runs on every tag at once (3 round trips whatever the number of tags). Whichever merge
-writes last reads every tag after every write, so it sees a split. A registry that ignores
+Each step runs on every tag at once (one round trip each whatever the number of tags). Whichever
+merge writes last reads every tag after every write, so it sees a split. A registry that ignores
 conditional requests (distribution 2.x) leaves one window per tag, between the re-check and the
-write landing: a write of another merge landing inside it is overwritten, unseen by either.
+write landing (one round trip): a write of another merge landing inside it is overwritten, unseen
+by either.
 
 A cancellation (Ctrl-C, SIGTERM or SIGHUP from a cancelled CI job) once the tags are being
 written lets them finish, so it cannot leave them split either; it takes effect after.
@@ -141,6 +147,9 @@ class MergePlan:
     referrers: bool = True
     left_out: tuple[str, ...] = ()
     """Optional platforms the index lacks (their sources were not given)."""
+    repositories: dict[str, Repository] = field(default_factory=dict, compare=False, repr=False)
+    """The target repositories the tags were read through (by name): :func:`execute` writes through
+    them, so conditional writes use the ETags those reads saw."""
 
     @property
     def created(self) -> str | None:
@@ -182,7 +191,8 @@ class MergePlan:
             what = "children and their referrers" if self.referrers else "children"
             for src in foreign:
                 writes.append(f"copy {what} from {src} to {name} (missing ones only)")
-        writes.extend(f"PUT {name}@{self.index.digest}" for name in repos)
+        if len(repos) > 1:
+            writes.extend(f"PUT {name}@{self.index.digest}" for name in repos)
         writes.extend(f"PUT {t.ref}" for t in self.tags_to_push)
         return writes
 
@@ -377,14 +387,19 @@ async def _platform_of(repo: Repository, manifest: Manifest, origin: str) -> Pla
     return platform
 
 
-async def _resolve_source(client: Client, index: int, source: Source) -> list[Entry]:
+async def _top_manifest(client: Client, source: Source) -> Manifest:
     repo = client.repository(source.ref)
     identifier = source.ref.identifier
     assert identifier is not None
     try:
-        manifest = await repo.get_manifest(identifier)
+        return await repo.get_manifest(identifier)
     except NotFound:
         raise NotFound(f"source {source.text}: manifest not found in {repo.name}") from None
+
+
+async def _resolve_source(client: Client, index: int, source: Source, manifest: Manifest) -> list[Entry]:
+    """The entries of ``source``, whose manifest is read: what its platforms still need is read."""
+    repo = client.repository(source.ref)
     if not manifest.is_index:
         platform = await _platform_of(repo, manifest, source.text)
         return [Entry(manifest.descriptor(platform=platform), source.text, index, manifest)]
@@ -402,37 +417,23 @@ async def _resolve_source(client: Client, index: int, source: Source) -> list[En
     return entries
 
 
-async def _target_state(client: Client, ref: AnyReference) -> TargetState:
+async def _target_state(
+    repo: Repository, ref: AnyReference, *, read: bool
+) -> tuple[TargetState, Manifest | None]:
+    """What the tag ``ref`` points at now; with ``read`` the manifest too, in one ``GET`` instead
+    of a ``HEAD`` (the ordering and the shrink check need it)."""
     assert ref.tag is not None
+    if read:
+        try:
+            manifest = await repo.get_manifest(ref.tag)
+        except NotFound:
+            return TargetState(ref=ref, current=None), None
+        return TargetState(ref=ref, current=manifest.descriptor()), manifest
     try:
-        current = await client.repository(ref).head_manifest(ref.tag)
+        current = await repo.head_manifest(ref.tag)
     except NotFound:
         current = None
-    return TargetState(ref=ref, current=current)
-
-
-async def _current_manifests(client: Client, targets: Sequence[TargetState]) -> dict[str, Manifest]:
-    """What ``targets`` point at now, each distinct manifest read once (keyed ``repo@digest``)."""
-    found: dict[str, Manifest] = {}
-
-    async def read(key: str, target: TargetState) -> None:
-        assert target.current is not None
-        found[key] = await client.repository(target.ref).get_manifest(target.current.digest)
-
-    async with task_group() as tg:
-        seen: set[str] = set()
-        for target in targets:
-            assert target.current is not None
-            key = f"{target.ref.repo().name}@{target.current.digest}"
-            if key not in seen:
-                seen.add(key)
-                tg.start_soon(read, key, target)
-    return found
-
-
-def _key(target: TargetState) -> str:
-    assert target.current is not None
-    return f"{target.ref.repo().name}@{target.current.digest}"
+    return TargetState(ref=ref, current=current), None
 
 
 def _digest(target: TargetState) -> str | None:
@@ -462,19 +463,41 @@ async def _check_shrink(client: Client, target: TargetState, old_manifest: Manif
 
 
 async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
-    """Read and check everything; write nothing."""
+    """Read and check everything; write nothing.
+
+    Two rounds of reads: the sources' manifests, then what their platforms still need (configs,
+    children of indexes without platforms) beside every target tag, read with the manifest it
+    points at when the ordering or the shrink check needs it. So the tags are read in the last
+    round trip before the writes (see :func:`execute`'s ``tags_just_read``).
+    """
     if not options.sources:
         raise UsageError("no sources: give `sources`")
     sets = PlatformSets.of(options.platforms, options.optional_platforms)
+    created = options.annotations.index.get(CREATED)
+    ordering = not options.allow_rollback and parse_rfc3339(created) is not None
+    read_current = ordering or not options.allow_shrink
+    tops: list[Manifest | None] = [None] * len(options.sources)
     resolved: list[list[Entry]] = [[] for _ in options.sources]
-    states: list[TargetState | None] = [None] * len(options.targets)
+    states: list[tuple[TargetState, Manifest | None] | None] = [None] * len(options.targets)
+    repositories: dict[str, Repository] = {}
+    for ref in options.targets:
+        repositories.setdefault(ref.repo().name, client.repository(ref))
+
+    async def top(i: int) -> None:
+        tops[i] = await _top_manifest(client, options.sources[i])
 
     async def resolve(i: int) -> None:
-        resolved[i] = await _resolve_source(client, i, options.sources[i])
+        manifest = tops[i]
+        assert manifest is not None
+        resolved[i] = await _resolve_source(client, i, options.sources[i], manifest)
 
     async def state(i: int) -> None:
-        states[i] = await _target_state(client, options.targets[i])
+        ref = options.targets[i]
+        states[i] = await _target_state(repositories[ref.repo().name], ref, read=read_current)
 
+    async with task_group() as tg:
+        for i in range(len(options.sources)):
+            tg.start_soon(top, i)
     async with task_group() as tg:
         for i in range(len(options.sources)):
             tg.start_soon(resolve, i)
@@ -483,22 +506,20 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
     children = select([e for group in resolved for e in group])
     left_out = check_coverage(children, sets)
     index = assemble(children, options.annotations)
-    targets = [s for s in states if s is not None]
-    created = (index.parsed.annotations or {}).get(CREATED)
-    ordering = not options.allow_rollback and parse_rfc3339(created) is not None
+    found = [s for s in states if s is not None]
+    current = {str(t.ref): m for t, m in found if m is not None}
+    targets = [t for t, _ in found]
     moving = [t for t in targets if t.current is not None and t.current.digest != index.digest]
-    if moving and (ordering or not options.allow_shrink):
-        current = await _current_manifests(client, moving)
-        if ordering:
-            ordered = {str(t.ref): _ordered(t, current[_key(t)], created) for t in moving}
-            targets = [ordered.get(str(t.ref), t) for t in targets]
-        if not options.allow_shrink:
-            new = platform_set(index) | set(sets.optional)  # losing an optional platform is allowed
-            async with task_group() as tg:
-                for target in targets:
-                    moves = target.current is not None and target.current.digest != index.digest
-                    if moves and not target.newer:
-                        tg.start_soon(_check_shrink, client, target, current[_key(target)], new)
+    if ordering:
+        ordered = {str(t.ref): _ordered(t, current[str(t.ref)], created) for t in moving}
+        targets = [ordered.get(str(t.ref), t) for t in targets]
+    if moving and not options.allow_shrink:
+        new = platform_set(index) | set(sets.optional)  # losing an optional platform is allowed
+        async with task_group() as tg:
+            for target in targets:
+                moves = target.current is not None and target.current.digest != index.digest
+                if moves and not target.newer:
+                    tg.start_soon(_check_shrink, client, target, current[str(target.ref)], new)
     return MergePlan(
         index=index,
         children=children,
@@ -506,20 +527,32 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
         targets=targets,
         referrers=options.referrers,
         left_out=tuple(left_out),
+        repositories=repositories,
     )
 
 
 # -- execution -----------------------------------------------------------------------------------
 
 
-async def execute(client: Client, plan: MergePlan) -> MergeResult:
-    """Children, then the index by digest, then the tags (the tags only if everything before succeeded)."""
+async def execute(client: Client, plan: MergePlan, *, tags_just_read: bool = False) -> MergeResult:
+    """The children, then the index by digest where there are several target repositories, then
+    the tags (only if everything before succeeded). With one repository the index goes in with the
+    first tag written, each tag's ``PUT`` atomic, so no tag ever points at an incomplete index.
+
+    ``tags_just_read``: the plan's tag reads came just before this call (:func:`merge` runs the
+    two back to back; :func:`plan_merge` reads the tags in its second round of reads, a third
+    only for the odd platform or shrink check). When nothing had to be copied either, they are
+    the re-check (step 1 of the module docstring) and the tags are not read again.
+    """
     start = client.requests
     result = MergeResult(plan=plan)
     if not plan.writes_anything:
         result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
         return result
-    repos = {name: client.repository(t.ref) for name, t in _unique_repos(plan.targets).items()}
+    repos = {
+        name: plan.repositories.get(name) or client.repository(t.ref)
+        for name, t in _unique_repos(plan.targets).items()
+    }
     finders: dict[str, ReferrerFinder] = {}
     transfers: list[Transfer] = []
 
@@ -535,7 +568,10 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
         async with task_group() as tg:
             for source_index, entries in by_source.items():
                 source_repo = client.repository(plan.sources[source_index].ref)
-                transfer = Transfer(source_repo, target, locations=client.blob_locations)
+                same = source_repo.location == target.location and source_repo.name == target.name
+                # the blob location cache only where blobs may move (it is a file to open)
+                locations = None if same else client.blob_locations
+                transfer = Transfer(source_repo, target, locations=locations)
                 transfers.append(transfer)
                 finder = finder_for(source_repo)
                 for entry in entries:
@@ -545,16 +581,20 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
         for target in repos.values():
             tg.start_soon(copy_children, target)
     result.referrers = list(dict.fromkeys(d for t in transfers for d in t.stats.referrers))
-    async with task_group() as tg:
-        for target in repos.values():
-            tg.start_soon(target.put_manifest, plan.index)
-
+    if len(repos) > 1:
+        # One repository refusing the index (push access, validation) stops the merge before a tag
+        # moves in another: the index goes in by digest everywhere first. With one repository its
+        # first tag PUT carries it, and a refusal there fails every tag alike (see _write_tags).
+        async with task_group() as tg:
+            for target in repos.values():
+                tg.start_soon(target.put_manifest, plan.index)
+    recheck = not tags_just_read or not all(t.same_repository for t in transfers)
     result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
     # A cancellation (Ctrl-C, a cancelled CI job) while the tags are written lets them finish (a
     # few requests per tag, each with its timeouts) so that it never leaves them split; it takes
     # effect after.
     with anyio.CancelScope(shield=True):
-        await _write_tags(repos, plan, result)
+        await _write_tags(repos, plan, result, recheck=recheck)
     order = {str(t.ref): i for i, t in enumerate(plan.targets)}
     result.pushed.sort(key=order.__getitem__)
     result.unchanged.sort(key=order.__getitem__)
@@ -565,8 +605,11 @@ async def execute(client: Client, plan: MergePlan) -> MergeResult:
     return result
 
 
-async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: MergeResult) -> None:
-    """Steps 1-3 of the module docstring; fills ``result`` (pushed, unchanged, failed, conflicts)."""
+async def _write_tags(
+    repos: Mapping[str, Repository], plan: MergePlan, result: MergeResult, *, recheck: bool
+) -> None:
+    """Steps 1-3 of the module docstring (step 1 only with ``recheck``: otherwise the plan's reads
+    are taken as it); fills ``result`` (pushed, unchanged, failed, conflicts)."""
     digest = plan.index.digest
     planned = {str(t.ref): t.current.digest if t.current is not None else None for t in plan.targets}
 
@@ -590,6 +633,8 @@ async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: 
             if await pointed(target) == was:
                 await repo_of(target).put_manifest(plan.index, tag)
 
+    errors: dict[str, SplitbuildError] = {}
+
     async def each(
         targets: Sequence[TargetState], fn: Callable[[TargetState], Awaitable[_T]], what: str = ""
     ) -> dict[str, _T]:
@@ -600,6 +645,7 @@ async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: 
             try:
                 done[str(target.ref)] = await fn(target)
             except SplitbuildError as exc:
+                errors.setdefault(str(target.ref), exc)
                 result.failed.append(TagFailure(str(target.ref), f"{what}{exc.message}"))
 
         async with task_group() as tg:
@@ -608,7 +654,10 @@ async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: 
         return done
 
     # 1. Re-check: a tag moved since planning stops everything before any write.
-    now = await each(plan.tags_to_push, pointed)
+    if recheck:
+        now = await each(plan.tags_to_push, pointed)
+    else:
+        now = {str(t.ref): planned[str(t.ref)] for t in plan.tags_to_push}
     result.unchanged += [ref for ref, found in now.items() if found == digest]
     moved = [TagConflict(ref, found) for ref, found in now.items() if found not in (digest, planned[ref])]
     if moved:
@@ -620,6 +669,10 @@ async def _write_tags(repos: Mapping[str, Repository], plan: MergePlan, result: 
     if not todo:
         return
     written = await each(todo, put)
+    if not written:
+        # No tag took the index (push refused, the index rejected): nothing was written, so this
+        # is the failure itself (its own exit code), as if before the tags.
+        raise errors[str(todo[0].ref)]
     # 3. Read every tag left on this index back, after the last write.
     kept = {*written, *result.unchanged}
     back = await each([t for t in plan.targets if str(t.ref) in kept], pointed, "not read back: ")
@@ -647,7 +700,7 @@ async def merge(client: Client, options: MergeOptions, *, dry_run: bool = False)
         result = MergeResult(plan=plan, dry_run=True, requests=client.requests - start)
         result.unchanged = [str(t.ref) for t in plan.tags_unchanged]
         return result
-    result = await execute(client, plan)
+    result = await execute(client, plan, tags_just_read=True)
     result.requests = client.requests - start
     if result.conflicts:
         raise TagsConflict(result)

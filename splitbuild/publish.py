@@ -13,7 +13,6 @@ from __future__ import annotations
 from splitbuild.client import Client
 from splitbuild.errors import SplitbuildError
 from splitbuild.merge import CleanupFailure, MergeOptions, MergeResult, merge
-from splitbuild.ops._delete import delete_unused
 
 __all__ = ["publish"]
 
@@ -27,6 +26,8 @@ async def publish(
     result = await merge(client, options, dry_run=dry_run)
     if not delete_displaced or dry_run:
         return result
+    from splitbuild.ops._delete import delete_unused  # the clean-up's graph walk only when asked for
+
     start = client.requests
     for target in result.plan.targets:
         repository = target.ref.repo()

@@ -43,3 +43,24 @@ def test_an_upward_import_breaks_a_contract(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Registry stack" in done.stdout
     assert "splitbuild.models -> splitbuild.store.base" in done.stdout
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in helper modules (tests/images.py, tests/hello_repo.py, ...) or
+    conftest, never in a test module another one imports: each test file stays runnable alone."""
+    import ast
+
+    offenders = []
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [
+                    node.module,
+                    *(f"{node.module}.{a.name}" for a in node.names),
+                ]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(name.startswith("tests.test_") for name in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

@@ -27,10 +27,14 @@ from splitbuild.client import Client
 from splitbuild.errors import NotFound
 from splitbuild.reference import parse_reference
 from splitbuild.store.layout import LayoutRepository
+from tests.hello_repo import PLATFORMS, git, make_repo, prepare_rootfs
 from tests.registry_server import RegistryServer
-from tests.test_build_e2e import PLATFORMS, _git, _make_repo, rootfs
 
-__all__ = ["rootfs"]  # the module fixture, shared with test_build_e2e
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_rootfs(tmp_path_factory.mktemp("rootfs"))
+
 
 STAND_INS = Path(__file__).resolve().parent / "stand_ins"
 CONFIG = "examples/hello/splitbuild.toml"
@@ -42,7 +46,7 @@ VULNERABLE_ON_ARM64 = '\nRUN if [ "$(uname -m)" = aarch64 ]; then touch /etc/hel
 def _with_config(repo: Path, text: str) -> Path:
     config = repo / CONFIG
     config.write_text(config.read_text() + text)
-    _git(repo, "commit", "-q", "-am", "checks")
+    git(repo, "commit", "-q", "-am", "checks")
     return repo
 
 
@@ -80,7 +84,7 @@ async def test_smoke_tests_and_a_clean_scan_gate_then_publish(
     tmp_path: Path, rootfs: Path, registry: RegistryServer
 ) -> None:
     repo = _with_config(
-        _make_repo(tmp_path / "repo", rootfs),
+        make_repo(tmp_path / "repo", rootfs),
         '\n[test]\ncommand = "hello | grep -q \\"hello from $(uname -m)\\""\n'
         '[test.platforms]\n"linux/arm64" = ["/bin/sh", "-c", "[ \\"$(uname -m)\\" = aarch64 ] && hello"]\n'
         '[scan]\nseverity = "critical"\n',
@@ -107,7 +111,7 @@ async def test_a_failing_smoke_test_publishes_nothing(
 ) -> None:
     # The test passes on the native amd64 image and fails in the emulated arm64 one.
     repo = _with_config(
-        _make_repo(tmp_path / "repo", rootfs),
+        make_repo(tmp_path / "repo", rootfs),
         '\n[test]\ncommand = "echo testing on $(uname -m); [ $(uname -m) = x86_64 ]"\n',
     )
     layout, remote = tmp_path / "oci", f"{registry.host}/checks/test-fails"
@@ -130,7 +134,7 @@ async def test_a_scan_finding_at_the_threshold_publishes_nothing(
     tmp_path: Path, rootfs: Path, registry: RegistryServer
 ) -> None:
     repo = _with_config(
-        _make_repo(tmp_path / "repo", rootfs, extra_dockerfile=VULNERABLE_ON_ARM64),
+        make_repo(tmp_path / "repo", rootfs, extra_dockerfile=VULNERABLE_ON_ARM64),
         '\n[scan]\nseverity = "high"\n',
     )
     layout, remote = tmp_path / "oci", f"{registry.host}/checks/scan-finds"

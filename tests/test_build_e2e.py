@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -29,77 +28,25 @@ from splitbuild.models import ConfigFile, Manifest
 from splitbuild.reference import parse_reference
 from splitbuild.store.base import Repository
 from splitbuild.store.layout import LayoutRepository
-from tests.qemu import ensure_emulation
+from tests.hello_repo import PLATFORMS, git, make_repo, prepare_rootfs
 from tests.registry_server import RegistryServer
-
-REPO = Path(__file__).resolve().parent.parent
-HELLO = REPO / "examples" / "hello"
-PLATFORMS = "linux/amd64,linux/arm64"
-COMMIT_DATE = "2026-11-20T10:00:00+00:00"
-
-
-def _git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "splitbuild tests",
-        "GIT_AUTHOR_EMAIL": "tests@example.invalid",
-        "GIT_COMMITTER_NAME": "splitbuild tests",
-        "GIT_COMMITTER_EMAIL": "tests@example.invalid",
-        "GIT_AUTHOR_DATE": COMMIT_DATE,
-        "GIT_COMMITTER_DATE": COMMIT_DATE,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
-    )
-    return done.stdout.strip()
-
-
-def _make_repo(root: Path, rootfs: Path, *, extra_dockerfile: str = "") -> Path:
-    """A git repository holding a copy of examples/hello (and the prepared rootfs), on main."""
-    target = root / "examples" / "hello"
-    shutil.copytree(HELLO, target, ignore=shutil.ignore_patterns("rootfs", "__pycache__"))
-    shutil.copytree(rootfs, target / "rootfs")
-    if extra_dockerfile:
-        dockerfile = target / "Dockerfile"
-        dockerfile.write_text(dockerfile.read_text() + extra_dockerfile)
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "hello")
-    return root
 
 
 @pytest.fixture(scope="module")
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """rootfs/amd64 and rootfs/arm64, from the busybox packages .ci/install cached (no network here)."""
-    ensure_emulation("arm64")
-    dest = tmp_path_factory.mktemp("rootfs")
-    subprocess.run(
-        [
-            sys.executable,
-            str(HELLO / "prepare.py"),
-            "--platform",
-            PLATFORMS,
-            "--dest",
-            str(dest),
-            "--offline",
-        ],
-        check=True,
-    )
-    return dest
+    return prepare_rootfs(tmp_path_factory.mktemp("rootfs"))
 
 
 @pytest.fixture(scope="module")
 def hello_repo(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Path:
-    return _make_repo(tmp_path_factory.mktemp("hello-repo"), rootfs)
+    return make_repo(tmp_path_factory.mktemp("hello-repo"), rootfs)
 
 
 @pytest.fixture(scope="module")
 def failing_repo(tmp_path_factory: pytest.TempPathFactory, rootfs: Path) -> Path:
     """The example with one more RUN step, which fails on aarch64 only."""
     step = '\nRUN if [ "$(uname -m)" = aarch64 ]; then echo "refusing to build on aarch64" >&2; exit 3; fi\n'
-    return _make_repo(tmp_path_factory.mktemp("failing-repo"), rootfs, extra_dockerfile=step)
+    return make_repo(tmp_path_factory.mktemp("failing-repo"), rootfs, extra_dockerfile=step)
 
 
 async def _splitbuild(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -157,7 +104,7 @@ async def test_build_hello_into_layout_and_registry(
     )
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
-    sha = _git(hello_repo, "rev-parse", "HEAD")
+    sha = git(hello_repo, "rev-parse", "HEAD")
     # The config's tag rules on the repository's state: branch main, the default branch.
     expected_tags = ["main", "latest", f"sha-{sha[:7]}"]
     assert report["tags"] == [f"oci:{layout}:{t}" for t in expected_tags] + [

@@ -431,3 +431,36 @@ async def test_delete_takes_cosign_tags_along(
     stored = revisions(registry, name)
     for tag, digest in artifacts.items():
         assert (digest in stored) == tag.startswith(f"sha256-{kept_hex}")
+
+
+async def test_untagged_referrers_of_an_untagged_referrer_that_stays_stay_too(
+    github: FakeGitHub, registry: RegistryServer, client: Client
+) -> None:
+    """A signature on an SBOM of a kept image: both untagged versions (their referrers tag indexes
+    untagged too), both stay; the old tag indexes, which list them, go."""
+    from tests.images import make_sbom, make_signature
+
+    name = package()
+    repo = backend_repo(client, registry, name)
+    kept = multiarch(["linux/amd64"], seed="chain")
+    await push(repo, kept, "main")
+    sbom = make_sbom(kept, seed="chain")
+    await push(repo, sbom)  # distribution 2.8: listed in the referrers tag index of `main`
+    signature = make_signature(sbom, seed="chain")
+    await push(repo, signature)  # listed in the referrers tag index of the SBOM
+    tag_indexes = set()
+    for subject in (kept, sbom):
+        tag = "sha256-" + subject.digest.split(":")[1]
+        desc = await repo.head_manifest(tag)
+        assert desc is not None
+        tag_indexes.add(desc.digest)
+        await ops.delete(client, f"{registry.host}/{name}:{tag}", tag_only=True)
+    assert await repo.list_tags() == ["main"]
+    front = f"{github.host}/{name}"
+    async with ghcr(github, name) as provider:
+        done = await prune(client, front, RetentionPolicy(untagged=True), dry_run=False, provider=provider)
+    assert done.outcome is not None
+    assert set(done.outcome.deleted) == tag_indexes
+    left = revisions(registry, name)
+    assert {sbom.digest, signature.digest, kept.digest} <= left
+    assert not left & tag_indexes

@@ -1,7 +1,7 @@
 """Two merges onto the same tags at once: a gate in front of the real registry decides the order.
 
 Merge A publishes 2 platforms, merge B 3 (a superset), onto the same tags. Every tag request
-(by tag: the plan's HEADs, the re-checks, the PUTs, the read-backs) waits at a gate; a scheduler
+(by tag: the plan's reads, the re-checks, the PUTs, the read-backs) waits at a gate; a scheduler
 lets one through at a time, the registry answers it, then the next, chosen by a seeded random
 walk or a script. Requests by digest and blob requests pass freely. After each trial:
 
@@ -50,6 +50,8 @@ class Seeded:
     """Platform to image digest."""
     initial: str
     """An index of linux/amd64 alone, to start tags from."""
+    elsewhere: str
+    """``race/<id>-src``: the same images in another repository (a merge from there copies them)."""
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +62,16 @@ def seeded(registry: RegistryServer) -> Seeded:
         async with Client(retry=NO_RETRY, env={}) as client:
             target = client.repository(Reference.parse(f"{registry.host}/{repo}"))
             images = {p: make_image(p, seed="race") for p in B_PLATFORMS}
+            other = client.repository(Reference.parse(f"{registry.host}/{repo}-src"))
             for image in images.values():
                 await push(target, image)
+                await push(other, image)
             digests = {p: i.digest for p, i in images.items()}
             first = Reference.parse(f"{registry.host}/{repo}:race-initial")
             result = await merge(
                 client, MergeOptions(targets=[first], sources=parse_sources([digests["linux/amd64"]], first))
             )
-            return Seeded(repo, digests, result.plan.index.digest)
+            return Seeded(repo, digests, result.plan.index.digest, f"{repo}-src")
 
     return anyio.run(run)
 
@@ -143,8 +147,11 @@ def race(
     tags: int = 3,
     conditional: bool = False,
     start_on_initial: bool = False,
+    copies: str = "",
 ) -> tuple[Outcome, list[str]]:
-    """One trial: A and B merge onto the same fresh tags; returns the outcome and the tags."""
+    """One trial: A and B merge onto the same fresh tags; returns the outcome and the tags.
+    The merges named in ``copies`` take their sources from another repository, so they copy
+    children between the plan's tag reads and the writes."""
     prefix = uuid.uuid4().hex[:6]
     names = [f"{prefix}-{i}" for i in range(tags)]
     out = Outcome()
@@ -160,7 +167,8 @@ def race(
 
     async def run_merge(name: str, platforms: list[str]) -> None:
         targets = parse_targets([f"{gates[name].host}/{seeded.repo}:{t}" for t in names])
-        sources = parse_sources([seeded.digests[p] for p in platforms], targets[0])
+        at = f"{gates[name].host}/{seeded.elsewhere}@" if name in copies else ""
+        sources = parse_sources([at + seeded.digests[p] for p in platforms], targets[0])
         async with Client(retry=NO_RETRY, env={}, timeout=30.0) as client:
             try:
                 await merge(client, MergeOptions(targets=targets, sources=sources))
@@ -221,9 +229,12 @@ def check(out: Outcome, tags: list[str], *, had: set[str], strong: bool = False)
 
 
 def test_scenario_a_plans_then_b_publishes_then_a_writes(registry: RegistryServer, seeded: Seeded) -> None:
-    """Issue 14, item 1: A sees ``latest`` absent, B publishes 3 platforms, A's write comes after."""
-    out, tags = race(registry, seeded, script("A" + "B" * 60 + "A"), tags=1)
-    assert out.order[0].startswith("A HEAD"), out.order
+    """Issue 14, item 1: A sees ``latest`` absent and copies its children, B publishes 3 platforms,
+    A's write comes after: A's re-check sees B's index."""
+    out, tags = race(registry, seeded, script("A" + "B" * 60 + "A"), tags=1, copies="A")
+    assert out.order[0].startswith("A GET"), out.order
+    a_requests = [r for r in out.order if r.startswith("A ") and r.endswith(f" {tags[0]}")]
+    assert a_requests == [f"A GET {tags[0]}", f"A HEAD {tags[0]}"], out.order  # the re-check; no PUT
     assert out.codes["B"] == 0, out.errors
     assert out.codes["A"] == 8, f"A overwrote B's index: {out.order}"
     assert "another writer moved tags" in out.errors["A"]
@@ -233,9 +244,10 @@ def test_scenario_a_plans_then_b_publishes_then_a_writes(registry: RegistryServe
 
 
 def test_writes_crossing_on_three_tags_are_reported_by_both(registry: RegistryServer, seeded: Seeded) -> None:
-    """Both re-check the three tags (absent), then their PUTs cross: A, B, B, A, A, B. The tags
-    end split, and each merge's read-back sees the other's index: both exit 8, naming the tags."""
-    out, tags = race(registry, seeded, script("A" * 6 + "B" * 6 + "ABBAAB" + "AB" * 30))
+    """Both read the three tags (absent: nothing to copy, so that is the re-check), then their
+    PUTs cross: A, B, B, A, A, B. The tags end split, and each merge's read-back sees the other's
+    index: both exit 8, naming the tags."""
+    out, tags = race(registry, seeded, script("A" * 3 + "B" * 3 + "ABBAAB" + "AB" * 30))
     check(out, tags, had=set())
     assert [w.gate for w in out.writes] == list("ABBAAB"), out.order
     assert out.codes == {"A": 8, "B": 8}, (out.order, out.errors)
@@ -269,10 +281,10 @@ def test_random_interleavings_never_split_silently(
 def test_a_registry_honouring_conditional_requests_closes_the_window(
     registry: RegistryServer, seeded: Seeded
 ) -> None:
-    """A re-checks ``latest`` (absent) and is held before its PUT while B publishes: the PUT's
+    """A reads ``latest`` (absent) and is held before its PUT while B publishes: the PUT's
     ``If-None-Match: *`` is refused with 412, and A reports the tag."""
-    out, tags = race(registry, seeded, script("AA" + "B" * 60 + "A"), tags=1, conditional=True)
-    assert out.order[:2] == [f"A HEAD {tags[0]}"] * 2, out.order
+    out, tags = race(registry, seeded, script("A" + "B" * 60 + "A"), tags=1, conditional=True)
+    assert out.order[:2] == [f"A GET {tags[0]}", f"B GET {tags[0]}"], out.order
     assert out.codes == {"A": 8, "B": 0}, out
     assert out.platforms[out.final[tags[0]] or ""] == set(B_PLATFORMS)
     assert [w.gate for w in out.writes] == ["B"]
@@ -281,8 +293,9 @@ def test_a_registry_honouring_conditional_requests_closes_the_window(
 
 def test_without_conditional_requests_that_window_remains(registry: RegistryServer, seeded: Seeded) -> None:
     """The documented residual window: distribution 2.x ignores ``If-None-Match``, so A's write
-    held between its re-check and the registry lands over B's, and neither can see it."""
-    out, tags = race(registry, seeded, script("AA" + "B" * 60 + "A"), tags=1)
+    held between its re-check (the plan's read: nothing to copy) and the registry lands over B's,
+    and neither can see it."""
+    out, tags = race(registry, seeded, script("A" + "B" * 60 + "A"), tags=1)
     assert out.codes == {"A": 0, "B": 0}, out
     assert [w.gate for w in out.writes] == ["B", "A"]
     assert out.platforms[out.final[tags[0]] or ""] == set(A_PLATFORMS)

@@ -564,9 +564,10 @@ def test_merge_job_installs_from_the_hash_lock_before_any_login(
     assert all(install_at < i for i in logins)
     assert names.index("Set up Python") < install_at
     script = steps[install_at]["run"]
-    assert 'python -m venv "$venv"' in script
-    assert "install --require-hashes --no-deps --only-binary=:all: -r" in script
-    assert "install --no-deps -r" in script
+    assert 'python -m venv --without-pip "$venv"' in script
+    assert 'pip=(python -m pip --python "$venv/bin/python"' in script
+    assert "install --no-compile --require-hashes --no-deps --only-binary=:all: -r" in script
+    assert "install --no-compile --no-deps -r" in script
     assert '"${pip[@]}" check' in script
     lock = steps[install_at]["env"]["SPLITBUILD_LOCK"]
     requirements = [line for line in lock.splitlines() if not line.startswith(" ")]

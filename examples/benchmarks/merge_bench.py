@@ -4,12 +4,17 @@
 Starts a real registry (Debian's docker-registry) and a loopback proxy adding 25 ms each way,
 pushes 8 single-platform images by digest, then publishes an index of them under 5 tags with:
 
-* ``splitbuild merge`` (whole process: interpreter start-up and imports included),
+* ``splitbuild merge`` of this checkout (whole process: interpreter start-up and imports included),
+* ``splitbuild merge`` of another checkout, with ``--baseline PATH`` (before/after side by side),
 * ``buildah manifest`` (create, add x8, push x5),
 * ``docker manifest`` (create + push, once per tag).
 
-Prints wall time, HTTP requests and TCP connections through the proxy, and the ratios.
-Usage: python3 examples/benchmarks/merge_bench.py [--delay 0.025] [--runs 3] [--venv] [--json]
+The tools take turns within each run (so a busy machine slows them alike). Prints the medians of
+wall time, CPU time (user + system of the processes), HTTP requests and TCP connections through
+the proxy, the ratios, and the ``-X importtime`` figures of one merge (the top-level imports).
+
+Usage: python3 examples/benchmarks/merge_bench.py [--delay 0.025] [--runs 5] [--baseline PATH]
+       [--venv] [--json]
 """
 
 from __future__ import annotations
@@ -18,17 +23,18 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anyio  # noqa: E402
+from _bench import ImportTimes, Timing, import_times, median, run_timed, with_pythonpath  # noqa: E402
 
 from splitbuild.client import Client  # noqa: E402
 from splitbuild.reference import Reference  # noqa: E402
@@ -48,6 +54,8 @@ PLATFORMS = [
 ]
 TAGS = ["v1", "v1.2", "v1.2.3", "latest", "sha-abc"]
 
+Commands = Callable[[str, str, list[str]], list[list[str]]]
+
 
 async def seed(registry_host: str, repo: str) -> list[str]:
     async with Client(env={}) as client:
@@ -60,26 +68,17 @@ async def seed(registry_host: str, repo: str) -> list[str]:
         return digests
 
 
-def timed(commands: list[list[str]], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    for cmd in commands:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return time.perf_counter() - start
+def splitbuild_merge(python: list[str], flags: list[str] | None = None) -> Commands:
+    def commands(proxy: str, repo: str, digests: list[str]) -> list[list[str]]:
+        cmd = [*python, *(flags or []), "-m", "splitbuild", "merge", "--json"]
+        for tag in TAGS:
+            cmd += ["-t", f"{proxy}/{repo}:{tag}"]
+        return [cmd + digests]
+
+    return commands
 
 
-PYTHON = [sys.executable]
-
-
-def run_splitbuild(proxy: str, repo: str, digests: list[str], env: dict[str, str]) -> list[list[str]]:
-    cmd = [*PYTHON, "-m", "splitbuild", "merge", "--json"]
-    for tag in TAGS:
-        cmd += ["-t", f"{proxy}/{repo}:{tag}"]
-    return [cmd + digests]
-
-
-def run_buildah(proxy: str, repo: str, digests: list[str], env: dict[str, str]) -> list[list[str]]:
+def run_buildah(proxy: str, repo: str, digests: list[str]) -> list[list[str]]:
     name = f"bench-{os.getpid()}-{repo.replace('/', '-')}"
     cmds = [["buildah", "manifest", "create", name]]
     cmds += [
@@ -93,7 +92,7 @@ def run_buildah(proxy: str, repo: str, digests: list[str], env: dict[str, str]) 
     return cmds
 
 
-def run_docker(proxy: str, repo: str, digests: list[str], env: dict[str, str]) -> list[list[str]]:
+def run_docker(proxy: str, repo: str, digests: list[str]) -> list[list[str]]:
     cmds = []
     for tag in TAGS:
         ref = f"{proxy}/{repo}:{tag}"
@@ -104,19 +103,25 @@ def run_docker(proxy: str, repo: str, digests: list[str], env: dict[str, str]) -
     return cmds
 
 
-TOOLS = {"splitbuild": run_splitbuild, "buildah": run_buildah, "docker manifest": run_docker}
+def venv_python(work: Path, name: str, checkout: Path) -> list[str]:
+    """A fresh virtualenv with ``checkout`` installed (what a CI runner has)."""
+    venv = work / name
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(checkout)], check=True)
+    return [str(venv / "bin" / "python")]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--delay", type=float, default=0.025, help="added latency each way, seconds")
-    ap.add_argument("--runs", type=int, default=3, help="runs per tool (median reported)")
+    ap.add_argument("--runs", type=int, default=5, help="runs per tool (median reported)")
+    ap.add_argument("--baseline", type=Path, help="another splitbuild checkout to run beside this one")
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--venv",
         action="store_true",
-        help="install splitbuild into a fresh virtualenv first and time that (what a CI runner has: "
-        "no extra site-packages to scan at start-up)",
+        help="install each splitbuild into a fresh virtualenv first (what a CI runner has: "
+        "no extra site-packages to scan at start-up); default: this interpreter, checkout on PYTHONPATH",
     )
     args = ap.parse_args()
 
@@ -137,58 +142,82 @@ def main() -> None:
     (work / "storage.conf").write_text(
         f'[storage]\ndriver = "vfs"\nrunroot = "{work}/run"\ngraphroot = "{work}/graph"\n'
     )
-    if args.venv:
-        venv = work / "venv"
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(ROOT)], check=True)
-        PYTHON[:] = [str(venv / "bin" / "python")]
+    checkouts = {"splitbuild": ROOT}
+    if args.baseline is not None:
+        checkouts["splitbuild baseline"] = args.baseline.resolve()
+    tools: dict[str, tuple[Commands, dict[str, str]]] = {}
+    pythons: dict[str, list[str]] = {}
+    for index, (tool, checkout) in enumerate(checkouts.items()):
+        if args.venv:
+            pythons[tool] = venv_python(work, f"venv{index}", checkout)
+            tool_env = env
+        else:
+            pythons[tool] = [sys.executable]
+            tool_env = with_pythonpath(env, str(checkout))
+        tools[tool] = (splitbuild_merge(pythons[tool]), tool_env)
+    for tool, build in {"buildah": run_buildah, "docker manifest": run_docker}.items():
+        if shutil.which(tool.split()[0]):
+            tools[tool] = (build, env)
+        else:
+            print(f"skipping {tool}: not installed", file=sys.stderr)
+
     registry = start_registry(work / "registry")
     proxy = LatencyProxy(registry.port, delay=args.delay).start()
-    results: dict[str, dict[str, float]] = {}
+    timings: dict[str, list[Timing]] = {t: [] for t in tools}
+    counts: dict[str, list[tuple[int, int]]] = {t: [] for t in tools}
+    imports: dict[str, ImportTimes] = {}
     try:
-        subprocess.run([*PYTHON, "-m", "splitbuild", "--version"], check=True, capture_output=True)
-        for tool, build in TOOLS.items():
-            binary = {"buildah": "buildah", "docker manifest": "docker"}.get(tool)
-            if binary and not shutil.which(binary):
-                print(f"skipping {tool}: not installed", file=sys.stderr)
-                continue
-            walls, reqs, conns = [], [], []
-            for run in range(args.runs):
-                repo = f"bench/{tool.split()[0]}-{run}"
+        for tool in checkouts:  # warm up: byte-compile, fill the page cache
+            subprocess.run(
+                [*pythons[tool], "-m", "splitbuild", "--version"], env=tools[tool][1], cwd=work, check=True
+            )
+        for run in range(args.runs):
+            for tool, (commands, tool_env) in tools.items():
+                repo = f"bench/{tool.replace(' ', '-')}-{run}"
                 digests = anyio.run(seed, registry.host, repo)
                 proxy.reset()
-                walls.append(timed(build(proxy.host, repo, digests, env), env))
-                reqs.append(proxy.requests)
-                conns.append(proxy.connections)
-            results[tool] = {
-                "wall": statistics.median(walls),
-                "requests": statistics.median(reqs),
-                "connections": statistics.median(conns),
-            }
-        start = time.perf_counter()
-        subprocess.run([*PYTHON, "-m", "splitbuild", "--version"], check=True, capture_output=True)
-        startup = time.perf_counter() - start
+                timings[tool].append(run_timed(commands(proxy.host, repo, digests), tool_env, cwd=str(work)))
+                counts[tool].append((proxy.requests, proxy.connections))
+        for tool in checkouts:
+            repo = f"bench/{tool.replace(' ', '-')}-importtime"
+            digests = anyio.run(seed, registry.host, repo)
+            cmd = splitbuild_merge(pythons[tool], ["-X", "importtime"])(proxy.host, repo, digests)[0]
+            proc = subprocess.run(
+                cmd, env=tools[tool][1], cwd=work, capture_output=True, text=True, check=True
+            )
+            imports[tool] = import_times(proc.stderr)
     finally:
         proxy.stop()
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    base = results.get("splitbuild")
+    results = {
+        tool: {
+            "wall": median([t.wall for t in timings[tool]]),
+            "cpu": median([t.cpu for t in timings[tool]]),
+            "requests": median([c[0] for c in counts[tool]]),
+            "connections": median([c[1] for c in counts[tool]]),
+        }
+        for tool in tools
+    }
     if args.json:
-        print(json.dumps({"delay": args.delay, "startup": startup, "results": results}, indent=2))
+        found = {tool: vars(i) for tool, i in imports.items()}
+        print(json.dumps({"delay": args.delay, "runs": args.runs, "results": results, "imports": found}))
         return
+    base = results["splitbuild"]
     print(
         f"merge of {len(PLATFORMS)} platforms under {len(TAGS)} tags, "
-        f"{args.delay * 2000:.0f} ms RTT, median of {args.runs}"
+        f"{args.delay * 2000:.0f} ms RTT, median of {args.runs} (tools in turn)"
     )
-    print(f"{'tool':<16}{'wall s':>8}{'requests':>10}{'conns':>7}{'x wall':>8}{'x reqs':>8}")
+    print(f"{'tool':<21}{'wall s':>8}{'cpu s':>8}{'requests':>10}{'conns':>7}{'x wall':>8}{'x reqs':>8}")
     for tool, r in results.items():
-        ratio_w = r["wall"] / base["wall"] if base else float("nan")
-        ratio_r = r["requests"] / base["requests"] if base else float("nan")
         print(
-            f"{tool:<16}{r['wall']:>8.2f}{r['requests']:>10.0f}{r['connections']:>7.0f}{ratio_w:>8.1f}{ratio_r:>8.1f}"
+            f"{tool:<21}{r['wall']:>8.2f}{r['cpu']:>8.2f}{r['requests']:>10.0f}{r['connections']:>7.0f}"
+            f"{r['wall'] / base['wall']:>8.1f}{r['requests'] / base['requests']:>8.1f}"
         )
-    print(f"splitbuild start-up (--version): {startup:.2f} s")
+    for tool, i in imports.items():
+        top = ", ".join(f"{name} {ms:.0f}" for name, ms in i.top)
+        print(f"{tool} -X importtime: {i.total_ms:.0f} ms, {i.modules} modules; top (ms): {top}")
 
 
 if __name__ == "__main__":

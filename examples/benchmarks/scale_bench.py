@@ -66,7 +66,9 @@ def measure(cmd: list[str], env: dict[str, str], work: Path) -> tuple[dict[str, 
     report = work / "time.txt"
     timed = ["/usr/bin/time", "-f", "%M", "-o", str(report), *cmd]
     start = time.perf_counter()
-    proc = subprocess.run(timed, env=env, capture_output=True, text=True, check=False)
+    # this checkout's splitbuild, from a neutral directory (``python -m`` puts the working directory first)
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
+    proc = subprocess.run(timed, env=env, cwd=work, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[2:5])} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")

@@ -154,9 +154,16 @@ def _skip_unused_imports() -> None:
     httpcore imports trio when it is installed, and httpx imports its own command line (click,
     rich, pygments); the splitbuild CLI runs on asyncio and never uses either. Marking them absent
     makes those optional imports fail fast (about 70 ms on a 2-core runner).
+
+    pydantic looks for plugins by scanning the entry points of every installed distribution the
+    first time it builds a model (importlib.metadata and a walk of site-packages); the command line
+    uses none, so it turns that off unless the user set ``PYDANTIC_DISABLE_PLUGINS`` themselves.
     """
+    import os
+
     for name in ("trio", "httpx._main"):
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 def _usage_error(exc: Exception) -> int:
@@ -179,6 +186,10 @@ def _usage_error(exc: Exception) -> int:
 
 def main() -> None:
     _skip_unused_imports()
+    if not {"-h", "--help", "--version"} & set(sys.argv[1:]):
+        from splitbuild._tls import prepare
+
+        prepare()  # the CA bundle loads beside the imports below (OpenSSL works without the GIL)
     app = make_app()
     try:
         code = app(prog_name="splitbuild", standalone_mode=False)

@@ -247,7 +247,8 @@ def prune_command(
         bool,
         typer.Option(
             "--untagged",
-            help="Also delete untagged manifests nothing kept reaches (GHCR's untagged versions).",
+            help="Also delete untagged manifests nothing kept reaches (GHCR's untagged versions; on an "
+            "OCI layout, also the blobs nothing references).",
         ),
     ] = False,
     age_from: Annotated[

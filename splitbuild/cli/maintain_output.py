@@ -226,6 +226,8 @@ def _outcome_lines(outcome: DeletionOutcome) -> None:
         _out(f"deleted    {digest}")
     for ref in outcome.already_gone:
         _out(f"gone       {ref} (already deleted)")
+    for digest in outcome.blobs:
+        _out(f"deleted    blob {digest}")
 
 
 def delete_report(result: DeleteResult) -> None:
@@ -255,17 +257,29 @@ def prune_report(result: PruneResult) -> None:
     _out(f"ages from {'push' if result.age_from == 'pushed' else 'creation'} time{via}")
     if result.untagged:
         _out(f"{_n(len(result.untagged), 'untagged manifest')} nothing kept reaches")
+    sweep = result.sweep
+    blobs = sweep.blobs if sweep is not None else {}
+    if sweep is not None and sweep.skipped:
+        _out(f"no blob deleted: {printable(sweep.skipped)}")
     _plan_tables(plan)
+    if blobs:
+        table(
+            "delete blobs (nothing left references them)",
+            ["DIGEST", "SIZE"],
+            [[d, str(n)] for d, n in blobs.items()],
+        )
     if result.outcome is not None:
         _outcome_lines(result.outcome)
         _out(f"done ({result.requests} requests)")
-    elif plan.empty:
+    elif plan.empty and not blobs:
         _out(f"nothing to delete ({result.requests} requests)")
     else:
+        going = [_n(len(plan.manifests), "manifest"), _n(len(plan.untag), "more tag")]
+        if sweep is not None and blobs:
+            going.append(f"{_n(len(blobs), 'blob')} ({sweep.bytes} bytes)")
         _out(
             f"dry run: nothing deleted ({result.requests} requests); "
-            f"{_n(len(plan.manifests), 'manifest')} and {_n(len(plan.untag), 'more tag')} would go. "
-            "Add --yes to delete."
+            f"{', '.join(going[:-1])} and {going[-1]} would go. Add --yes to delete."
         )
 
 

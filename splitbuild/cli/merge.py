@@ -196,12 +196,13 @@ async def _merge(
     from splitbuild.index import Annotations, parse_annotation
     from splitbuild.merge import MergeOptions, parse_sources, parse_targets, read_digests_dir
     from splitbuild.publish import publish
-    from splitbuild.tags.targets import rule_targets
 
     parsed_annotations = Annotations()
     for text in annotations:
         parse_annotation(text, parsed_annotations)
     if rules.images:
+        from splitbuild.tags.targets import rule_targets  # the tag rules only when given
+
         computed = rule_targets(
             rules.images,
             rules.tags,

@@ -17,8 +17,10 @@ With a registry provider (GHCR, Docker Hub; see :mod:`splitbuild.providers`) the
 through the registry's own API, the age can be the push time the provider records
 (``age_from="pushed"``, the default there; ``"created"`` elsewhere), and ``untagged`` also deletes
 the manifests no tag points at (GHCR's untagged versions) that nothing kept reaches, directly, as an
-index child or as a referrer (``subject``); where the provider cannot list them (Docker Hub, the
-registry API alone) ``untagged`` is a :class:`~splitbuild.errors.UsageError` saying why.
+index child or as a referrer (``subject``). On an OCI layout ``untagged`` lists the layout's own
+storage instead, and also deletes the blobs nothing left references
+(:mod:`splitbuild.ops._layout_untagged`). Where neither can list them (Docker Hub, the registry API
+alone) ``untagged`` is a :class:`~splitbuild.errors.UsageError` saying why and what instead.
 ``max_delete`` refuses, before deleting anything, a run that would delete more than that many
 manifests and tags.
 """
@@ -46,8 +48,10 @@ from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
     from splitbuild.client import Client
+    from splitbuild.ops._layout_untagged import BlobSweep, LayoutStorage
     from splitbuild.providers import Provider
     from splitbuild.reference import AnyReference
+    from splitbuild.store.layout import LayoutRepository
 
 AGE_SOURCES = ("pushed", "created")
 
@@ -164,6 +168,9 @@ class PruneResult:
     provider: str = "registry"
     untagged: list[str] = field(default_factory=list)
     """Untagged manifests deleted as roots (``policy.untagged``)."""
+    sweep: BlobSweep | None = None
+    """OCI layouts with ``policy.untagged``: the blobs nothing left references, deleted after the
+    manifests (:mod:`splitbuild.ops._layout_untagged`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,11 +180,23 @@ class PruneResult:
             "provider": self.provider,
             "ageFrom": self.age_from,
             "untaggedRoots": list(self.untagged),
+            "blobs": _sweep_dict(self.sweep),
             "created": dict(sorted(self.created.items())),
             "plan": self.plan.to_dict(),
             "result": self.outcome.to_dict() if self.outcome is not None else None,
             "requests": self.requests,
         }
+
+
+def _sweep_dict(sweep: BlobSweep | None) -> dict[str, Any]:
+    """The blobs part of a prune result: the same keys whatever the repository."""
+    if sweep is None:
+        return {"delete": [], "bytes": 0, "skipped": None}
+    return {
+        "delete": [{"digest": d, "size": n} for d, n in sweep.blobs.items()],
+        "bytes": sweep.bytes,
+        "skipped": sweep.skipped,
+    }
 
 
 def _day(value: dt.datetime) -> str:
@@ -233,7 +252,8 @@ async def prune(
     per manifest deleted (its tags go with it) and the tag-delete ladder per tag whose manifest
     stays; one tag listing at the end to check. With a provider: its listing (GHCR: one request
     per 100 versions), ages from push times without config reads, one ``GET`` per untagged
-    candidate, and the deletions through its API.
+    candidate, and the deletions through its API. On an OCI layout (no requests) ``untagged``
+    also reads every ``index.json`` entry and every small JSON-like blob file once.
 
     ``max_delete``: refuse (:class:`~splitbuild.errors.Refused`, nothing deleted) when the plan
     deletes more manifests and tags than this. ``provider``: see :func:`splitbuild.ops.delete`.
@@ -265,6 +285,52 @@ async def _orphans(repo: Repository, graph: Graph, digests: list[str], jobs: int
     return subjects
 
 
+def _cannot_list_untagged(ref: AnyReference, deleter: Provider | None) -> UsageError:
+    if deleter is not None:
+        return UsageError(
+            f"{ref}: cannot prune untagged manifests: {deleter.untagged_help}",
+            hint="prune the tags instead: the untagged manifests only they reach (index children, "
+            "attestations, referrers) are deleted with them",
+        )
+    return UsageError(
+        f"{ref}: cannot prune untagged manifests: the registry API lists tags, not untagged manifests",
+        hint="prune the tags instead: what only they reach (index children, attestations, "
+        "referrers) goes with them; on CNCF distribution 3 or later, its own 'registry "
+        "garbage-collect --delete-untagged' removes them offline, but also untagged referrers "
+        "(and on 2.x the images of every multi-arch index)",
+    )
+
+
+def _staying(graph: Graph, subjects: dict[str, str], alive: set[str]) -> set[str]:
+    """The untagged referrers that stay: those whose subject stays (``alive``: what kept tags
+    reach), to a fixed point, as a staying referrer (an SBOM) keeps its own referrers (a signature
+    on it) and whatever it lists."""
+    alive = set(alive)
+    staying: set[str] = set()
+    while True:
+        found = {d for d, s in subjects.items() if d not in staying and s in alive}
+        if not found:
+            return staying
+        staying |= found
+        for digest in found:
+            alive |= {d for d, _, _ in graph.walk(digest)}
+
+
+async def _delete_blobs(layout: LayoutRepository, digests: list[str], jobs: int) -> list[str]:
+    """Delete the blob files ``digests`` (those already gone are passed over); the ones deleted."""
+    deleted: list[str] = []
+
+    async def one(digest: str) -> None:
+        try:
+            await layout.delete_blob(digest)
+        except NotFound:
+            return
+        deleted.append(digest)
+
+    await bounded(digests, one, jobs)
+    return sorted(deleted)
+
+
 async def _prune(
     client: Client,
     ref: AnyReference,
@@ -283,15 +349,11 @@ async def _prune(
     age_from = policy.age_from or ("pushed" if records else "created")
     if age_from == "pushed" and not records:
         raise UsageError(f"{ref}: this registry records no push time; age the tags from created instead")
-    if policy.untagged and (deleter is None or not deleter.lists_untagged):
-        why = (deleter.untagged_help if deleter is not None else "") or (
-            "the registry API lists tags, not untagged manifests"
-        )
-        raise UsageError(
-            f"{ref}: cannot prune untagged manifests: {why}",
-            hint="prune the tags instead: the untagged manifests only they reach (index children, "
-            "attestations, referrers) are deleted with them",
-        )
+    from splitbuild.store.layout import LayoutRepository
+
+    layout = repo if deleter is None and isinstance(repo, LayoutRepository) else None
+    if policy.untagged and layout is None and (deleter is None or not deleter.lists_untagged):
+        raise _cannot_list_untagged(ref, deleter)
     tags = await repo.list_tags()
     selected = tag_filter(policy.include, policy.exclude)
     followers = {t for t in tags if referrers_subject(t) is not None}
@@ -340,16 +402,24 @@ async def _prune(
         age_from=age_from,
         provider=deleter.name if deleter is not None else "registry",
     )
+    storage: LayoutStorage | None = None
     if policy.untagged:
-        assert deleter is not None
         reached = {d for root in graph.tags.values() for d, _, _ in graph.walk(root)}
-        loose = [d for d in await deleter.untagged() if d not in reached]
+        if layout is not None:
+            from splitbuild.ops._layout_untagged import read_storage
+
+            storage = await read_storage(layout, jobs)
+            listed = storage.untagged(graph.tags.values())
+        else:
+            assert deleter is not None
+            listed = await deleter.untagged()
+        loose = [d for d in listed if d not in reached]
         subjects = await _orphans(repo, graph, loose, jobs)
-        # A referrer (signature, SBOM) of a manifest that stays, stays with it, even when an untagged
-        # index (an old referrers tag index) lists it; one of a deleted manifest goes.
-        doomed = {d.digest for d in plan.manifests}
-        staying = {d for d, s in subjects.items() if s in reached and s not in doomed}
+        staying = _staying(graph, subjects, reached - {d.digest for d in plan.manifests})
         result.untagged = add_untagged(graph, plan, [d for d in loose if d not in staying], staying)
+        if storage is not None:
+            doomed = {d.digest for d in plan.manifests}
+            result.sweep = storage.sweep(doomed, [d for d in loose if d not in doomed])
     planned = len(plan.manifests) + len(plan.untag)
     if max_delete is not None and planned > max_delete:
         raise Refused(
@@ -360,6 +430,9 @@ async def _prune(
     if not dry_run and not plan.empty:
         target = deleter.wrap(repo) if deleter is not None else repo
         result.outcome = await execute_deletion(target, plan, jobs=jobs)
+    if not dry_run and layout is not None and result.sweep is not None and result.sweep.blobs:
+        result.outcome = result.outcome or DeletionOutcome()
+        result.outcome.blobs = await _delete_blobs(layout, list(result.sweep.blobs), jobs)
     api = deleter.requests - api_start if deleter is not None else 0
     result.requests = client.requests - start + api
     return result

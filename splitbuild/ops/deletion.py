@@ -243,7 +243,9 @@ def add_untagged(
     """Also delete the untagged manifests ``roots`` (in ``graph``) and what below them nothing kept
     needs; a root a kept tag reaches stays, and so do the manifests ``keep`` (referrers of kept
     manifests). Returns the roots added to ``plan``."""
-    needed = {**_needs(graph, plan.keep), **dict.fromkeys(keep, "kept")}
+    needed = _needs(graph, plan.keep)
+    for kept in keep:  # a referrer that stays keeps what it lists
+        needed.update({d: "kept" for d, _, _ in graph.walk(kept) if d not in needed})
     doomed = {d.digest for d in plan.manifests}
     added = [r for r in roots if r not in needed and r not in doomed]
     for root in added:
@@ -318,6 +320,8 @@ class DeletionOutcome:
     already_gone: list[str] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
     """Tags the registry kept after their manifest was deleted, removed by the final check."""
+    blobs: list[str] = field(default_factory=list)
+    """Blob files deleted (an OCI layout pruned with ``untagged``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -325,6 +329,7 @@ class DeletionOutcome:
             "deleted": list(self.deleted),
             "alreadyGone": list(self.already_gone),
             "swept": list(self.swept),
+            "blobs": list(self.blobs),
         }
 
 

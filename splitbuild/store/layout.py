@@ -24,8 +24,11 @@ string digest and string annotations). Each refusal is invalid input (exit 3).
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,14 @@ import anyio
 from pydantic import ValidationError
 
 from splitbuild.digest import Verifier, parse_digest, verify_bytes
-from splitbuild.errors import DigestMismatch, InvalidInput, InvalidManifest, NotFound, shorten
+from splitbuild.errors import (
+    DigestMismatch,
+    InvalidDigest,
+    InvalidInput,
+    InvalidManifest,
+    NotFound,
+    shorten,
+)
 from splitbuild.models import (
     ANNOTATION_REF_NAME,
     INDEX_TYPES,
@@ -47,7 +57,7 @@ from splitbuild.referrers import only_type, referrer_descriptor, referrers_tag, 
 from splitbuild.store.base import BlobSource, Precondition, TagChanged
 from splitbuild.store.layout_files import LayoutFiles, read_at_most
 
-__all__ = ["LayoutRepository"]
+__all__ = ["BlobFile", "LayoutRepository"]
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -60,6 +70,17 @@ MAX_LAYOUT_FILE = 64 * 1024
 """``oci-layout`` over this size is refused."""
 
 _locks: dict[str, anyio.Lock] = {}
+_PEEK = 64
+
+
+@dataclass(frozen=True)
+class BlobFile:
+    """One file of ``blobs/<alg>/``: its digest (from its name), size, and whether it could be a
+    manifest (at most the manifest size limit, and its first byte past white space is ``{``)."""
+
+    digest: str
+    size: int
+    json_like: bool
 
 
 def _lock_for(path: Path) -> anyio.Lock:
@@ -322,6 +343,70 @@ class LayoutRepository:
             return [*(e for e in entries if e is not current_entry), tagged]
 
         await self._update_index(change)
+
+    # -- storage listing (``prune`` with ``untagged``) --------------------------------------------
+
+    async def index_entries(self) -> list[tuple[str, str | None]]:
+        """``(digest, tag)`` of every ``index.json`` entry; the tag is None for an untagged entry
+        (no ``org.opencontainers.image.ref.name``, as ``skopeo copy`` to ``oci:PATH`` without a tag
+        writes). Empty when the directory is not a layout."""
+        try:
+            entries = await anyio.to_thread.run_sync(self._entries)
+        except NotFound:
+            return []
+        return [
+            (str(e["digest"]), (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) or None) for e in entries
+        ]
+
+    async def list_blobs(self) -> list[BlobFile]:
+        """Every regular file in ``blobs/<alg>/`` whose name makes a valid digest, sorted by digest.
+        Anything else (temporary files of a write in progress, links, directories) is left out,
+        never read."""
+        return await anyio.to_thread.run_sync(self._list_blobs)
+
+    def _list_blobs(self) -> list[BlobFile]:
+        found: list[BlobFile] = []
+        try:
+            with self.files.directory(["blobs"]) as fd:
+                algorithms = sorted(e.name for e in os.scandir(fd) if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
+        for algorithm in algorithms:
+            with self.files.directory(["blobs", algorithm]) as fd:
+                names = sorted(e.name for e in os.scandir(fd) if e.is_file(follow_symlinks=False))
+                sizes = {n: os.stat(n, dir_fd=fd, follow_symlinks=False) for n in names}
+            for name in names:
+                digest = f"{algorithm}:{name}"
+                try:
+                    parse_digest(digest)
+                except InvalidDigest:
+                    continue
+                st = sizes[name]
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                json_like = st.st_size <= MAX_MANIFEST_SIZE and self._starts_like_json(digest)
+                found.append(BlobFile(digest, st.st_size, json_like))
+        return found
+
+    def _starts_like_json(self, digest: str) -> bool:
+        try:
+            with self.files.open_read(self._blob_path(digest)) as (handle, _size):
+                return handle.read(_PEEK).lstrip().startswith(b"{")
+        except (FileNotFoundError, InvalidInput):
+            return False
+
+    async def delete_blob(self, digest: str) -> None:
+        """Remove the file ``blobs/<alg>/<hex>``; NotFound when it is not there. The caller makes
+        sure nothing kept references it (``index.json`` is not consulted)."""
+        path = self._blob_path(digest)
+
+        def unlink() -> None:
+            try:
+                self.files.unlink(path)
+            except FileNotFoundError:
+                raise NotFound(f"{self.shown}@{digest}: blob not found") from None
+
+        await anyio.to_thread.run_sync(unlink)
 
     # -- blobs -----------------------------------------------------------------------------
 

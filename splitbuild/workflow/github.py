@@ -79,14 +79,19 @@ echo "digest=$DIGEST" >> "$GITHUB_OUTPUT"
 """
 # Before any login: a fresh venv, the hash-locked dependencies, splitbuild itself without
 # dependencies (a requirements file, so [ci] install may carry --hash), then pip check.
+# Speed (the step is most of the job's own time): the venv gets no pip of its own (ensurepip
+# installs and byte-compiles one, seconds), setup-python's pip installs into it (--python), and
+# nothing is byte-compiled up front (--no-compile): the merge compiles the modules it imports.
 _INSTALL_SCRIPT = """\
 venv="$RUNNER_TEMP/splitbuild-venv"
-python -m venv "$venv"
-printf '%s\\n' "$SPLITBUILD_LOCK" > "$RUNNER_TEMP/splitbuild-lock.txt"
-printf '%s\\n' "$SPLITBUILD_INSTALL" > "$RUNNER_TEMP/splitbuild-install.txt"
-pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
-"${pip[@]}" install --require-hashes --no-deps --only-binary=:all: -r "$RUNNER_TEMP/splitbuild-lock.txt"
-"${pip[@]}" install --no-deps -r "$RUNNER_TEMP/splitbuild-install.txt"
+lock="$RUNNER_TEMP/splitbuild-lock.txt"
+install="$RUNNER_TEMP/splitbuild-install.txt"
+python -m venv --without-pip "$venv"
+printf '%s\\n' "$SPLITBUILD_LOCK" > "$lock"
+printf '%s\\n' "$SPLITBUILD_INSTALL" > "$install"
+pip=(python -m pip --python "$venv/bin/python" --disable-pip-version-check --no-input)
+"${pip[@]}" install --no-compile --require-hashes --no-deps --only-binary=:all: -r "$lock"
+"${pip[@]}" install --no-compile --no-deps -r "$install"
 "${pip[@]}" check
 echo "$venv/bin" >> "$GITHUB_PATH"
 """

@@ -28,7 +28,7 @@ class Manifests:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._etags: dict[str, tuple[str, str]] = {}
-        """Tag to (digest, ETag) from its last HEAD: the ``If-Match`` of a conditional write."""
+        """Tag to (digest, ETag) from its last HEAD or GET: the ``If-Match`` of a conditional write."""
 
     async def head(self, ref: str) -> Descriptor | None:
         """The descriptor ``ref`` points at (None when absent); a tag's ETag is remembered."""
@@ -85,6 +85,8 @@ class Manifests:
         manifest = Manifest.from_bytes(
             raw, media_type=response.headers.get("Content-Type"), digest=expected, source=what
         )
+        if not by_digest and (etag := response.headers.get("ETag")):
+            self._etags[ref] = (manifest.digest, etag)
         return manifest, response
 
     async def put(

@@ -23,6 +23,7 @@ import anyio
 import httpx
 
 from splitbuild._http import error_details, read_bounded, redact_url, retry_after
+from splitbuild._tls import default_context
 from splitbuild._version import __version__
 from splitbuild.errors import (
     AuthError,
@@ -297,7 +298,9 @@ class RegistryTransport:
         self.auth: AuthSession = AuthSession(
             keychain if keychain is not None else default_keychain(environ), token_timeout=timeout
         )
-        verify: ssl.SSLContext | bool = True if ca_file is None else _trust_with(Path(ca_file))
+        verify: ssl.SSLContext | bool = True  # unused with a given transport
+        if transport is None:
+            verify = default_context() if ca_file is None else _trust_with(Path(ca_file))
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
