@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -151,6 +152,9 @@ class ImageConfig(_Table):
 
     names: list[str] = Field(min_length=1)
     platforms: list[str] = Field(min_length=1)
+    optional_platforms: list[str] = Field(default_factory=list)
+    """Platforms (of ``platforms``) whose failed build leg does not stop the merge: it publishes
+    the others and reports the ones left out (``merge --optional-platform``)."""
     context: str = "."
     dockerfile: str | None = None
     target: str | None = None
@@ -191,6 +195,33 @@ class ImageConfig(_Table):
                 raise ValueError(f"platform {text!r} is listed twice (as {name})")
             out.append(name)
         return out
+
+    @field_validator("optional_platforms")
+    @classmethod
+    def _optional_platforms(cls, platforms: list[str], info: ValidationInfo) -> list[str]:
+        out: list[str] = []
+        for text in platforms:
+            try:
+                name = str(split_platform(text))
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+            if name in out:
+                raise ValueError(f"optional platform {text!r} is listed twice (as {name})")
+            out.append(name)
+        every = info.data.get("platforms")
+        if every is None:  # platforms itself is invalid (reported)
+            return out
+        unknown = [p for p in out if p not in every]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} not in platforms ({', '.join(every)})")
+        if out and len(out) == len(every):
+            raise ValueError("every platform is optional; at least one platform must be required")
+        return out
+
+    @property
+    def required_platforms(self) -> list[str]:
+        """``platforms`` without the optional ones: the merge refuses to publish without any."""
+        return [p for p in self.platforms if p not in self.optional_platforms]
 
     @field_validator("context")
     @classmethod
@@ -535,6 +566,9 @@ class CiConfig(_Table):
     branches: list[str] = Field(default_factory=lambda: ["main"])
     tags: list[str] = Field(default_factory=lambda: ["v*"])
     pull_requests: bool = True
+    previews: bool = False
+    """Same-repository pull requests (merge requests) publish a ``pr-<N>`` (``mr-<N>``) index,
+    deleted when they close; pull requests from forks never push."""
     workflow_dispatch: bool = True
     schedule: list[str] = Field(default_factory=list)
     timeout_minutes: int = Field(default=60, ge=1, le=4320)
@@ -659,6 +693,10 @@ class CiConfig(_Table):
     def _some_trigger(self) -> CiConfig:
         if not (self.branches or self.tags or self.pull_requests or self.workflow_dispatch or self.schedule):
             raise ValueError("no trigger: set branches, tags, pull-requests, workflow-dispatch or schedule")
+        if self.previews and not self.pull_requests:
+            raise ValueError(
+                "previews = true needs pull-requests = true (previews are built from pull requests)"
+            )
         if self.provider == "gitlab" and self.cache == "gha":
             raise ValueError("cache 'gha' is GitHub's cache service; with GitLab use 'registry' or 'none'")
         return self
@@ -847,6 +885,13 @@ class Config(_Table):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
+        if self.image.optional_platforms and self.scan is not None and self.ci.provider == "gitlab":
+            # The scan jobs run after the build jobs there; the digest of an optional leg whose scan
+            # failed would still reach the merge, so the combination is refused rather than unsafe.
+            raise ValueError(
+                "image.optional-platforms with [scan] is not supported with provider 'gitlab' yet: "
+                "an optional leg's scan findings would not keep it out of the index"
+            )
         tables = [("[runners]", self.runners)]
         tables += [(f"[ci.{p}.runners]", t) for p, t in self._provider_tables().items() if t is not None]
         for table, runners in tables:

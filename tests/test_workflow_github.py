@@ -17,6 +17,7 @@ import yaml
 
 from splitbuild._version import __version__
 from splitbuild.config import Config, image_registry, parse_config
+from splitbuild.errors import ConfigError
 from splitbuild.planner import Leg, Plan, plan
 from splitbuild.workflow.github import build_job_id, build_workflow, regenerate_command, render_workflow
 from splitbuild.workflow.github_signing import attestation_subject
@@ -31,6 +32,7 @@ DIGESTS = [f"sha256:{c * 64}" for c in "0123456789abcdef"]
 
 
 ALL = [*VARIANTS, *EXAMPLES]
+PREVIEW_JOBS = ["preview", "preview-cleanup"]
 
 
 def render(config: Config) -> str:
@@ -44,9 +46,16 @@ def parsed(config: Config) -> dict[Any, Any]:
 
 
 def build_jobs(wf: dict[Any, Any], the_plan: Plan) -> list[tuple[Leg, dict[str, Any]]]:
-    """Each leg with its build job; the workflow has exactly these jobs besides merge."""
-    assert list(wf["jobs"]) == [build_job_id(leg) for leg in the_plan.legs] + ["merge"]
+    """Each leg with its build job; the workflow has exactly these jobs besides merge (and, with
+    previews, the preview and its clean-up)."""
+    previews = [job for job in PREVIEW_JOBS if job in wf["jobs"]]
+    assert previews in ([], PREVIEW_JOBS)
+    assert list(wf["jobs"]) == [build_job_id(leg) for leg in the_plan.legs] + ["merge", *previews]
     return [(leg, wf["jobs"][build_job_id(leg)]) for leg in the_plan.legs]
+
+
+def builds(wf: dict[Any, Any]) -> list[dict[str, Any]]:
+    return [job for name, job in wf["jobs"].items() if name.startswith("build-")]
 
 
 def first_build(wf: dict[Any, Any]) -> dict[str, Any]:
@@ -133,11 +142,13 @@ def test_least_permissions(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
     packages = {"packages": "write"} if token_to_ghcr else {}
     # Only build jobs that scan upload SARIF to code scanning.
     sarif = {"security-events": "write"} if config.scan is not None else {}
-    for job in list(wf["jobs"].values())[:-1]:
+    for job in builds(wf):
         assert job["permissions"] == {"contents": "read", **packages, **sarif}
     signing = {"id-token": "write"} if config.ci.sign or config.ci.attest else {}
     attestations = {"attestations": "write"} if config.ci.attest else {}
     assert wf["jobs"]["merge"]["permissions"] == {**packages, **signing, **attestations}
+    for name in PREVIEW_JOBS:  # never signs: no token beyond pushing (and deleting) the preview
+        assert wf["jobs"].get(name, {"permissions": packages})["permissions"] == packages
 
 
 def test_permissions_carry_a_reason() -> None:
@@ -194,16 +205,21 @@ def test_run_scripts_take_values_only_from_env(case: tuple[Config, Plan, dict[An
 
 
 def test_pull_requests_build_but_neither_log_in_nor_push(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
+    """Without previews no pull request logs in or pushes; with them only those from a branch of
+    this repository do (never a fork's)."""
     config, _, wf = case
     not_pr = "github.event_name != 'pull_request'"
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    pushing = f"({not_pr} || {same_repo})" if config.ci.previews else not_pr
     assert ("pull_request" in wf["on"]) == config.ci.pull_requests
     merge = wf["jobs"]["merge"]
-    for build in list(wf["jobs"].values())[:-1]:
+    for build in builds(wf):
         for login in steps_named(build, "Log in"):
-            assert login["if"] == not_pr
+            assert login["if"] == pushing
         outputs = one_step(build, "Build and push")["with"]["outputs"]
-        assert outputs.endswith(f"push-by-digest=true,name-canonical=true,push=${{{{ {not_pr} }}}}")
-    assert merge["if"] == not_pr
+        assert outputs.endswith(f"push-by-digest=true,name-canonical=true,push=${{{{ {pushing} }}}}")
+    assert not_pr in merge["if"].split(" && ")  # with optional platforms, one of the conditions
+    assert merge["if"] == not_pr or config.image.optional_platforms
     assert all("if" not in step for step in merge["steps"])
 
 
@@ -242,7 +258,7 @@ def test_build_inputs_follow_the_config(case: tuple[Config, Plan, dict[Any, Any]
 
 def test_labels_are_identical_on_every_platform(case: tuple[Config, Plan, dict[Any, Any]]) -> None:
     config, _, wf = case
-    labels = {one_step(job, "Build and push")["with"]["labels"] for job in list(wf["jobs"].values())[:-1]}
+    labels = {one_step(job, "Build and push")["with"]["labels"] for job in builds(wf)}
     assert len(labels) == 1
     (text,) = labels
     assert "created" not in text
@@ -380,6 +396,46 @@ def test_merge_script_stops_when_a_leg_gave_no_digest(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "the linux/arm64 build job produced no digest" in result.stderr
     assert not record.exists()
+
+
+def test_optional_legs_continue_on_error_and_the_merge_goes_on_without_them(tmp_path: Path) -> None:
+    """Only optional legs carry ``continue-on-error``; the merge runs unless cancelled and only
+    when every required leg succeeded (whatever the optional ones did); it checks only the
+    required digests and leaves an empty optional digest out of the command."""
+    config = load_variant("optional-platforms")
+    the_plan = plan(config)
+    wf = parsed(config)
+    note = "# Optional (a failed build leaves it out of the index): linux/arm64, linux/riscv64"
+    assert f"\n{note}\n" in render(config)
+    flags = {leg.platform: job.get("continue-on-error") for leg, job in build_jobs(wf, the_plan)}
+    assert flags == {"linux/amd64": None, "linux/arm64": True, "linux/riscv64": True}
+    merge = wf["jobs"]["merge"]
+    assert merge["needs"] == [build_job_id(leg) for leg in the_plan.legs]
+    assert merge["if"] == (
+        "!cancelled() && github.event_name != 'pull_request' && needs.build-linux-amd64.result == 'success'"
+    )
+    assert merge["outputs"]["left-out"] == "${{ steps.merge.outputs.left-out }}"
+    step = one_step(merge, "Merge")
+    assert step["env"]["PLATFORMS"] == "linux/amd64"
+    assert step["env"]["OPTIONAL_PLATFORMS"] == "linux/arm64,linux/riscv64"
+    command = merge_command(config)
+    env = {k: v for k, v in step["env"].items() if "${{" not in v}
+    env |= {command.digest_env["linux/amd64"]: DIGESTS[0], command.digest_env["linux/arm64"]: ""}
+    env[command.digest_env["linux/riscv64"]] = DIGESTS[2]
+    record = _stub_splitbuild(tmp_path)
+    result = _run_bash(step["run"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    argv = ["splitbuild", *json.loads(record.read_text())]
+    assert argv == merge_argv(config, {"linux/amd64": DIGESTS[0], "linux/riscv64": DIGESTS[2]})
+    assert argv[argv.index("--optional-platform") + 1] == "linux/arm64,linux/riscv64"
+    assert argv[-2:] == [DIGESTS[0], DIGESTS[2]]
+    record.unlink()
+    result = _run_bash(step["run"], {**env, command.digest_env["linux/amd64"]: ""}, tmp_path)
+    assert result.returncode != 0
+    assert "the linux/amd64 build job produced no digest" in result.stderr
+    assert not record.exists()
+    with pytest.raises(ConfigError, match="missing: linux/amd64"):
+        merge_argv(config, {"linux/arm64": DIGESTS[1]})
 
 
 @pytest.mark.parametrize(
@@ -524,7 +580,7 @@ def test_environment_scopes_the_jobs_that_push() -> None:
     assert config.ci.environment == "registry"
     wf = parsed(config)
     assert wf["jobs"]["merge"]["environment"] == "registry"
-    for job in list(wf["jobs"].values())[:-1]:
+    for job in builds(wf):
         # pull requests push nothing and must not wait for the environment's protection rules
         assert job["environment"] == "${{ github.event_name != 'pull_request' && 'registry' || '' }}"
     assert all("environment" not in job for job in parsed(load_variant("minimal-ghcr"))["jobs"].values())
@@ -597,7 +653,7 @@ def test_sign_and_attest_steps_follow_the_config(case: tuple[Config, Plan, dict[
                 continue
             assert "cosign" not in step["name"].lower()
             assert "attest" not in step.get("uses", "")
-    for job in list(wf["jobs"].values())[:-1]:
+    for job in builds(wf):
         assert "id-token" not in job["permissions"]
         assert "attestations" not in job["permissions"]
 
@@ -607,7 +663,7 @@ def test_signing_and_attesting_never_happen_for_pull_requests(
 ) -> None:
     config, _, wf = case
     merge = wf["jobs"]["merge"]
-    assert merge["if"] == "github.event_name != 'pull_request'"
+    assert "github.event_name != 'pull_request'" in merge["if"].split(" && ")
     if config.ci.sign or config.ci.attest:
         text = render(config)
         assert "pull_request_target" not in text
@@ -775,3 +831,90 @@ def test_pins_of_a_signed_workflow() -> None:
     assert actions[-2:] == ["sigstore/cosign-installer", "actions/attest-build-provenance"]
     assert all_pins()["sigstore/cosign-installer"].sha == "6f9f17788090df1f26f669e9d70d6ae9567deba6"
     assert all_pins()["actions/attest-build-provenance"].sha == "a2bbfa25375fe432b6a289bc6b6cd05ecd0c4c32"
+
+
+# --- pull request previews ---------------------------------------------------------------------
+
+
+def _stub_delete(tmp_path: Path, codes: dict[str, int]) -> Path:
+    """A fake ``splitbuild`` that records each call and exits with the code given for its ref."""
+    record = tmp_path / "calls.txt"
+    stub = tmp_path / "splitbuild"
+    stub.write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"sys.exit({codes!r}.get(sys.argv[-1], 0))\n"
+    )
+    stub.chmod(0o755)
+    return record
+
+
+def test_previews_publish_pr_n_for_same_repository_pull_requests_and_delete_it_on_close(
+    tmp_path: Path,
+) -> None:
+    config = load_variant("previews")
+    the_plan = plan(config)
+    wf = parsed(config)
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    assert wf["on"]["pull_request"]["types"] == ["opened", "synchronize", "reopened", "closed"]
+    for _, job in build_jobs(wf, the_plan):
+        assert job["if"] == "github.event.action != 'closed'"  # a closed pull request builds nothing
+    preview, cleanup = wf["jobs"]["preview"], wf["jobs"]["preview-cleanup"]
+    assert preview["needs"] == [build_job_id(leg) for leg in the_plan.legs]
+    assert preview["if"] == (
+        "!cancelled() && github.event_name == 'pull_request' && github.event.action != 'closed' && "
+        f"{same_repo} && needs.build-linux-amd64.result == 'success'"
+    )
+    assert "environment" not in preview  # pull request refs do not pass environment protection
+    assert (
+        cleanup["if"]
+        == f"github.event_name == 'pull_request' && github.event.action == 'closed' && {same_repo}"
+    )
+    assert "needs" not in cleanup
+    # The preview merges with the pr rule alone (no flavor: no latest), like the merge otherwise.
+    step = one_step(preview, "Merge the preview")
+    assert step["env"]["TAG_RULES"] == "type=ref,event=pr"
+    assert "FLAVOR_RULES" not in step["env"]
+    record = _stub_splitbuild(tmp_path)
+    env = {k: v for k, v in step["env"].items() if "${{" not in v}
+    env |= {"DIGEST_LINUX_AMD64": DIGESTS[0], "DIGEST_LINUX_ARM64": DIGESTS[1]}
+    assert _run_bash(step["run"], env, tmp_path).returncode == 0
+    argv = json.loads(record.read_text())
+    assert argv[argv.index("--tags") + 1] == "type=ref,event=pr"
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--image"] == config.image.names
+    assert argv[-2:] == DIGESTS[:2]
+    # The clean-up deletes pr-<N> in every image repository; one never pushed (exit 4) is fine.
+    delete = one_step(cleanup, "Delete the preview")
+    assert delete["env"]["PREVIEW_TAG"] == "pr-${{ github.event.pull_request.number }}"
+    names = [one_step(cleanup, "Install")["name"], *(s["name"] for s in steps_named(cleanup, "Log in"))]
+    assert names == ["Install splitbuild (before any login)", "Log in to ghcr.io", "Log in to quay.io"]
+    env = {k: v for k, v in delete["env"].items() if "${{" not in v} | {"PREVIEW_TAG": "pr-7"}
+    calls = _stub_delete(tmp_path, {"ghcr.io/acme/app:pr-7": 4})
+    done = _run_bash(delete["run"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no preview ghcr.io/acme/app:pr-7: nothing to delete" in done.stdout
+    lines = calls.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        ["delete", "ghcr.io/acme/app:pr-7"],
+        ["delete", "quay.io/acme/app:pr-7"],
+    ]
+    calls.unlink()
+    _stub_delete(tmp_path, {"ghcr.io/acme/app:pr-7": 5})
+    failed = _run_bash(delete["run"], env, tmp_path)
+    assert failed.returncode == 5  # a real failure fails the job, after trying every repository
+    assert len(calls.read_text().splitlines()) == 2
+
+
+def test_without_previews_no_pull_request_job_and_no_closed_trigger() -> None:
+    wf = parsed(load_variant("minimal-ghcr"))
+    assert "types" not in wf["on"]["pull_request"]
+    assert not set(PREVIEW_JOBS) & set(wf["jobs"])
+    assert all("if" not in job for name, job in wf["jobs"].items() if name.startswith("build-"))
+
+
+def test_previews_need_pull_requests() -> None:
+    with pytest.raises(ConfigError, match="previews = true needs pull-requests = true"):
+        parse_config(
+            '[image]\nnames = ["ghcr.io/a/b"]\nplatforms = ["linux/amd64"]\n'
+            "[ci]\npull-requests = false\npreviews = true\n"
+        )

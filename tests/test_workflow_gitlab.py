@@ -25,6 +25,8 @@ from splitbuild.workflow.gitlab import (
     build_pipeline,
     gitlab_merge_command,
     merge_job_name,
+    preview_job_name,
+    preview_stop_job_name,
     render_pipeline,
     sign_job_name,
 )
@@ -140,6 +142,23 @@ insecure-registries = ["127.0.0.1:5000", "registry.internal"]
 username-var = "REG_USER"
 password-secret = "REG_PASSWORD"
 """,
+    "previews": """
+[image]
+names = ["registry.gitlab.com/acme/app", "docker.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+[ci]
+previews = true
+[ci.gitlab]
+builder = "buildah"
+""",
+    "optional": """
+[image]
+names = ["registry.gitlab.com/acme/app"]
+platforms = ["linux/amd64", "linux/arm64", "linux/riscv64"]
+optional-platforms = ["linux/riscv64"]
+[ci.gitlab]
+builder = "buildah"
+""",
     "signed": """
 [image]
 names = ["registry.gitlab.com/acme/app", "docker.io/acme/app", "quay.io/acme/app"]
@@ -174,7 +193,14 @@ CI_ENV = {
     "REG_PASSWORD": "reg-password-not-for-logs",
 }
 SECRETS = [v for k, v in CI_ENV.items() if "TOKEN" in k or "PASSWORD" in k]
-MERGE_REQUEST = {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
+# A merge request from a fork (its source project is another one): never pushes, previews or not.
+FORK = {"CI_PROJECT_ID": "100", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "200"}
+SAME_PROJECT = {"CI_PROJECT_ID": "100", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "100"}
+MERGE_REQUEST = {
+    "CI_PIPELINE_SOURCE": "merge_request_event",
+    "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+    **FORK,
+}
 PUSH_MAIN = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
 
 
@@ -255,7 +281,8 @@ def test_one_build_job_per_platform_on_the_planned_runner(case: tuple[Config, Pl
     builds = [build_job_name(config, leg) for leg in the_plan.legs]
     merge = [merge_job_name(config)] if merge_job_name(config) in pipeline else []
     sign = [sign_job_name(config)] if merge and config.ci.sign else []
-    assert list(pipeline) == builds + merge + sign
+    previews = [preview_job_name(config), preview_stop_job_name(config)] if config.ci.previews else []
+    assert list(pipeline) == builds + merge + sign + previews
     for leg in the_plan.legs:
         job = pipeline[build_job_name(config, leg)]
         assert job["tags"] == list(leg.runner)
@@ -340,7 +367,12 @@ def test_dotenv_hands_each_digest_to_a_merge_job_that_needs_every_build(
         variable = command.digest_env[leg.platform]
         assert variable == "SPLITBUILD_DIGEST_" + re.sub(r"[^A-Z0-9]", "_", leg.platform.upper())
         assert f"printf '{variable}=%s\\n' \"$digest\" > {dotenv}" in "\n".join(job["script"])
-        assert f'"${{{variable}:?the {leg.platform} build job produced no digest}}"' in merge_text
+        check = f'"${{{variable}:?the {leg.platform} build job produced no digest}}"'
+        if leg.platform in config.image.optional_platforms:  # may be missing: no check, no word
+            assert check not in merge_text
+            assert f'${{{variable}:+"${variable}"}}' in merge_text
+        else:
+            assert check in merge_text
         assert variable not in merge.get("variables", {})
     assert merge["artifacts"]["reports"] == {"dotenv": "splitbuild-merge.env"}
     assert merge["interruptible"] is False
@@ -379,8 +411,8 @@ def _pipeline(source: str, **env: str) -> dict[str, str]:
     return {"CI_PIPELINE_SOURCE": source, **env}
 
 
-def _mr(target: str) -> dict[str, str]:
-    return _pipeline("merge_request_event", CI_MERGE_REQUEST_TARGET_BRANCH_NAME=target)
+def _mr(target: str, project: dict[str, str] = FORK) -> dict[str, str]:
+    return _pipeline("merge_request_event", CI_MERGE_REQUEST_TARGET_BRANCH_NAME=target, **project)
 
 
 def _branch(name: str) -> dict[str, str]:
@@ -454,11 +486,16 @@ def test_merge_runs_exactly_when_builds_publish(case: tuple[Config, Plan, dict[s
     the builds push."""
     config, the_plan, pipeline = case
     envs = [env for _, env, *_ in RULE_CASES] + [_branch(b) for b in config.ci.branches if "*" not in b]
+    envs += [_mr(b, SAME_PROJECT) for b in config.ci.branches if "*" not in b] + [_mr("main", SAME_PROJECT)]
     merge = pipeline.get(merge_job_name(config))
+    preview = pipeline.get(preview_job_name(config))
     for env in envs:
         build = evaluate(pipeline[build_job_name(config, the_plan.legs[0])], env)
         pushes = build.runs and build.variables.get("SPLITBUILD_PUSH") == "true"
-        assert (merge is not None and evaluate(merge, env).runs) is pushes
+        merges = merge is not None and evaluate(merge, env).runs
+        previews = preview is not None and evaluate(preview, env).runs
+        assert merges + previews == pushes  # exactly one of them when the builds push
+        assert previews is (pushes and env["CI_PIPELINE_SOURCE"] == "merge_request_event")
 
 
 # --- the scripts, run ---------------------------------------------------------------------------
@@ -795,7 +832,8 @@ def test_digests_travel_from_build_jobs_to_the_merge_command(
         auth[f"{prefix}_USERNAME"] = username
         auth[f"{prefix}_PASSWORD"] = password
     assert call["auth"] == auth
-    assert (workdir / "splitbuild-merge.env").read_text() == f"SPLITBUILD_DIGEST={index_digest}\n"
+    left_out = "SPLITBUILD_LEFT_OUT=\n" if config.image.optional_platforms else ""
+    assert (workdir / "splitbuild-merge.env").read_text() == f"SPLITBUILD_DIGEST={index_digest}\n{left_out}"
     assert index_digest in run.stdout
 
 
@@ -810,6 +848,103 @@ def test_merge_stops_with_the_platform_whose_digest_is_missing(tmp_path: Path) -
     assert run.returncode != 0
     assert f"the {legs[0].platform} build job produced no digest" in run.stderr
     assert run.tool("splitbuild") == []
+
+
+def test_optional_legs_may_fail_and_the_merge_goes_on_without_their_digest(tmp_path: Path) -> None:
+    """The optional leg is ``allow_failure``; the merge ``needs`` every leg (a failed required one
+    stops it), checks only the required digests, passes ``--optional-platform``, drops the missing
+    optional digest from the command, and reports what was left out in its dotenv."""
+    config = load_case("optional")
+    the_plan = plan(config)
+    pipeline = parsed(config)
+    assert "\n# Optional (a failed build leaves it out of the index): linux/riscv64\n" in render(config)
+    allowed = {
+        leg.platform: pipeline[build_job_name(config, leg)].get("allow_failure") for leg in the_plan.legs
+    }
+    assert allowed == {"linux/amd64": None, "linux/arm64": None, "linux/riscv64": True}
+    merge = pipeline[merge_job_name(config)]
+    assert [n["job"] for n in merge["needs"]] == [build_job_name(config, leg) for leg in the_plan.legs]
+    assert "allow_failure" not in merge
+    command = gitlab_merge_command(config, the_plan)
+    digests = {"linux/amd64": _digest(1), "linux/arm64": _digest(2)}  # riscv64's leg failed: no dotenv
+    dotenv = {command.digest_env[p]: d for p, d in digests.items()}
+    env = {
+        **CI_ENV,
+        **PUSH_MAIN,
+        **dotenv,
+        "STUB_INDEX_DIGEST": _digest(3),
+        "STUB_LEFT_OUT": '["linux/riscv64"]',
+    }
+    run = run_job(merge, tmp_path, env)
+    assert run.returncode == 0, run.stderr
+    (call,) = run.tool("splitbuild")
+    expected = merge_argv(config, digests, the_plan)
+    assert call["args"] == ["merge", "--json", *expected[2:]]
+    assert expected[expected.index("--platform") + 1] == "linux/amd64,linux/arm64"
+    assert expected[expected.index("--optional-platform") + 1] == "linux/riscv64"
+    assert expected[-2:] == [_digest(1), _digest(2)]
+    assert (tmp_path / "splitbuild-merge.env").read_text() == (
+        f"SPLITBUILD_DIGEST={_digest(3)}\nSPLITBUILD_LEFT_OUT=linux/riscv64\n"
+    )
+    # A required digest missing stops the merge before splitbuild runs.
+    (tmp_path / "again").mkdir()
+    run = run_job(merge, tmp_path / "again", {**env, command.digest_env["linux/arm64"]: ""})
+    assert run.returncode != 0
+    assert "the linux/arm64 build job produced no digest" in run.stderr
+    assert run.tool("splitbuild") == []
+
+
+def test_previews_push_merge_and_stop_for_merge_requests_of_this_project(tmp_path: Path) -> None:
+    """With previews, a merge request from this project pushes, merges ``mr-<iid>`` in a review-app
+    environment and has the stop job that deletes it; a fork's merge request does neither."""
+    config = load_case("previews")
+    the_plan = plan(config)
+    pipeline = parsed(config)
+    same, fork = _mr("main", SAME_PROJECT), _mr("main")
+    build = pipeline[build_job_name(config, the_plan.legs[0])]
+    assert evaluate(build, same).variables == {"SPLITBUILD_PUSH": "true"}
+    assert evaluate(build, fork).runs
+    assert evaluate(build, fork).variables == {}
+    # undefined project ids never count as the same project
+    assert not evaluate(
+        build, {**same, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "", "CI_PROJECT_ID": ""}
+    ).variables
+    preview, stop = pipeline[preview_job_name(config)], pipeline[preview_stop_job_name(config)]
+    assert evaluate(preview, same).runs
+    assert not evaluate(preview, fork).runs
+    assert not evaluate(preview, PUSH_MAIN).runs
+    assert evaluate(stop, same).runs
+    assert not evaluate(stop, fork).runs
+    assert [r.get("when") for r in stop["rules"]] == ["manual"]
+    assert stop["allow_failure"] is True
+    assert stop["needs"] == []
+    name = "preview/mr-$CI_MERGE_REQUEST_IID"
+    assert preview["environment"] == {
+        "name": name,
+        "action": "start",
+        "on_stop": preview_stop_job_name(config),
+    }
+    assert stop["environment"] == {"name": name, "action": "stop"}
+    assert [n["job"] for n in preview["needs"]] == [build_job_name(config, leg) for leg in the_plan.legs]
+    # The preview job merges with the mr- rule alone.
+    command = gitlab_merge_command(config, the_plan)
+    dotenv = {command.digest_env[leg.platform]: _digest(i) for i, leg in enumerate(the_plan.legs, start=1)}
+    env = {**CI_ENV, **same, **dotenv, "CI_MERGE_REQUEST_IID": "7", "STUB_INDEX_DIGEST": _digest(3)}
+    (tmp_path / "preview").mkdir()
+    run = run_job(preview, tmp_path / "preview", env)
+    assert run.returncode == 0, run.stderr
+    (call,) = run.tool("splitbuild")
+    args = call["args"]
+    assert args[args.index("--tags") + 1] == "type=ref,event=pr,prefix=mr-"
+    assert "--flavor" not in args
+    assert args[-2:] == [_digest(1), _digest(2)]
+    # The stop job deletes mr-7 in every image repository, with the credentials handed over.
+    (tmp_path / "stop").mkdir()
+    run = run_job(stop, tmp_path / "stop", env)
+    assert run.returncode == 0, run.stderr
+    calls = run.tool("splitbuild")
+    assert [c["args"] for c in calls] == [["delete", f"{image}:mr-7"] for image in config.image.names]
+    assert "SPLITBUILD_AUTH_DOCKER_IO_PASSWORD" in calls[0]["auth"]
 
 
 def test_merge_command_is_the_github_one_renamed() -> None:

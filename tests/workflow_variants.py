@@ -143,6 +143,26 @@ sign = "cosign"
 username = "acme+ci"
 password-secret = "QUAY_TOKEN"
 """,
+    "optional-platforms": """
+[image]
+names = ["ghcr.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64", "linux/riscv64"]
+optional-platforms = ["linux/riscv64", "linux/arm64"]
+[ci]
+cache = "none"
+""",
+    "previews": """
+[image]
+names = ["ghcr.io/acme/app", "quay.io/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+optional-platforms = ["linux/arm64"]
+[ci]
+previews = true
+cache = "registry"
+[ci.logins."quay.io"]
+username = "acme+ci"
+password-secret = "QUAY_TOKEN"
+""",
     "attest-only": """
 [image]
 names = ["ghcr.io/acme/app"]

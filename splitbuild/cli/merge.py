@@ -61,6 +61,15 @@ def merge_command(
             "--platform", metavar="PLATFORMS", help="Exact platform set the index must hold, comma-separated."
         ),
     ] = None,
+    optional_platform: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--optional-platform",
+            metavar="PLATFORMS",
+            help="Platforms the index may lack (their build failed): left out and reported, exit 0 "
+            "(repeatable, comma-separated).",
+        ),
+    ] = None,
     annotation: Annotated[
         list[str] | None,
         typer.Option(
@@ -130,7 +139,7 @@ def merge_command(
                 tag or [],
                 rules,
                 digests_dir,
-                platform,
+                _Platforms(platform, optional_platform or []),
                 annotation or [],
                 dry_run,
                 _Policy(allow_shrink, allow_rollback, delete_displaced, referrers),
@@ -143,7 +152,14 @@ def merge_command(
             print_json(data)
         else:
             merge_report(result)
+        _left_out_warning(data)
         _github_report(data)
+
+
+@dataclass(frozen=True)
+class _Platforms:
+    required: str | None
+    optional: list[str]
 
 
 @dataclass(frozen=True)
@@ -169,7 +185,7 @@ async def _merge(
     targets: list[str],
     rules: _Rules,
     digests_dir: Path | None,
-    platform: str | None,
+    platforms: _Platforms,
     annotations: list[str],
     dry_run: bool,
     policy: _Policy,
@@ -204,11 +220,12 @@ async def _merge(
     texts = list(sources)
     if digests_dir is not None:
         texts.extend(read_digests_dir(digests_dir))
-    platforms = split_commas(platform) if platform else None
+    required = split_commas(platforms.required) if platforms.required else None
     options = MergeOptions(
         targets=target_refs,
         sources=parse_sources(texts, target_refs[0]),
-        platforms=platforms,
+        platforms=required,
+        optional_platforms=split_commas(platforms.optional),
         annotations=parsed_annotations,
         allow_shrink=policy.allow_shrink,
         allow_rollback=policy.allow_rollback,
@@ -216,6 +233,24 @@ async def _merge(
     )
     async with make_client(insecure_registry, ca_file) as client:
         return await publish(client, options, delete_displaced=policy.delete_displaced, dry_run=dry_run)
+
+
+def _left_out_warning(data: dict[str, Any]) -> None:
+    """One warning line on stderr naming the optional platforms left out (stdout stays the report
+    or the one ``--json`` document); in GitHub Actions, as an annotation on the run's page."""
+    import os
+    import sys
+
+    left_out = ", ".join(data.get("leftOut", []))
+    if not left_out:
+        return
+    # The platforms are normalised keys: no ``::``, no line break.
+    what = "dry run: would leave out" if data.get("dryRun") else "published without"
+    message = f"{what} the optional platforms {left_out} (no image given for them)"
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        sys.stderr.write(f"::warning title=splitbuild merge::{message}\n")
+    else:
+        sys.stderr.write(f"splitbuild: warning: {message}\n")
 
 
 def _github_report(data: dict[str, Any]) -> None:
@@ -232,8 +267,10 @@ def _github_report(data: dict[str, Any]) -> None:
     if summary_path:
         writes.append(("$GITHUB_STEP_SUMMARY", summary_path, github_merge_summary(data)))
     output_path = os.environ.get("GITHUB_OUTPUT")
+    left_out = ",".join(data.get("leftOut", []))
     if output_path and not data.get("dryRun"):
-        writes.append(("$GITHUB_OUTPUT", output_path, f"digest={data['digest']}\n"))
+        text = f"digest={data['digest']}\n" + (f"left-out={left_out}\n" if left_out else "")
+        writes.append(("$GITHUB_OUTPUT", output_path, text))
     for name, path, text in writes:
         # The merge itself is done (and printed): a report that cannot be written is a warning.
         try:

@@ -23,6 +23,8 @@ def merge_report(result: MergeResult) -> None:
             out(f"  attestation    {desc.digest}  (for {str(desc.attests)[:19]})\n")
         else:
             out(f"  {desc.platform!s:<14} {desc.digest}\n")
+    for platform in plan.left_out:
+        out(f"  {platform:<14} left out (optional platform: no image given)\n")
     if result.dry_run:
         out("planned writes:\n")
         for line in plan.planned_writes():

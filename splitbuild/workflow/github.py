@@ -32,7 +32,7 @@ from splitbuild.runners import check_foreign_labels
 from splitbuild.workflow.action_inputs import csv_list
 from splitbuild.workflow.attestations import image_output_options, provenance_setting
 from splitbuild.workflow.github_signing import attest_steps, sign_steps, signing_permissions
-from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, regenerate_command
+from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, optional_note, regenerate_command
 from splitbuild.workflow.install_lock import requirements_text
 from splitbuild.workflow.leg_checks import check_permissions, check_steps, report_steps
 from splitbuild.workflow.merge_step import merge_command
@@ -48,6 +48,15 @@ from splitbuild.workflow.model import (
     Workflow,
 )
 from splitbuild.workflow.pins import pin
+from splitbuild.workflow.previews import (
+    NOT_CLOSED,
+    PULL_REQUEST_TYPES,
+    cleanup_condition,
+    cleanup_script,
+    preview_condition,
+    preview_config,
+    pushes,
+)
 from splitbuild.workflow.yaml_dump import dump_yaml
 
 __all__ = [
@@ -162,7 +171,7 @@ def _cache_inputs(config: Config, leg: Leg) -> dict[str, str]:
         cache_to = f"type=registry,ref={ref},mode={mode},ignore-error=true"
         return {
             "cache-from": f"type=registry,ref={ref}",
-            "cache-to": f"${{{{ {NOT_PR} && '{cache_to}' || '' }}}}",
+            "cache-to": f"${{{{ {pushes(config)} && '{cache_to}' || '' }}}}",
         }
     return {}
 
@@ -197,7 +206,7 @@ def _build_inputs(config: Config, leg: Leg) -> dict[str, str]:
     options = ",".join(image_output_options(config.ci))
     with_["outputs"] = (
         f'type=image,"name={names}",{options},push-by-digest=true,name-canonical=true,'
-        f"push=${{{{ {NOT_PR} }}}}"
+        f"push=${{{{ {pushes(config)} }}}}"
     )
     return with_
 
@@ -227,7 +236,7 @@ def _build_job(config: Config, leg: Leg) -> Job:
         Step(name="Check out", uses=pin("actions/checkout"), with_={"persist-credentials": "false"}),
         *qemu_steps,
         Step(name="Set up Buildx", uses=pin("docker/setup-buildx-action")),
-        *_login_steps(config, NOT_PR),
+        *_login_steps(config, pushes(config)),
         *check_steps(config, leg, inputs, build_env or None),
         Step(
             name="Build and push by digest",
@@ -248,9 +257,11 @@ def _build_job(config: Config, leg: Leg) -> Job:
     timeout = config.ci.qemu_timeout_minutes if leg.mode == "qemu" else config.ci.timeout_minutes
     return Job(
         name=f"build {leg.platform}",
+        if_=NOT_CLOSED if config.ci.previews else None,
         runs_on=_runs_on(leg.runner),
         environment=_build_environment(config),
         timeout_minutes=timeout,
+        continue_on_error=True if leg.platform in config.image.optional_platforms else None,
         permissions=_permissions(config, checkout=True) | check_permissions(config),
         outputs={"digest": "${{ steps.digest.outputs.digest }}"},
         steps=steps,
@@ -267,6 +278,50 @@ def _merge_job(config: Config, plan: Plan) -> Job:
     for platform, name in command.digest_env.items():
         env[name] = f"${{{{ needs.{build_job_id(by_platform[platform])}.outputs.digest }}}}"
     steps = [
+        *_install_steps(config),
+        *_login_steps(config, None),
+        Step(name="Merge the platform images", id="merge", env=env, shell="bash", run=command.script()),
+        *sign_steps(config),
+        *attest_steps(config),
+    ]
+    return Job(
+        name="merge",
+        needs=[build_job_id(leg) for leg in plan.legs],
+        if_=_merge_condition(config, plan),
+        runs_on=_runs_on(config.ci.merge_runner_labels),
+        environment=config.ci.environment,
+        timeout_minutes=config.ci.merge_timeout_minutes,
+        permissions=_permissions(config, checkout=False) | signing_permissions(config),
+        outputs=_merge_outputs(config),
+        steps=steps,
+    )
+
+
+def _merge_condition(config: Config, plan: Plan) -> str:
+    """Not on pull requests; with optional platforms, also when an optional leg failed, but only if
+    every required leg succeeded. ``continue-on-error`` alone is not enough: GitHub then counts the
+    failed leg a success for ``needs``, but Forgejo/Gitea and act skip the jobs that need it."""
+    if not config.image.optional_platforms:
+        return NOT_PR
+    required = [leg for leg in plan.legs if leg.platform not in config.image.optional_platforms]
+    checks = [f"needs.{build_job_id(leg)}.result == 'success'" for leg in required]
+    return " && ".join(["!cancelled()", NOT_PR, *checks])
+
+
+def _merge_outputs(config: Config) -> dict[str, str]:
+    """The index digest; with optional platforms, also the ones left out (comma-separated, empty
+    when every platform arrived), for later jobs to act on."""
+    outputs = {"digest": "${{ steps.merge.outputs.digest }}"}
+    if config.image.optional_platforms:
+        outputs["left-out"] = "${{ steps.merge.outputs.left-out }}"
+    return outputs
+
+
+# --- pull request previews ([ci] previews; splitbuild.workflow.previews) -------------------------
+
+
+def _install_steps(config: Config) -> list[Step]:
+    return [
         Step(
             name="Set up Python",
             uses=pin("actions/setup-python"),
@@ -278,22 +333,56 @@ def _merge_job(config: Config, plan: Plan) -> Job:
             shell="bash",
             run=_INSTALL_SCRIPT,
         ),
-        *_login_steps(config, None),
-        Step(name="Merge the platform images", id="merge", env=env, shell="bash", run=command.script()),
-        *sign_steps(config),
-        *attest_steps(config),
     ]
-    return Job(
-        name="merge",
-        needs=[build_job_id(leg) for leg in plan.legs],
-        if_=NOT_PR,
-        runs_on=_runs_on(config.ci.merge_runner_labels),
-        environment=config.ci.environment,
-        timeout_minutes=config.ci.merge_timeout_minutes,
-        permissions=_permissions(config, checkout=False) | signing_permissions(config),
-        outputs={"digest": "${{ steps.merge.outputs.digest }}"},
-        steps=steps,
-    )
+
+
+def _preview_jobs(config: Config, plan: Plan) -> dict[str, Job]:
+    """``preview`` (merge into ``pr-<N>``) and ``preview-cleanup`` (delete it on close)."""
+    if not config.ci.previews:
+        return {}
+    preview = preview_config(config)
+    command = merge_command(preview, plan)
+    env = dict(command.env)
+    by_platform = {leg.platform: leg for leg in plan.legs}
+    for platform, name in command.digest_env.items():
+        env[name] = f"${{{{ needs.{build_job_id(by_platform[platform])}.outputs.digest }}}}"
+    condition = _merge_condition(config, plan).replace(NOT_PR, preview_condition())
+    cleanup_env = {f"IMAGE_{i}": name for i, name in enumerate(config.image.names, start=1)}
+    cleanup_env["PREVIEW_TAG"] = "pr-${{ github.event.pull_request.number }}"
+    common = {
+        "runs_on": _runs_on(config.ci.merge_runner_labels),
+        "timeout_minutes": config.ci.merge_timeout_minutes,
+        "permissions": _permissions(config, checkout=False),
+    }
+    return {
+        "preview": Job(
+            name="preview",
+            needs=[build_job_id(leg) for leg in plan.legs],
+            if_=condition,
+            outputs={"digest": "${{ steps.preview.outputs.digest }}"},
+            steps=[
+                *_install_steps(config),
+                *_login_steps(config, None),
+                Step(name="Merge the preview", id="preview", env=env, shell="bash", run=command.script()),
+            ],
+            **common,
+        ),
+        "preview-cleanup": Job(
+            name="delete the preview",
+            if_=cleanup_condition(),
+            steps=[
+                *_install_steps(config),
+                *_login_steps(config, None),
+                Step(
+                    name="Delete the preview",
+                    env=cleanup_env,
+                    shell="bash",
+                    run=cleanup_script(len(config.image.names)),
+                ),
+            ],
+            **common,
+        ),
+    }
 
 
 # --- workflow -----------------------------------------------------------------------------------
@@ -304,9 +393,11 @@ def _triggers(config: Config) -> Triggers:
     push = None
     if ci.branches or ci.tags:
         push = PushTrigger(branches=list(ci.branches) or None, tags=list(ci.tags) or None)
+    types = list(PULL_REQUEST_TYPES) if ci.previews else None
+    pull_request = PullRequestTrigger(branches=list(ci.branches) or None, types=types)
     return Triggers(
         push=push,
-        pull_request=PullRequestTrigger(branches=list(ci.branches) or None) if ci.pull_requests else None,
+        pull_request=pull_request if ci.pull_requests else None,
         workflow_dispatch={} if ci.workflow_dispatch else None,
         schedule=[ScheduleTrigger(cron=cron) for cron in ci.schedule] or None,
     )
@@ -333,6 +424,7 @@ def build_workflow(config: Config, plan: Plan) -> Workflow:
         jobs={
             **{build_job_id(leg): _build_job(config, leg) for leg in plan.legs},
             "merge": _merge_job(config, plan),
+            **_preview_jobs(config, plan),
         },
     )
 
@@ -346,6 +438,7 @@ def render_workflow(
     provider = config.ci.provider
     regenerate = regenerate_command(config_path, output_path, provider, ci_flag=ci_flag)
     action_url = config.ci.forgejo.actions_url if provider == "forgejo" else None
-    return header(plan, regenerate, config_path) + dump_yaml(
+    optional = [p for p in plan.platforms if p in config.image.optional_platforms]
+    return header(plan, regenerate, config_path, optional_note(optional)) + dump_yaml(
         build_workflow(config, plan).to_data(action_url=action_url)
     )

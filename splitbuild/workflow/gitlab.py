@@ -8,7 +8,9 @@ smoke test to each build job and a scan job per leg (:mod:`.gitlab_checks`). The
 ``needs:`` every build (and scan) job, logs in through ``SPLITBUILD_AUTH_*`` variables and runs
 ``splitbuild merge``, which reads the tag context from GitLab's ``CI_*`` variables. With
 ``[ci] sign = "cosign"`` a sign job then signs the index digest keyless (:mod:`.gitlab_signing`).
-Merge requests build every platform and push nothing, and never sign.
+Merge requests build every platform and push nothing, and never sign; with ``[ci] previews``
+those from the project itself push and publish ``mr-<iid>`` (a review-app environment whose stop
+job deletes it, :mod:`.previews`).
 
 The file has no global keys (``stages``, ``workflow``, ``default``, ``variables``) and its jobs do
 not inherit ``default:``, so it works as ``.gitlab-ci.yml`` and as a file included from one.
@@ -32,6 +34,7 @@ from splitbuild.workflow.gitlab_checks import (
 )
 from splitbuild.workflow.gitlab_model import (
     Artifacts,
+    Environment,
     IdToken,
     Image,
     Job,
@@ -41,16 +44,23 @@ from splitbuild.workflow.gitlab_model import (
     Retry,
     Service,
 )
-from splitbuild.workflow.gitlab_rules import publish_rules
-from splitbuild.workflow.gitlab_scripts import MERGE_DOTENV, build_script, digest_dotenv, merge_script
+from splitbuild.workflow.gitlab_rules import preview_rules, publish_rules
+from splitbuild.workflow.gitlab_scripts import (
+    MERGE_DOTENV,
+    build_script,
+    digest_dotenv,
+    merge_script,
+    preview_stop_script,
+)
 from splitbuild.workflow.gitlab_signing import (
     ID_TOKEN_VARIABLE,
     SIGSTORE_AUDIENCE,
     sign_job_name,
     sign_script,
 )
-from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, regenerate_command
+from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, optional_note, regenerate_command
 from splitbuild.workflow.merge_step import MergeCommand, merge_command
+from splitbuild.workflow.previews import preview_config
 from splitbuild.workflow.yaml_dump import dump_yaml
 
 __all__ = [
@@ -61,6 +71,8 @@ __all__ = [
     "gitlab_merge_command",
     "merge_job_name",
     "pipeline_notes",
+    "preview_job_name",
+    "preview_stop_job_name",
     "render_pipeline",
     "scan_job_name",
     "sign_job_name",
@@ -129,6 +141,7 @@ def _build_job(config: Config, leg: Leg, command: MergeCommand) -> Job:
         tags=list(leg.runner),
         rules=publish_rules(config.ci, merge_requests=True),
         interruptible=False,
+        allow_failure=True if leg.platform in config.image.optional_platforms else None,
         timeout=_timeout(timeout),
         retry=_RETRY,
         variables=script.variables,
@@ -193,6 +206,64 @@ def _merge_job(config: Config, plan: Plan, command: MergeCommand) -> Job | None:
     )
 
 
+def preview_job_name(config: Config) -> str:
+    """``splitbuild:preview``."""
+    return f"{config.ci.name}:preview"
+
+
+def preview_stop_job_name(config: Config) -> str:
+    """``splitbuild:preview:stop``."""
+    return f"{config.ci.name}:preview:stop"
+
+
+PREVIEW_ENVIRONMENT = "preview/mr-$CI_MERGE_REQUEST_IID"
+
+
+def _preview_jobs(config: Config, plan: Plan) -> dict[str, Job]:
+    """``[ci] previews``: the preview job merges ``mr-<iid>`` for a merge request from this project
+    and starts its review-app environment, whose ``on_stop`` job deletes the preview when the merge
+    request is merged or closed (GitLab runs it then; it can also be run by hand)."""
+    if not config.ci.previews:
+        return {}
+    gitlab = config.ci.gitlab
+    command = gitlab_merge_command(preview_config(config), plan)
+    script = merge_script(preview_config(config), command)
+    stop = preview_stop_script(config)
+    return {
+        preview_job_name(config): Job(
+            stage=gitlab.merge_stage,
+            image=config.ci.gitlab_python_image,
+            tags=list(config.ci.merge_runner_labels),
+            needs=[Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs],
+            rules=preview_rules(config.ci, "preview"),
+            interruptible=False,
+            timeout=_timeout(config.ci.merge_timeout_minutes),
+            retry=_RETRY,
+            resource_group=_resource_group(config),
+            environment=Environment(
+                name=PREVIEW_ENVIRONMENT, action="start", on_stop=preview_stop_job_name(config)
+            ),
+            variables=script.variables,
+            script=_items(script.script),
+            artifacts=Artifacts(reports=Reports(dotenv=MERGE_DOTENV), expire_in=ARTIFACTS_EXPIRE_IN),
+        ),
+        preview_stop_job_name(config): Job(
+            stage=gitlab.merge_stage,
+            image=config.ci.gitlab_python_image,
+            tags=list(config.ci.merge_runner_labels),
+            needs=[],
+            rules=preview_rules(config.ci, "stop"),
+            interruptible=False,
+            allow_failure=True,  # a manual job that does not block the merge request's pipeline
+            timeout=_timeout(config.ci.merge_timeout_minutes),
+            retry=_RETRY,
+            environment=Environment(name=PREVIEW_ENVIRONMENT, action="stop"),
+            variables=stop.variables,
+            script=_items(stop.script),
+        ),
+    }
+
+
 def _sign_job(config: Config) -> Job:
     script = sign_script(config)
     return Job(
@@ -227,12 +298,13 @@ def build_pipeline(config: Config, plan: Plan) -> Pipeline:
         jobs[merge_job_name(config)] = merge
         if config.ci.sign == "cosign":
             jobs[sign_job_name(config)] = _sign_job(config)
+    jobs.update(_preview_jobs(config, plan))
     return Pipeline(jobs=jobs)
 
 
 def pipeline_notes(config: Config, plan: Plan, output_path: str) -> list[str]:
     """Header lines that tell a GitLab user what the file cannot do by itself."""
-    notes: list[str] = []
+    notes = optional_note([p for p in plan.platforms if p in config.image.optional_platforms])
     if output_path != DEFAULT_OUTPUT:
         notes.append(f"Include it from .gitlab-ci.yml: include: [{{local: {output_path}}}]")
     stages = [s for s in (config.ci.gitlab.build_stage, config.ci.gitlab.merge_stage) if s not in _STAGES]

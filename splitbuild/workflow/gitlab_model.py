@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Artifacts",
+    "Environment",
     "IdToken",
     "Image",
     "Inherit",
@@ -52,7 +53,7 @@ class Rule(_Node):
     with ``variables`` and ``interruptible`` overriding the job's."""
 
     if_: str = Field(alias="if")
-    when: Literal["never"] | None = None
+    when: Literal["never", "manual"] | None = None
     variables: dict[str, str] | None = None
     interruptible: bool | None = None
 
@@ -87,6 +88,15 @@ class IdToken(_Node):
     aud: str
 
 
+class Environment(_Node):
+    """An ``environment:``: the preview's review-app environment, started by the preview job and
+    stopped (``on_stop``) by the clean-up job when the merge request closes."""
+
+    name: str
+    action: Literal["start", "stop"]
+    on_stop: str | None = None
+
+
 class Inherit(_Node):
     """``inherit: {default: false}``: the project's ``default:`` (image, before_script...) does not
     leak into splitbuild's jobs when the file is included."""
@@ -102,9 +112,12 @@ class Job(_Node):
     needs: list[Need] | None = None
     rules: list[Rule]
     interruptible: bool
+    allow_failure: bool | None = None
+    """The build job of an optional platform: the merge runs without its digest when it fails."""
     timeout: str
     retry: Retry
     resource_group: str | None = None
+    environment: Environment | None = None
     id_tokens: dict[str, IdToken] | None = None
     variables: dict[str, str]
     script: list[str]

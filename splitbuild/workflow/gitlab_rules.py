@@ -24,12 +24,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 from splitbuild.config import CiConfig
 from splitbuild.errors import ConfigError
 from splitbuild.workflow.gitlab_model import Rule
 
-__all__ = ["PUSH_VARIABLE", "filter_regex", "publish_rules", "split_patterns"]
+__all__ = [
+    "PUSH_VARIABLE",
+    "SAME_PROJECT",
+    "filter_regex",
+    "preview_rules",
+    "publish_rules",
+    "split_patterns",
+]
 
 PUSH_VARIABLE = "SPLITBUILD_PUSH"
 _CLASS_BODY = re.compile(r"^[A-Za-z0-9-]+$")
@@ -37,6 +45,10 @@ _SPECIAL = set(".^$|(){}/")
 _MR = '$CI_PIPELINE_SOURCE == "merge_request_event"'
 _PUSH = '$CI_PIPELINE_SOURCE == "push"'
 _WEB = '$CI_PIPELINE_SOURCE == "web"'
+SAME_PROJECT = (
+    f"{_MR} && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID == $CI_PROJECT_ID"
+)
+"""A merge request from a branch of this project (a fork's source project is another one)."""
 
 
 def filter_regex(pattern: str) -> str:
@@ -118,15 +130,41 @@ def _rules(
     ]
 
 
-def _merge_request_rules(ci: CiConfig) -> list[Rule]:
+def _merge_request_rules(
+    ci: CiConfig,
+    condition: str = _MR,
+    *,
+    variables: dict[str, str] | None = None,
+    when: Literal["manual"] | None = None,
+) -> list[Rule]:
     if not ci.pull_requests:
         return []
+    interruptible = True if when is None else None
     if not ci.branches:
-        return [Rule(if_=_MR, interruptible=True)]
+        return [Rule(if_=condition, variables=variables, when=when, interruptible=interruptible)]
     included, excluded = split_patterns(ci.branches, "branches")
     target = "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
-    never = [Rule(if_=f"{_MR} && {target} =~ /{regex}/", when="never") for regex in excluded]
-    return never + [Rule(if_=f"{_MR} && {target} =~ /{regex}/", interruptible=True) for regex in included]
+    never = [Rule(if_=f"{condition} && {target} =~ /{regex}/", when="never") for regex in excluded]
+    return never + [
+        Rule(
+            if_=f"{condition} && {target} =~ /{regex}/",
+            variables=variables,
+            when=when,
+            interruptible=interruptible,
+        )
+        for regex in included
+    ]
+
+
+def preview_rules(ci: CiConfig, job: Literal["build", "preview", "stop"]) -> list[Rule]:
+    """``[ci] previews``: merge requests from the project itself (not a fork) push (build jobs,
+    ``SPLITBUILD_PUSH=true``), merge into ``mr-<iid>`` (the preview job) and delete it (the stop
+    job, ``when: manual``, which GitLab runs when the merge request closes). Empty without previews."""
+    if not ci.previews:
+        return []
+    if job == "build":
+        return _merge_request_rules(ci, SAME_PROJECT, variables={PUSH_VARIABLE: "true"})
+    return _merge_request_rules(ci, SAME_PROJECT, when="manual" if job == "stop" else None)
 
 
 def publish_rules(ci: CiConfig, *, merge_requests: bool) -> list[Rule]:
@@ -134,7 +172,7 @@ def publish_rules(ci: CiConfig, *, merge_requests: bool) -> list[Rule]:
     every publishing trigger, each setting ``SPLITBUILD_PUSH`` to ``true`` (on the build jobs;
     the merge job runs only when publishing and needs no switch)."""
     push = {PUSH_VARIABLE: "true"} if merge_requests else None
-    rules = _merge_request_rules(ci) if merge_requests else []
+    rules = [*preview_rules(ci, "build"), *_merge_request_rules(ci)] if merge_requests else []
     rules += _rules(_PUSH, "$CI_COMMIT_TAG", ci.tags, "tags", push)
     rules += _rules(_PUSH, "$CI_COMMIT_BRANCH", ci.branches, "branches", push)
     if ci.workflow_dispatch:

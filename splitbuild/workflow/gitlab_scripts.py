@@ -25,6 +25,7 @@ from splitbuild.workflow.attestations import image_output_options, provenance_se
 from splitbuild.workflow.gitlab_checks import buildah_check_items, buildx_check_items
 from splitbuild.workflow.gitlab_rules import PUSH_VARIABLE
 from splitbuild.workflow.merge_step import MergeCommand
+from splitbuild.workflow.previews import cleanup_script
 
 __all__ = [
     "DEFAULT_BINFMT_IMAGE",
@@ -39,6 +40,7 @@ __all__ = [
     "job_dir_item",
     "logins",
     "merge_script",
+    "preview_stop_script",
     "required_checks",
 ]
 
@@ -74,6 +76,12 @@ _MERGE_INSTALL = (
 )
 _MERGE_DIGEST = (
     'python -c \'import json, sys; print("SPLITBUILD_DIGEST=" + json.load(sys.stdin)["digest"])\''
+    f" < {MERGE_JSON} > {MERGE_DOTENV}\n"
+)
+# With optional platforms, the ones left out too (comma-separated, empty when all arrived).
+_MERGE_DIGEST_LEFT_OUT = (
+    "python -c 'import json, sys; d = json.load(sys.stdin); "
+    'print("SPLITBUILD_DIGEST=" + d["digest"]); print("SPLITBUILD_LEFT_OUT=" + ",".join(d["leftOut"]))\''
     f" < {MERGE_JSON} > {MERGE_DOTENV}\n"
 )
 
@@ -369,11 +377,9 @@ def build_script(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
     return _buildx(config, leg, command)
 
 
-def merge_script(config: Config, command: MergeCommand) -> JobScript:
-    """The merge job: install splitbuild, check every digest arrived, hand the registry
-    credentials to splitbuild (``SPLITBUILD_AUTH_<REGISTRY>_*``), merge, and publish the index
-    digest as ``SPLITBUILD_DIGEST`` in a dotenv report."""
-    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install, **command.env}
+def _credentials(config: Config, variables: dict[str, str]) -> list[str]:
+    """Lines that check and export the registry credentials as ``SPLITBUILD_AUTH_*`` (adding the
+    literal user names to ``variables``)."""
     credentials: list[str] = []
     for login in logins(config):
         variables.update(login.variables)
@@ -383,11 +389,35 @@ def merge_script(config: Config, command: MergeCommand) -> JobScript:
             f"export {prefix}USERNAME={login.username}",
             f"export {prefix}PASSWORD={login.password}",
         ]
+    return credentials
+
+
+def preview_stop_script(config: Config) -> JobScript:
+    """The preview's stop job (``[ci] previews``): install splitbuild, hand over the credentials,
+    and delete ``mr-<iid>`` in every image repository (:data:`~.previews.CLEANUP_SCRIPT`)."""
+    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install}
+    for index, name in enumerate(config.image.names, start=1):
+        variables[f"{_PREFIX}IMAGE_{index}"] = name
+    credentials = _credentials(config, variables)
+    script = [_MERGE_INSTALL]
+    if credentials:
+        script.append("".join(f"{line}\n" for line in credentials))
+    script.append(cleanup_script(len(config.image.names), "mr-$CI_MERGE_REQUEST_IID", _PREFIX))
+    return JobScript(variables, script)
+
+
+def merge_script(config: Config, command: MergeCommand) -> JobScript:
+    """The merge job: install splitbuild, check every digest arrived, hand the registry
+    credentials to splitbuild (``SPLITBUILD_AUTH_<REGISTRY>_*``), merge, and publish the index
+    digest as ``SPLITBUILD_DIGEST`` in a dotenv report (with optional platforms, the ones left out
+    as ``SPLITBUILD_LEFT_OUT``)."""
+    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install, **command.env}
+    credentials = _credentials(config, variables)
     hosts = config.ci.gitlab.insecure_registries
     insecure = [word for host in hosts for word in ("--insecure-registry", host)]
     merge = command.script(flags=("--json", *insecure)).rstrip("\n") + f" > {MERGE_JSON}\n"
     script = [_MERGE_INSTALL]
     if credentials:
         script.append("".join(f"{line}\n" for line in credentials))
-    script += [merge, f"cat {MERGE_JSON}\n", _MERGE_DIGEST]
+    script += [merge, f"cat {MERGE_JSON}\n", _MERGE_DIGEST_LEFT_OUT if command.optional else _MERGE_DIGEST]
     return JobScript(variables, script)

@@ -26,9 +26,15 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class EnvRef:
-    """An argument whose value comes from the environment variable ``name``."""
+    """An argument whose value comes from the environment variable ``name``; an ``optional`` one
+    is left out when the variable is empty (the digest of an optional platform's failed leg)."""
 
     name: str
+    optional: bool = False
+
+    def word(self) -> str:
+        """The shell word: ``"$NAME"``, or ``${NAME:+"$NAME"}`` (no word at all when empty)."""
+        return f'${{{self.name}:+"${self.name}"}}' if self.optional else f'"${self.name}"'
 
 
 Arg = str | EnvRef
@@ -44,6 +50,8 @@ class MergeCommand:
     digest_env: Mapping[str, str]
     switches: tuple[str, ...] = ()
     """Options without a value from the config (``--allow-rollback``, ``--delete-displaced``)."""
+    optional: tuple[str, ...] = ()
+    """Optional platforms: their digests may be missing (the merge leaves them out)."""
 
     def script(self, *, flags: Sequence[str] = ()) -> str:
         """The shell script (POSIX ``sh``) of the merge step: a check per digest, then the
@@ -51,8 +59,9 @@ class MergeCommand:
         lines = [
             f': "${{{name}:?the {platform} build job produced no digest}}"'
             for platform, name in self.digest_env.items()
+            if platform not in self.optional
         ]
-        words = [f'"${a.name}"' if isinstance(a, EnvRef) else shlex.quote(a) for a in self.args]
+        words = [a.word() if isinstance(a, EnvRef) else shlex.quote(a) for a in self.args]
         groups: list[str] = []
         index = 1
         while index < len(words):
@@ -70,29 +79,38 @@ class MergeCommand:
     def renamed(self, prefix: str) -> MergeCommand:
         """The same command with every environment variable name prefixed (``IMAGE_1`` ->
         ``SPLITBUILD_IMAGE_1``), for CI systems where short names could clash with the project's."""
-        args = tuple(EnvRef(prefix + a.name) if isinstance(a, EnvRef) else a for a in self.args)
+        args = tuple(EnvRef(prefix + a.name, a.optional) if isinstance(a, EnvRef) else a for a in self.args)
         env = {prefix + name: value for name, value in self.env.items()}
         digest_env = {platform: prefix + name for platform, name in self.digest_env.items()}
-        return MergeCommand(args=args, env=env, digest_env=digest_env, switches=self.switches)
+        return MergeCommand(
+            args=args, env=env, digest_env=digest_env, switches=self.switches, optional=self.optional
+        )
 
     def argv(self, digests: Mapping[str, str]) -> list[str]:
-        """The argument vector (``splitbuild`` first) for the given ``platform -> digest`` map."""
+        """The argument vector (``splitbuild`` first) for the given ``platform -> digest`` map
+        (which may lack optional platforms, as when their legs failed)."""
         by_platform = {normalize_platform(p): d for p, d in digests.items()}
-        missing = sorted(set(self.digest_env) - set(by_platform))
+        missing = sorted(set(self.digest_env) - set(by_platform) - set(self.optional))
         extra = sorted(set(by_platform) - set(self.digest_env))
         if missing or extra:
             raise ConfigError(
-                f"digests must cover exactly the planned platforms (missing: {', '.join(missing) or '-'}; "
+                f"digests must cover the planned platforms (missing: {', '.join(missing) or '-'}; "
                 f"not planned: {', '.join(extra) or '-'})"
             )
         values = dict(self.env)
         for platform, name in self.digest_env.items():
+            if platform not in by_platform:
+                continue
             digest = by_platform[platform]
             if not _DIGEST.match(digest):
                 raise ConfigError(f"digest for {platform} is not sha256:<64 hex>: {digest!r}")
             values[name] = digest
-        words = [values[a.name] if isinstance(a, EnvRef) else a for a in self.args]
+        words = [values[a.name] if isinstance(a, EnvRef) else a for a in self.args if _given(a, values)]
         return ["splitbuild", words[0], *self.switches, *words[1:]]
+
+
+def _given(arg: Arg, values: Mapping[str, str]) -> bool:
+    return not isinstance(arg, EnvRef) or not arg.optional or bool(values.get(arg.name))
 
 
 def _digest_env_name(platform: str) -> str:
@@ -101,7 +119,9 @@ def _digest_env_name(platform: str) -> str:
 
 def merge_command(config: Config, plan: Plan | None = None) -> MergeCommand:
     """The merge command for ``config``: every image, the tag/flavor/label rules, the annotations,
-    the exact platform set, then one bare digest per platform (resolved in the first image)."""
+    the required platforms (``--platform``) and the optional ones (``--optional-platform``), then
+    one bare digest per platform (resolved in the first image); an optional platform's digest is
+    left out of the command when its leg gave none."""
     the_plan = plan if plan is not None else make_plan(config)
     env: dict[str, str] = {}
     args: list[Arg] = ["merge"]
@@ -119,10 +139,14 @@ def merge_command(config: Config, plan: Plan | None = None) -> MergeCommand:
     for index, annotation in enumerate(config.image.annotations, start=1):
         env[f"ANNOTATION_{index}"] = annotation
         args += ["--annotation", EnvRef(f"ANNOTATION_{index}")]
-    env["PLATFORMS"] = ",".join(the_plan.platforms)
+    optional = tuple(p for p in the_plan.platforms if p in config.image.optional_platforms)
+    env["PLATFORMS"] = ",".join(p for p in the_plan.platforms if p not in optional)
     args += ["--platform", EnvRef("PLATFORMS")]
+    if optional:
+        env["OPTIONAL_PLATFORMS"] = ",".join(optional)
+        args += ["--optional-platform", EnvRef("OPTIONAL_PLATFORMS")]
     digest_env = {leg.platform: _digest_env_name(leg.platform) for leg in the_plan.legs}
-    args += [EnvRef(name) for name in digest_env.values()]
+    args += [EnvRef(name, platform in optional) for platform, name in digest_env.items()]
     switches = [
         switch
         for switch, on in (
@@ -131,7 +155,9 @@ def merge_command(config: Config, plan: Plan | None = None) -> MergeCommand:
         )
         if on
     ]
-    return MergeCommand(args=tuple(args), env=env, digest_env=digest_env, switches=tuple(switches))
+    return MergeCommand(
+        args=tuple(args), env=env, digest_env=digest_env, switches=tuple(switches), optional=optional
+    )
 
 
 def merge_argv(config: Config, digests: Mapping[str, str], plan: Plan | None = None) -> list[str]:

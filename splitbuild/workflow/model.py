@@ -67,6 +67,8 @@ class Job(_Node):
     runs_on: str | list[str] = Field(alias="runs-on")
     environment: str | None = None
     timeout_minutes: int = Field(alias="timeout-minutes")
+    continue_on_error: bool | None = Field(default=None, alias="continue-on-error")
+    """The build job of an optional platform: its failure does not fail the run (on GitHub)."""
     permissions: dict[str, Grant]
     outputs: dict[str, str] | None = None
     steps: list[Step]
@@ -79,6 +81,7 @@ class PushTrigger(_Node):
 
 class PullRequestTrigger(_Node):
     branches: list[str] | None = None
+    types: list[str] | None = None
 
 
 class ScheduleTrigger(_Node):

@@ -177,6 +177,7 @@ def starter_config(
 names = [{_toml_string(image)}]
 # Platforms to build; anything GitHub has no native runner for is built under QEMU.
 platforms = {_toml_list(platforms)}
+# optional-platforms = ["linux/riscv64"]   # a failed build of these leaves them out of the index
 context = {_toml_string(context)}
 {dockerfile_line}
 # target = "runtime"                   # build stage
@@ -209,6 +210,7 @@ flavor = ["latest=auto"]
 branches = ["main"]                    # pushes to these branches publish
 tags = ["v*"]                          # pushes of these tags publish
 pull-requests = true                   # pull requests build every platform, push nothing
+# previews = false                    # true: pull requests of this repository also publish pr-<N>
 # workflow-dispatch = true
 # schedule = ["0 4 * * 1"]
 {lines["cache"]}
