@@ -58,7 +58,7 @@ from splitbuild._tasks import task_group
 from splitbuild.client import Client
 from splitbuild.digest import parse_digest
 from splitbuild.errors import InvalidInput, NotFound, Refused, RegistryError, SplitbuildError, UsageError
-from splitbuild.index import Annotations, Entry, assemble, platform_set, select
+from splitbuild.index import Annotations, Entry, assemble, parse_annotation, platform_set, select
 from splitbuild.models import MAX_MANIFEST_SIZE, ConfigFile, Descriptor, Manifest, Platform
 from splitbuild.optional_platforms import PlatformSets, check_coverage
 from splitbuild.reference import AnyReference, parse_reference
@@ -82,6 +82,7 @@ __all__ = [
     "TargetState",
     "execute",
     "merge",
+    "merge_options",
     "parse_sources",
     "parse_targets",
     "plan_merge",
@@ -329,6 +330,48 @@ def parse_sources(texts: Sequence[str], first_target: AnyReference) -> list[Sour
                 raise UsageError(f"source {text!r} needs a tag or a digest")
         sources.append(Source(text=text, ref=ref))
     return sources
+
+
+def merge_options(
+    targets: Sequence[str | AnyReference],
+    sources: Sequence[str | AnyReference] = (),
+    *,
+    digests_dir: str | Path | None = None,
+    platforms: Sequence[str] | None = None,
+    optional_platforms: Sequence[str] = (),
+    annotations: Annotations | Sequence[str] = (),
+    default_annotations: Mapping[str, str] | None = None,
+    allow_shrink: bool = False,
+    allow_rollback: bool = False,
+    referrers: bool = True,
+) -> MergeOptions:
+    """:class:`MergeOptions` from what a user writes (the command line's and the facade's words):
+    targets as ``REPO:TAG`` text or parsed; sources as text (a bare digest names a manifest in the
+    first target's repository) plus the digests in ``digests_dir``; annotations as
+    ``[LEVEL:]KEY=VALUE`` texts or parsed. ``default_annotations`` are index annotations an
+    explicit one of the same key overrides (the labels tag rules turn into annotations)."""
+    target_refs = parse_targets([str(target) for target in targets])
+    texts = [str(source) for source in sources]
+    if digests_dir is not None:
+        texts.extend(read_digests_dir(digests_dir))
+    if isinstance(annotations, Annotations):
+        parsed = annotations
+    else:
+        parsed = Annotations()
+        for text in annotations:
+            parse_annotation(text, parsed)
+    for key, value in (default_annotations or {}).items():
+        parsed.index.setdefault(key, value)
+    return MergeOptions(
+        targets=target_refs,
+        sources=parse_sources(texts, target_refs[0]),
+        platforms=list(platforms) if platforms is not None else None,
+        optional_platforms=list(optional_platforms),
+        annotations=parsed,
+        allow_shrink=allow_shrink,
+        allow_rollback=allow_rollback,
+        referrers=referrers,
+    )
 
 
 def read_digests_dir(digests_dir: str | Path) -> list[str]:

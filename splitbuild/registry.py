@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 from splitbuild import ops
 from splitbuild.client import Client
 from splitbuild.errors import NotFound, UsageError
-from splitbuild.index import Annotations, parse_annotation
-from splitbuild.merge import MergeOptions, MergeResult, parse_sources, parse_targets
+from splitbuild.index import Annotations
+from splitbuild.merge import MergeOptions, MergeResult, merge_options
 from splitbuild.ops._common import DEFAULT_JOBS, RefLike, as_reference, identifier
-from splitbuild.optional_platforms import normalized
 from splitbuild.publish import publish
 
 if TYPE_CHECKING:
@@ -263,9 +262,16 @@ class Registry(Client):
         (see :mod:`splitbuild.publish`).
         """
         if options is None:
-            options = _merge_options(targets, sources, platforms, annotations, allow_shrink, referrers)
-            options.allow_rollback = allow_rollback
-            options.optional_platforms = normalized(optional_platforms)
+            options = merge_options(
+                targets,
+                sources,
+                platforms=platforms,
+                optional_platforms=optional_platforms,
+                annotations=annotations,
+                allow_shrink=allow_shrink,
+                allow_rollback=allow_rollback,
+                referrers=referrers,
+            )
         elif (
             targets
             or sources
@@ -278,30 +284,3 @@ class Registry(Client):
         ):
             raise UsageError("merge: give either options or targets/sources/... keywords, not both")
         return await publish(self, options, delete_displaced=delete_displaced, dry_run=dry_run)
-
-
-def _merge_options(
-    targets: Sequence[RefLike],
-    sources: Sequence[RefLike],
-    platforms: Sequence[str] | None,
-    annotations: Annotations | Sequence[str],
-    allow_shrink: bool,
-    referrers: bool,
-) -> MergeOptions:
-    target_refs = parse_targets([str(target) for target in targets])
-    if not target_refs:
-        raise UsageError("merge: no target (give targets=['REPO:TAG', ...])")
-    if isinstance(annotations, Annotations):
-        parsed = annotations
-    else:
-        parsed = Annotations()
-        for text in annotations:
-            parse_annotation(text, parsed)
-    return MergeOptions(
-        targets=target_refs,
-        sources=parse_sources([str(source) for source in sources], target_refs[0]),
-        platforms=list(platforms) if platforms is not None else None,
-        annotations=parsed,
-        allow_shrink=allow_shrink,
-        referrers=referrers,
-    )

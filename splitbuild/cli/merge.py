@@ -193,13 +193,10 @@ async def _merge(
     ca_file: Path | None,
 ) -> MergeResult:
     from splitbuild.errors import UsageError
-    from splitbuild.index import Annotations, parse_annotation
-    from splitbuild.merge import MergeOptions, parse_sources, parse_targets, read_digests_dir
+    from splitbuild.merge import merge_options
     from splitbuild.publish import publish
 
-    parsed_annotations = Annotations()
-    for text in annotations:
-        parse_annotation(text, parsed_annotations)
+    label_annotations: dict[str, str] = {}
     if rules.images:
         from splitbuild.tags.targets import rule_targets  # the tag rules only when given
 
@@ -212,21 +209,17 @@ async def _merge(
             label_annotations=rules.label_annotations,
         )
         targets = targets + list(computed.targets)
-        for key, value in computed.annotations.items():
-            parsed_annotations.index.setdefault(key, value)  # an --annotation wins over a label
+        label_annotations = dict(computed.annotations)
     elif rules.tags:
         raise UsageError("--tags rules need at least one --image")
-    target_refs = parse_targets(targets)
-    texts = list(sources)
-    if digests_dir is not None:
-        texts.extend(read_digests_dir(digests_dir))
-    required = split_commas(platforms.required) if platforms.required else None
-    options = MergeOptions(
-        targets=target_refs,
-        sources=parse_sources(texts, target_refs[0]),
-        platforms=required,
+    options = merge_options(
+        targets,
+        sources,
+        digests_dir=digests_dir,
+        platforms=split_commas(platforms.required) if platforms.required else None,
         optional_platforms=split_commas(platforms.optional),
-        annotations=parsed_annotations,
+        annotations=annotations,
+        default_annotations=label_annotations,
         allow_shrink=policy.allow_shrink,
         allow_rollback=policy.allow_rollback,
         referrers=policy.referrers,
