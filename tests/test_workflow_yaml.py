@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from splitbuild.workflow.model import Grant, Job, Step
+from splitbuild.workflow.github_model import Grant, Job, Step
 from splitbuild.workflow.pins import Pin, all_pins, pin
 from splitbuild.workflow.yaml_dump import Commented, dump_yaml
 

@@ -1,6 +1,6 @@
 """CI workflow generation: GitHub Actions (and Forgejo/Gitea Actions) and GitLab CI from one config.
 
-Modules: :mod:`.pins` (the pinned actions, package data), :mod:`.model` (the GitHub Actions
+Modules: :mod:`.pins` (the pinned actions, package data), :mod:`.github_model` (the GitHub Actions
 workflow as pydantic models), :mod:`.yaml_dump` (model -> YAML text), :mod:`.merge_step` (the
 ``splitbuild merge`` command the merge job runs), :mod:`.header` (the comment block and the
 regenerate command of every generated file), :mod:`.github` (config + plan -> workflow, for GitHub

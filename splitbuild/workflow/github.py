@@ -1,5 +1,5 @@
 """The GitHub Actions writer (and Forgejo/Gitea Actions): config + plan ->
-:class:`~splitbuild.workflow.model.Workflow` -> YAML.
+:class:`~splitbuild.workflow.github_model.Workflow` -> YAML.
 
 The workflow has one build job per planned platform (``build-linux-amd64``, ...): it checks out
 the repository (no persisted credentials), sets up QEMU only on an emulated leg and only for its
@@ -31,12 +31,7 @@ from splitbuild.planner import Leg, Plan
 from splitbuild.runners import check_foreign_labels
 from splitbuild.workflow.action_inputs import csv_list
 from splitbuild.workflow.attestations import image_output_options, provenance_setting
-from splitbuild.workflow.github_signing import attest_steps, sign_steps, signing_permissions
-from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, optional_note, regenerate_command
-from splitbuild.workflow.install_lock import requirements_text
-from splitbuild.workflow.leg_checks import check_permissions, check_steps, report_steps
-from splitbuild.workflow.merge_step import merge_command
-from splitbuild.workflow.model import (
+from splitbuild.workflow.github_model import (
     Concurrency,
     Grant,
     Job,
@@ -47,6 +42,11 @@ from splitbuild.workflow.model import (
     Triggers,
     Workflow,
 )
+from splitbuild.workflow.github_signing import attest_steps, sign_steps, signing_permissions
+from splitbuild.workflow.header import DEFAULT_OUTPUTS, header, optional_note, regenerate_command
+from splitbuild.workflow.install_lock import requirements_text
+from splitbuild.workflow.leg_checks import check_permissions, check_steps, report_steps
+from splitbuild.workflow.merge_step import merge_command
 from splitbuild.workflow.pins import pin
 from splitbuild.workflow.previews import (
     NOT_CLOSED,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from splitbuild.config import DOCKER_HUB, Config, image_registry
-from splitbuild.workflow.model import Grant, Step
+from splitbuild.workflow.github_model import Grant, Step
 from splitbuild.workflow.pins import pin
 
 __all__ = [

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from splitbuild.config import Config, ScanConfig
 from splitbuild.planner import Leg
-from splitbuild.workflow.model import Grant, Step
+from splitbuild.workflow.github_model import Grant, Step
 from splitbuild.workflow.pins import pin
 
 __all__ = [
