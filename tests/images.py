@@ -12,6 +12,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from splitbuild.models import (
     ATTESTATION_MANIFEST,
@@ -30,6 +31,9 @@ from splitbuild.models import (
     Platform,
 )
 from splitbuild.store.base import Repository
+
+if TYPE_CHECKING:
+    from splitbuild.client import Client
 
 
 def sha256(data: bytes) -> str:
@@ -241,3 +245,27 @@ async def push(repo: Repository, image: Image, tag: str | None = None) -> Descri
     if tag:
         await repo.put_manifest(image.manifest, tag)
     return image.manifest.descriptor()
+
+
+async def push_all(client: Client, repo_ref: str, images: list[Image]) -> list[str]:
+    """Push each of ``images`` by digest into the repository ``repo_ref``; their digests."""
+    from splitbuild.reference import Reference
+
+    repo = client.repository(Reference.parse(repo_ref))
+    for image in images:
+        await push(repo, image)
+    return [i.digest for i in images]
+
+
+def push_all_sync(repo_ref: str, images: list[Image]) -> list[str]:
+    """:func:`push_all` with a client of its own, for tests that are not async."""
+    import anyio
+
+    from splitbuild.client import Client
+    from splitbuild.retry import FAST_RETRY
+
+    async def run() -> list[str]:
+        async with Client(retry=FAST_RETRY, env={}) as client:
+            return await push_all(client, repo_ref, images)
+
+    return anyio.run(run)

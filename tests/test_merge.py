@@ -20,7 +20,7 @@ from splitbuild.merge import MergeOptions, execute, merge, parse_sources, parse_
 from splitbuild.models import DOCKER_LIST, OCI_INDEX
 from splitbuild.reference import Reference
 from splitbuild.retry import FAST_RETRY
-from tests.images import Image, make_buildx_index, make_image, push
+from tests.images import make_buildx_index, make_image, push_all, push_all_sync
 from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio
@@ -32,21 +32,6 @@ def name(prefix: str = "merge") -> str:
     return f"{prefix}/{uuid.uuid4().hex[:10]}"
 
 
-async def seed(client: Client, repo_ref: str, images: list[Image]) -> list[str]:
-    repo = client.repository(Reference.parse(repo_ref))
-    for image in images:
-        await push(repo, image)
-    return [i.digest for i in images]
-
-
-def seed_sync(repo_ref: str, images: list[Image]) -> list[str]:
-    async def run() -> list[str]:
-        async with Client(retry=FAST_RETRY, env={}) as c:
-            return await seed(c, repo_ref, images)
-
-    return anyio.run(run)
-
-
 def options(targets: list[str], sources: list[str], **kw: object) -> MergeOptions:
     refs = parse_targets(targets)
     return MergeOptions(targets=refs, sources=parse_sources(sources, refs[0]), **kw)  # type: ignore[arg-type]
@@ -54,7 +39,7 @@ def options(targets: list[str], sources: list[str], **kw: object) -> MergeOption
 
 async def test_plain_oci_sources_by_bare_digest(registry: RegistryServer, client: Client) -> None:
     repo = f"{registry.host}/{name()}"
-    digests = await seed(client, repo, [make_image(p, seed="plain") for p in PLATFORMS])
+    digests = await push_all(client, repo, [make_image(p, seed="plain") for p in PLATFORMS])
     result = await merge(client, options([f"{repo}:v1", f"{repo}:latest"], digests, platforms=PLATFORMS))
     assert result.pushed == [f"{repo}:v1", f"{repo}:latest"]
     index = await client.repository(Reference.parse(repo)).get_manifest("latest")
@@ -73,7 +58,7 @@ async def test_rerun_is_idempotent_and_skips_tags_already_there(
     registry: RegistryServer, client: Client
 ) -> None:
     repo = f"{registry.host}/{name()}"
-    digests = await seed(client, repo, [make_image(p, seed="rerun") for p in PLATFORMS])
+    digests = await push_all(client, repo, [make_image(p, seed="rerun") for p in PLATFORMS])
     first = await merge(client, options([f"{repo}:v1"], digests))
     async with Client(retry=FAST_RETRY, env={}) as again:
         second = await merge(again, options([f"{repo}:v1", f"{repo}:v2"], digests))
@@ -85,7 +70,7 @@ async def test_rerun_is_idempotent_and_skips_tags_already_there(
 async def test_attested_buildx_sources_are_flattened(registry: RegistryServer, client: Client) -> None:
     repo = f"{registry.host}/{name('attested')}"
     indexes = [make_buildx_index(make_image(p, seed="att"), p, seed="att") for p in PLATFORMS]
-    digests = await seed(client, repo, indexes)
+    digests = await push_all(client, repo, indexes)
     result = await merge(client, options([f"{repo}:v1"], digests, platforms=PLATFORMS))
     doc = json.loads(result.plan.index.raw)
     kinds = [
@@ -107,7 +92,7 @@ async def test_attested_buildx_sources_are_flattened(registry: RegistryServer, c
 
 async def test_docker_schema2_sources_make_a_docker_list(registry: RegistryServer, client: Client) -> None:
     repo = f"{registry.host}/{name('docker')}"
-    digests = await seed(client, repo, [make_image(p, docker=True, seed="d") for p in PLATFORMS])
+    digests = await push_all(client, repo, [make_image(p, docker=True, seed="d") for p in PLATFORMS])
     result = await merge(client, options([f"{repo}:v1"], digests))
     assert result.plan.index.media_type == DOCKER_LIST
     ann = Annotations()
@@ -121,7 +106,7 @@ async def test_docker_schema2_sources_make_a_docker_list(registry: RegistryServe
 async def test_cross_repository_sources_are_mounted(registry: RegistryServer, client: Client) -> None:
     src = f"{registry.host}/{name('src')}"
     dst = f"{registry.host}/{name('dst')}"
-    digests = await seed(client, src, [make_image(p, seed="xrepo", layers=2) for p in PLATFORMS])
+    digests = await push_all(client, src, [make_image(p, seed="xrepo", layers=2) for p in PLATFORMS])
     result = await merge(client, options([f"{dst}:v1"], [f"{src}@{d}" for d in digests]))
     target = client.repository(Reference.parse(dst))
     index = await target.get_manifest("v1")
@@ -139,7 +124,7 @@ async def test_two_registries_and_a_layout_as_targets(
     other = f"{registry2.host}/{name('multi')}"
     layout = tmp_path / "oci"
     indexes = [make_buildx_index(make_image(p, seed="two"), p, seed="two") for p in PLATFORMS]
-    digests = await seed(client, repo, indexes)
+    digests = await push_all(client, repo, indexes)
     targets = [f"{repo}:v1", f"{other}:v1", f"{other}:latest", f"oci:{layout}:v1"]
     result = await merge(client, options(targets, digests))
     assert result.pushed == targets
@@ -165,7 +150,7 @@ async def test_two_registries_and_a_layout_as_targets(
 
 async def test_duplicate_platform_pushes_nothing(registry: RegistryServer, client: Client) -> None:
     repo = f"{registry.host}/{name('dup')}"
-    digests = await seed(client, repo, [make_image("linux/amd64", seed=s) for s in ("a", "b")])
+    digests = await push_all(client, repo, [make_image("linux/amd64", seed=s) for s in ("a", "b")])
     before = client.requests
     with pytest.raises(InvalidInput, match="duplicate platform linux/amd64"):
         await merge(client, options([f"{repo}:v1"], digests))
@@ -175,7 +160,7 @@ async def test_duplicate_platform_pushes_nothing(registry: RegistryServer, clien
 
 async def test_platform_set_mismatch(registry: RegistryServer, client: Client) -> None:
     repo = f"{registry.host}/{name('set')}"
-    digests = await seed(client, repo, [make_image(p, seed="set") for p in PLATFORMS])
+    digests = await push_all(client, repo, [make_image(p, seed="set") for p in PLATFORMS])
     with pytest.raises(VerificationError, match="missing linux/arm/v7"):
         await merge(client, options([f"{repo}:v1"], digests, platforms=[*PLATFORMS, "linux/arm/v7"]))
     assert await client.repository(Reference.parse(repo)).head_manifest("v1") is None
@@ -183,7 +168,9 @@ async def test_platform_set_mismatch(registry: RegistryServer, client: Client) -
 
 async def test_shrink_is_refused_unless_allowed(registry: RegistryServer, client: Client) -> None:
     repo = f"{registry.host}/{name('shrink')}"
-    digests = await seed(client, repo, [make_image(p, seed="shrink") for p in [*PLATFORMS, "linux/arm/v7"]])
+    digests = await push_all(
+        client, repo, [make_image(p, seed="shrink") for p in [*PLATFORMS, "linux/arm/v7"]]
+    )
     full = await merge(client, options([f"{repo}:v1", f"{repo}:stable"], digests))
     with pytest.raises(Refused, match="lacks linux/arm/v7"):
         await merge(client, options([f"{repo}:v1", f"{repo}:v2"], digests[:2]))
@@ -204,7 +191,7 @@ async def test_missing_source_names_it(registry: RegistryServer, client: Client)
 
 async def test_dry_run_writes_nothing(registry: RegistryServer, client: Client) -> None:
     repo = f"{registry.host}/{name('dry')}"
-    digests = await seed(client, repo, [make_image(p, seed="dry") for p in PLATFORMS])
+    digests = await push_all(client, repo, [make_image(p, seed="dry") for p in PLATFORMS])
     result = await merge(client, options([f"{repo}:v1"], digests), dry_run=True)
     assert result.dry_run
     assert result.plan.planned_writes() == [f"PUT {repo}:v1"]
@@ -223,7 +210,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
 
 def test_cli_digests_dir_json_and_github_outputs(registry: RegistryServer, tmp_path: Path) -> None:
     repo = f"{registry.host}/{name('cli')}"
-    digests = seed_sync(repo, [make_image(p, seed="cli") for p in PLATFORMS])
+    digests = push_all_sync(repo, [make_image(p, seed="cli") for p in PLATFORMS])
     ddir = tmp_path / "digests"
     ddir.mkdir()
     (ddir / digests[0].split(":")[1]).write_text("")  # docker's recipe: empty file named by hex
@@ -299,7 +286,7 @@ def test_cli_unreachable_registry_is_a_registry_error() -> None:
 
 def test_cli_shrink_exit_code(registry: RegistryServer) -> None:
     repo = f"{registry.host}/{name('cli-shrink')}"
-    digests = seed_sync(repo, [make_image(p, seed="cs") for p in PLATFORMS])
+    digests = push_all_sync(repo, [make_image(p, seed="cs") for p in PLATFORMS])
     assert cli("merge", "-t", f"{repo}:v1", *digests)[0] == 0
     code, _, err = cli("merge", "-t", f"{repo}:v1", digests[0])
     assert code == 8
@@ -313,10 +300,10 @@ async def test_failure_before_tags_changes_no_tag(
     repo = f"{registry.host}/{name('atomic')}"
     other = f"{doomed.host}/{name('atomic')}"
     async with Client(retry=FAST_RETRY, env={}) as client:
-        digests = await seed(client, repo, [make_image(p, seed="atomic") for p in PLATFORMS])
+        digests = await push_all(client, repo, [make_image(p, seed="atomic") for p in PLATFORMS])
         old = await merge(client, options([f"{repo}:v1"], digests, platforms=PLATFORMS))
         new_sources = [make_image(p, seed="atomic-2") for p in PLATFORMS]
-        new_digests = await seed(client, repo, new_sources)
+        new_digests = await push_all(client, repo, new_sources)
         plan = await plan_merge(client, options([f"{repo}:v1", f"{other}:v1"], new_digests))
         doomed.stop()  # the second registry goes away after planning, before any write
         with pytest.raises(RegistryError, match=doomed.host):
@@ -330,7 +317,7 @@ async def test_failure_before_tags_changes_no_tag(
 
 def test_cli_unwritable_github_summary_is_a_warning(registry: RegistryServer, tmp_path: Path) -> None:
     repo = f"{registry.host}/{name('gh-warn')}"
-    digests = seed_sync(repo, [make_image(p, seed="ghw") for p in PLATFORMS])
+    digests = push_all_sync(repo, [make_image(p, seed="ghw") for p in PLATFORMS])
     env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(tmp_path / "missing" / "summary.md")}
     code, out, err = cli("merge", "-t", f"{repo}:v1", "--json", *digests, env=env)
     assert code == 0, err

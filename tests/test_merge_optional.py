@@ -9,7 +9,6 @@ import json
 import uuid
 from pathlib import Path
 
-import anyio
 import pytest
 from typer.testing import CliRunner
 
@@ -20,27 +19,12 @@ from splitbuild.merge import MergeOptions, merge, parse_sources, parse_targets
 from splitbuild.reference import Reference
 from splitbuild.registry import Registry
 from splitbuild.retry import FAST_RETRY
-from tests.images import Image, make_image, push
+from tests.images import make_image, push_all, push_all_sync
 from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.anyio
 
 AMD64, ARM64, S390X = "linux/amd64", "linux/arm64", "linux/s390x"
-
-
-async def seed(client: Client, repo_ref: str, images: list[Image]) -> list[str]:
-    repo = client.repository(Reference.parse(repo_ref))
-    for image in images:
-        await push(repo, image)
-    return [i.digest for i in images]
-
-
-def seed_sync(repo_ref: str, images: list[Image]) -> list[str]:
-    async def run() -> list[str]:
-        async with Client(retry=FAST_RETRY, env={}) as c:
-            return await seed(c, repo_ref, images)
-
-    return anyio.run(run)
 
 
 def _repo(registry: RegistryServer, prefix: str) -> str:
@@ -62,7 +46,7 @@ async def test_an_optional_platform_without_an_image_is_left_out(
     registry: RegistryServer, client: Client
 ) -> None:
     repo = _repo(registry, "left")
-    (amd64,) = await seed(client, repo, [make_image(AMD64, seed="left")])
+    (amd64,) = await push_all(client, repo, [make_image(AMD64, seed="left")])
     result = await merge(
         client, _options([f"{repo}:v1"], [amd64], platforms=[AMD64], optional_platforms=["linux/aarch64"])
     )
@@ -78,7 +62,7 @@ async def test_an_optional_platform_that_arrived_is_published(
     registry: RegistryServer, client: Client
 ) -> None:
     repo = _repo(registry, "all")
-    digests = await seed(client, repo, [make_image(p, seed="all") for p in (AMD64, ARM64)])
+    digests = await push_all(client, repo, [make_image(p, seed="all") for p in (AMD64, ARM64)])
     result = await merge(
         client, _options([f"{repo}:v1"], digests, platforms=[AMD64], optional_platforms=[ARM64])
     )
@@ -91,7 +75,7 @@ async def test_a_missing_required_platform_publishes_nothing(
     registry: RegistryServer, client: Client
 ) -> None:
     repo = _repo(registry, "required")
-    (arm64,) = await seed(client, repo, [make_image(ARM64, seed="required")])
+    (arm64,) = await push_all(client, repo, [make_image(ARM64, seed="required")])
     with pytest.raises(VerificationError, match=r"missing required linux/amd64 \(nothing published"):
         await merge(client, _options([f"{repo}:v1"], [arm64], platforms=[AMD64], optional_platforms=[ARM64]))
     target = client.repository(Reference.parse(repo))
@@ -102,7 +86,7 @@ async def test_a_platform_neither_required_nor_optional_is_refused(
     registry: RegistryServer, client: Client
 ) -> None:
     repo = _repo(registry, "extra")
-    digests = await seed(client, repo, [make_image(p, seed="extra") for p in (AMD64, S390X)])
+    digests = await push_all(client, repo, [make_image(p, seed="extra") for p in (AMD64, S390X)])
     with pytest.raises(VerificationError, match="unexpected linux/s390x"):
         await merge(client, _options([f"{repo}:v1"], digests, platforms=[AMD64], optional_platforms=[ARM64]))
     assert await client.repository(Reference.parse(repo)).head_manifest("v1") is None
@@ -112,7 +96,7 @@ async def test_a_platform_both_required_and_optional_is_a_usage_error(
     registry: RegistryServer, client: Client
 ) -> None:
     repo = _repo(registry, "both")
-    (amd64,) = await seed(client, repo, [make_image(AMD64, seed="both")])
+    (amd64,) = await push_all(client, repo, [make_image(AMD64, seed="both")])
     before = client.requests
     with pytest.raises(UsageError, match="linux/amd64 is both required"):
         await merge(client, _options([f"{repo}:v1"], [amd64], platforms=[AMD64], optional_platforms=[AMD64]))
@@ -123,7 +107,7 @@ async def test_shrink_guard_allows_losing_only_optional_platforms(
     registry: RegistryServer, client: Client
 ) -> None:
     repo = _repo(registry, "shrink")
-    amd64, arm64, s390x = await seed(
+    amd64, arm64, s390x = await push_all(
         client, repo, [make_image(p, seed="shrink") for p in (AMD64, ARM64, S390X)]
     )
     await merge(client, _options([f"{repo}:full"], [amd64, arm64, s390x]))
@@ -149,7 +133,7 @@ async def test_shrink_guard_allows_losing_only_optional_platforms(
 async def test_registry_facade_takes_optional_platforms(registry: RegistryServer) -> None:
     repo = _repo(registry, "facade")
     async with Registry(retry=FAST_RETRY, env={}) as reg:
-        (amd64,) = await seed(reg, repo, [make_image(AMD64, seed="facade")])
+        (amd64,) = await push_all(reg, repo, [make_image(AMD64, seed="facade")])
         result = await reg.merge(
             targets=[f"{repo}:v1"], sources=[amd64], platforms=[AMD64], optional_platforms=["linux/arm64/v8"]
         )
@@ -173,7 +157,7 @@ def test_cli_reports_left_out_platforms_everywhere(registry: RegistryServer, tmp
     """Exit 0; ``--json`` ``leftOut``; the step summary line; ``left-out=`` in ``$GITHUB_OUTPUT``;
     a warning annotation on stderr (stdout stays one JSON document)."""
     repo = _repo(registry, "cli")
-    (amd64,) = seed_sync(repo, [make_image(AMD64, seed="cli")])
+    (amd64,) = push_all_sync(repo, [make_image(AMD64, seed="cli")])
     summary, output = tmp_path / "summary.md", tmp_path / "output"
     env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)}
     code, out, err = _cli(
@@ -203,7 +187,7 @@ def test_cli_reports_left_out_platforms_everywhere(registry: RegistryServer, tmp
 
 def test_cli_human_output_and_plain_warning(registry: RegistryServer) -> None:
     repo = _repo(registry, "human")
-    (amd64,) = seed_sync(repo, [make_image(AMD64, seed="human")])
+    (amd64,) = push_all_sync(repo, [make_image(AMD64, seed="human")])
     code, out, err = _cli(
         "merge", "-t", f"{repo}:v1", "--platform", AMD64, "--optional-platform", ARM64, amd64, env={}
     )
@@ -219,7 +203,7 @@ def test_cli_human_output_and_plain_warning(registry: RegistryServer) -> None:
 
 def test_cli_missing_required_platform_exits_7_and_publishes_nothing(registry: RegistryServer) -> None:
     repo = _repo(registry, "cli-required")
-    (arm64,) = seed_sync(repo, [make_image(ARM64, seed="cli-required")])
+    (arm64,) = push_all_sync(repo, [make_image(ARM64, seed="cli-required")])
     code, out, err = _cli(
         "merge", "-t", f"{repo}:v1", "--platform", AMD64, "--optional-platform", ARM64, arm64, env={}
     )
