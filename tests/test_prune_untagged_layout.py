@@ -323,6 +323,7 @@ def test_cli_prune_untagged_on_a_layout(tmp_path: Path) -> None:
         "result",
         "requests",
     }
+    assert plan["provider"] == "layout"  # an OCI layout, not the registry API
     assert set(plan["untaggedRoots"]) == files_of(old) & {m.digest for m in _manifests(old)}
     assert len(plan["blobs"]["delete"]) == 8
     assert plan["result"] is None

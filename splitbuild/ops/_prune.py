@@ -400,7 +400,7 @@ async def _prune(
         created={t: (c.isoformat() if c is not None else None) for t, c in created.items() if not undated},
         dry_run=dry_run,
         age_from=age_from,
-        provider=deleter.name if deleter is not None else "registry",
+        provider=deleter.name if deleter is not None else ("layout" if layout is not None else "registry"),
     )
     storage: LayoutStorage | None = None
     if policy.untagged:
