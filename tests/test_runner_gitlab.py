@@ -413,8 +413,11 @@ def test_merge_request_preview_is_published_and_its_stop_job_deletes_it(
         "CI_MERGE_REQUEST_IID": "7",
         "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature",
         "CI_PROJECT_ID": "42",
+        "CI_MERGE_REQUEST_PROJECT_ID": "42",
     }
-    fork = _run(project, storage, {**mr, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "43"})
+    # A fork's merge request, in the fork's own pipeline (GitLab's default): CI_PROJECT_ID is the fork's.
+    in_the_fork = {**mr, "CI_PROJECT_ID": "43", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "43"}
+    fork = _run(project, storage, in_the_fork)
     _passed(fork, *(f"splitbuild:build:{p}" for p in platforms))
     assert "splitbuild:preview" not in fork.stdout
     assert _tags(auth_registry, repository) == set()

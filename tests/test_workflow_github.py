@@ -859,6 +859,11 @@ def test_previews_publish_pr_n_for_same_repository_pull_requests_and_delete_it_o
     assert wf["on"]["pull_request"]["types"] == ["opened", "synchronize", "reopened", "closed"]
     for _, job in build_jobs(wf, the_plan):
         assert job["if"] == "github.event.action != 'closed'"  # a closed pull request builds nothing
+        build = next(step for step in job["steps"] if "cache-to" in step.get("with", {}))
+        # a preview pushes, but never writes the registry cache release builds read
+        assert build["with"]["cache-to"].startswith(
+            "${{ github.event_name != 'pull_request' && 'type=registry"
+        )
     preview, cleanup = wf["jobs"]["preview"], wf["jobs"]["preview-cleanup"]
     assert preview["needs"] == [build_job_id(leg) for leg in the_plan.legs]
     assert preview["if"] == (

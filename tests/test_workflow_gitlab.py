@@ -193,9 +193,23 @@ CI_ENV = {
     "REG_PASSWORD": "reg-password-not-for-logs",
 }
 SECRETS = [v for k, v in CI_ENV.items() if "TOKEN" in k or "PASSWORD" in k]
-# A merge request from a fork (its source project is another one): never pushes, previews or not.
-FORK = {"CI_PROJECT_ID": "100", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "200"}
-SAME_PROJECT = {"CI_PROJECT_ID": "100", "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "100"}
+# A merge request from a fork (its source project is another one): never pushes, previews or not,
+# whether its pipeline runs in the target project (FORK) or, GitLab's default, in the fork itself.
+FORK = {
+    "CI_PROJECT_ID": "100",
+    "CI_MERGE_REQUEST_PROJECT_ID": "100",
+    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "200",
+}
+FORK_PIPELINE = {
+    "CI_PROJECT_ID": "200",
+    "CI_MERGE_REQUEST_PROJECT_ID": "100",
+    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "200",
+}
+SAME_PROJECT = {
+    "CI_PROJECT_ID": "100",
+    "CI_MERGE_REQUEST_PROJECT_ID": "100",
+    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "100",
+}
 MERGE_REQUEST = {
     "CI_PIPELINE_SOURCE": "merge_request_event",
     "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
@@ -905,6 +919,8 @@ def test_previews_push_merge_and_stop_for_merge_requests_of_this_project(tmp_pat
     assert evaluate(build, same).variables == {"SPLITBUILD_PUSH": "true"}
     assert evaluate(build, fork).runs
     assert evaluate(build, fork).variables == {}
+    in_the_fork = _mr("main", FORK_PIPELINE)
+    assert evaluate(build, in_the_fork).variables == {}  # the fork's own pipeline never pushes either
     # undefined project ids never count as the same project
     assert not evaluate(
         build, {**same, "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "", "CI_PROJECT_ID": ""}
@@ -912,6 +928,7 @@ def test_previews_push_merge_and_stop_for_merge_requests_of_this_project(tmp_pat
     preview, stop = pipeline[preview_job_name(config)], pipeline[preview_stop_job_name(config)]
     assert evaluate(preview, same).runs
     assert not evaluate(preview, fork).runs
+    assert not evaluate(preview, in_the_fork).runs
     assert not evaluate(preview, PUSH_MAIN).runs
     assert evaluate(stop, same).runs
     assert not evaluate(stop, fork).runs
@@ -1243,3 +1260,31 @@ def test_every_reference_pipeline_has_an_example() -> None:
         name = path.name.removesuffix(".gitlab-ci.yml")
         assert name in EXAMPLES, f"{path.name}: add {name} to EXAMPLES so it is drift-checked"
         assert (REPO / "examples" / name / "splitbuild.toml").is_file()
+
+
+def test_a_preview_waits_for_every_scan_as_the_merge_does() -> None:
+    """With ``[scan]`` the preview, like the merge, needs each leg's scan job: a finding keeps
+    ``mr-<iid>`` from being published."""
+    from splitbuild.workflow.gitlab import scan_job_name
+
+    config = parse_config(VARIANTS["previews"] + '[scan]\nseverity = "high"\n', "p.toml", provider="gitlab")
+    pipeline = parsed(config)
+    legs = plan(config).legs
+    scans = {scan_job_name(config, leg) for leg in legs}
+    assert len(scans) == 2
+    preview_needs = {need["job"] for need in pipeline[preview_job_name(config)]["needs"]}
+    merge_needs = {need["job"] for need in pipeline[merge_job_name(config)]["needs"]}
+    assert scans <= preview_needs
+    assert preview_needs == merge_needs
+
+
+def test_a_merge_request_never_exports_the_build_cache_even_when_it_pushes() -> None:
+    """A preview's build jobs push, but the registry cache release builds read is written only by
+    pipelines that are not a merge request's."""
+    text = VARIANTS["previews"].replace("previews = true", 'previews = true\ncache = "registry"')
+    config = parse_config(text, "p.toml", provider="gitlab")
+    script = "\n".join(parsed(config)[build_job_name(config, plan(config).legs[0])]["script"])
+    assert (
+        'if [ "$SPLITBUILD_PUSH" = true ] && [ "$CI_PIPELINE_SOURCE" != merge_request_event ]; then' in script
+    )
+    assert "set -- --cache-to" in script

@@ -171,7 +171,8 @@ def _cache_inputs(config: Config, leg: Leg) -> dict[str, str]:
         cache_to = f"type=registry,ref={ref},mode={mode},ignore-error=true"
         return {
             "cache-from": f"type=registry,ref={ref}",
-            "cache-to": f"${{{{ {pushes(config)} && '{cache_to}' || '' }}}}",
+            # Never from a pull request, previews or not: release builds read this cache.
+            "cache-to": f"${{{{ {NOT_PR} && '{cache_to}' || '' }}}}",
         }
     return {}
 

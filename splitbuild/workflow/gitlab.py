@@ -234,7 +234,8 @@ def _preview_jobs(config: Config, plan: Plan) -> dict[str, Job]:
             stage=gitlab.merge_stage,
             image=config.ci.gitlab_python_image,
             tags=list(config.ci.merge_runner_labels),
-            needs=[Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs],
+            needs=[Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs]
+            + [Need(job=scan_job_name(config, leg), artifacts=False) for leg in plan.legs if config.scan],
             rules=preview_rules(config.ci, "preview"),
             interruptible=False,
             timeout=_timeout(config.ci.merge_timeout_minutes),

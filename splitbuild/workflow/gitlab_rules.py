@@ -46,9 +46,13 @@ _MR = '$CI_PIPELINE_SOURCE == "merge_request_event"'
 _PUSH = '$CI_PIPELINE_SOURCE == "push"'
 _WEB = '$CI_PIPELINE_SOURCE == "web"'
 SAME_PROJECT = (
-    f"{_MR} && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID == $CI_PROJECT_ID"
+    f"{_MR} && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID && $CI_MERGE_REQUEST_PROJECT_ID"
+    " && $CI_MERGE_REQUEST_SOURCE_PROJECT_ID == $CI_MERGE_REQUEST_PROJECT_ID"
+    " && $CI_MERGE_REQUEST_PROJECT_ID == $CI_PROJECT_ID"
 )
-"""A merge request from a branch of this project (a fork's source project is another one)."""
+"""A merge request from a branch of the project it targets, in that project's pipeline. A fork's
+merge request has another source project, whether its pipeline runs in the parent project or (the
+default) in the fork itself, where ``CI_PROJECT_ID`` is the fork's."""
 
 
 def filter_regex(pattern: str) -> str:

@@ -259,8 +259,13 @@ def _build_options(config: Config) -> tuple[dict[str, str], list[str]]:
     return variables, groups
 
 
+_EXPORTS_CACHE = f'{_PUSHING} && [ "$CI_PIPELINE_SOURCE" != merge_request_event ]'
+"""A pushing job that is not a merge request's (a preview pushes, but never writes the cache that
+release builds read)."""
+
+
 def _cache_to(flag_value: str) -> str:
-    return f"set --\nif {_PUSHING}; then\n  set -- --cache-to {flag_value}\nfi\n"
+    return f"set --\nif {_EXPORTS_CACHE}; then\n  set -- --cache-to {flag_value}\nfi\n"
 
 
 def _buildx(config: Config, leg: Leg, command: MergeCommand) -> JobScript:
