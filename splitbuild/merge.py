@@ -712,9 +712,11 @@ async def _write_tags(
     if not todo:
         return
     written = await each(todo, put)
-    if not written:
-        # No tag took the index (push refused, the index rejected): nothing was written, so this
-        # is the failure itself (its own exit code), as if before the tags.
+    if not written and len(repos) == 1:
+        # No tag took the index (push refused, the index rejected): with one repository nothing
+        # was written (the index goes in with the first tag), so this is the failure itself (its
+        # own exit code), as if before the tags. With several, the index is in every repository by
+        # digest already: the tags fail one by one, as reported.
         raise errors[str(todo[0].ref)]
     # 3. Read every tag left on this index back, after the last write.
     kept = {*written, *result.unchanged}

@@ -45,8 +45,8 @@ class PlatformSets:
         both = sorted(set(req or ()) & set(opt))
         if both:
             raise UsageError(
-                f"platform {', '.join(both)} is both required (platforms) and optional "
-                "(optional_platforms): give each platform once"
+                f"platform {', '.join(both)} is both required (`platforms`) and optional "
+                "(`optional_platforms`): give each platform once"
             )
         if req is not None and not req and opt:
             raise UsageError("every platform is optional: at least one platform must be required")

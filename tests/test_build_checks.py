@@ -208,3 +208,21 @@ def test_the_table_shows_the_checks_when_the_run_had_them() -> None:
     assert table[2].split()[-4:] == ["-", "2", "FAILED", "(scan)"]
     plain = [LegResult("linux/amd64", "native", "ok", "sha256:" + "a" * 64, 1.0, 0.1, 0.2)]
     assert "FINDINGS" not in render_table(BuildResult(builder="b", host="h", legs=plain, outputs=["oci:x"]))
+
+
+def test_the_smoke_test_reads_a_layout_under_any_path_through_a_valid_image_name(tmp_path: Path) -> None:
+    """buildah names the image it reads after the layout's path; a temporary directory such as
+    ``splitbuild-build-1bx4t1c_`` is no valid name (a component may not end in ``_``), which once
+    failed the smoke test at random. The layout is read through a link with a valid name."""
+    import re
+
+    from splitbuild.build.smoke import _named_link
+
+    layout = tmp_path / "splitbuild-build-1bx4t1c_" / "linux-amd64" / "oci"
+    layout.mkdir(parents=True)
+    link = _named_link(layout)
+    try:
+        assert re.fullmatch(r"/tmp/splitbuild-test-[0-9a-f]{16}", str(link))
+        assert link.resolve() == layout.resolve()
+    finally:
+        link.unlink()

@@ -266,3 +266,24 @@ async def test_when_every_platform_fails_the_hint_does_not_speak_of_successes(tm
             await run_build(client, builder, options)
     assert "succeeded: none" in caught.value.message
     assert caught.value.hint == "every platform failed: fix the build and re-run"
+
+
+@pytest.mark.anyio
+async def test_a_smoke_test_that_cannot_start_fails_the_test_step_not_the_push(tmp_path: Path) -> None:
+    from splitbuild.build.smoke import SmokeTester
+    from splitbuild.config import TestConfig
+
+    layout = parse_reference(f"oci:{tmp_path / 'oci'}")
+    options = _options(
+        tmp_path,
+        [layout],
+        ["linux/amd64"],
+        test=TestConfig(command="true"),
+        tester=SmokeTester(str(tmp_path / "no-such-buildah")),
+    )
+    async with Client(retry=NO_RETRY) as client:
+        with pytest.raises(BuildFailed) as caught:
+            await run_build(client, FakeBuilder(), options)
+    (leg,) = caught.value.result.failed
+    assert leg.failed_step == "test"
+    assert not (tmp_path / "oci" / "index.json").exists()  # nothing pushed, nothing merged

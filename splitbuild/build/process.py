@@ -16,6 +16,8 @@ from pathlib import Path
 
 import anyio
 
+from splitbuild.errors import BuildError, shorten
+
 __all__ = ["ProcessResult", "run_logged"]
 
 TAIL_LINES = 20
@@ -59,14 +61,17 @@ async def run_logged(
     async with await anyio.open_file(log, "ab") as sink:
         await sink.write(("$ " + " ".join(argv) + "\n").encode())
         await sink.flush()
-        process = await anyio.open_process(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=cwd,
-        )
+        try:
+            process = await anyio.open_process(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=cwd,
+            )
+        except OSError as exc:  # a missing or non-executable program
+            raise BuildError(f"cannot run {shorten(argv[0])}: {exc.strerror or exc}") from None
         try:
             assert process.stdout is not None
             pending = b""

@@ -274,6 +274,9 @@ async def _check_leg(options: BuildOptions, leg: LegResult, directory: LegDir, l
         except StepFailed as exc:
             _fail(options, leg, "test", exc.message, exc.result.tail)
             return False
+        except SplitbuildError as exc:  # no tester, a process that would not start
+            _fail(options, leg, "test", f"{leg.platform}: {exc.message}")
+            return False
         leg.test_seconds = time.monotonic() - started
     if options.scanner is not None:
         _emit(options, leg.platform, f"scanning with {options.scanner.settings.scanner}")
@@ -286,6 +289,9 @@ async def _check_leg(options: BuildOptions, leg: LegResult, directory: LegDir, l
             return False
         except StepFailed as exc:
             _fail(options, leg, "scan", exc.message, exc.result.tail)
+            return False
+        except SplitbuildError as exc:
+            _fail(options, leg, "scan", f"{leg.platform}: {exc.message}")
             return False
         leg.scan_seconds = time.monotonic() - started
     return True
@@ -315,7 +321,7 @@ async def _build_leg(
             return
         leg.build_seconds, leg.export_seconds = built.build_seconds, built.export_seconds
         try:
-            if not await _check_leg(options, leg, directory, built.layout):
+            if not await _check_leg(options, leg, directory, built.layout):  # its own errors: test, scan
                 return
             started = time.monotonic()
             source = LayoutRepository(built.layout)

@@ -28,11 +28,15 @@ FINDINGS_EXIT = 3
 class ScanFindings(Refused):
     """A scan found vulnerabilities at or above the threshold: the platform is not pushed."""
 
-    def __init__(self, platform: str, count: int, severity: str, report: Path) -> None:
-        super().__init__(
-            f"{platform}: the scan found {count} vulnerabilit{'y' if count == 1 else 'ies'} "
-            f"at or above {severity}"
-        )
+    def __init__(
+        self, platform: str, count: int, severity: str, report: Path, *, every_severity: bool = False
+    ) -> None:
+        found = f"{count} vulnerabilit{'y' if count == 1 else 'ies'}"
+        if every_severity:  # grype's report lists all it found; it failed on one at the threshold
+            what = f"{found}, at least one at or above {severity}"
+        else:
+            what = f"{found} at or above {severity}"
+        super().__init__(f"{platform}: the scan found {what}")
         self.platform = platform
         self.count = count
         self.report = report
@@ -88,7 +92,8 @@ class Scanner:
         if ran.ok:
             return count or 0
         if count:
-            raise ScanFindings(leg.platform, count, self.settings.severity, report)
+            grype = self.settings.scanner == "grype"
+            raise ScanFindings(leg.platform, count, self.settings.severity, report, every_severity=grype)
         raise StepFailed(leg.platform, f"scan ({self.settings.scanner})", ran, leg.log)
 
 

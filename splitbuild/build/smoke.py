@@ -9,7 +9,9 @@ storage root is removed afterwards, whether the test passed or not.
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,9 +52,10 @@ class SmokeTester:
         env = {**os.environ, "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
         name = f"splitbuild-test-{leg.pair}"
         storage = self._storage(root)
+        link = await anyio.to_thread.run_sync(_named_link, layout)
         try:
             created = await run_logged(
-                [*storage, "from", "--quiet", "--platform", leg.platform, "--name", name, f"oci:{layout}"],
+                [*storage, "from", "--quiet", "--platform", leg.platform, "--name", name, f"oci:{link}"],
                 log=leg.log,
                 env=env,
                 on_line=on_line,
@@ -70,8 +73,18 @@ class SmokeTester:
             return ran
         finally:
             with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(functools.partial(link.unlink, missing_ok=True))
                 await run_logged([*storage, "rm", "--all"], log=leg.log, env=env)
                 await anyio.to_thread.run_sync(shutil.rmtree, root, True)
+
+
+def _named_link(layout: Path) -> Path:
+    """A link to ``layout`` whose path is a valid image name. buildah names the image it reads
+    after the layout's path, and a temporary directory such as ``splitbuild-build-1bx4t1c_`` is
+    not one; lower-case hex under /tmp is."""
+    link = Path("/tmp") / f"splitbuild-test-{secrets.token_hex(8)}"
+    os.symlink(os.path.abspath(layout), link)
+    return link
 
 
 def find_tester(path: str | None = None) -> SmokeTester:

@@ -103,6 +103,7 @@ PARAMETER_OPTIONS = {
     "jobs": "--jobs",
     "keep_last": "--keep-last",
     "older_than": "--older-than",
+    "optional_platforms": "--optional-platform",
     "output_path": "--output",
     "outputs": "--output",
     "platform": "--platform",

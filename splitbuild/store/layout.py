@@ -372,16 +372,19 @@ class LayoutRepository:
         except FileNotFoundError:
             return []
         for algorithm in algorithms:
+            sizes: dict[str, os.stat_result] = {}
             with self.files.directory(["blobs", algorithm]) as fd:
-                names = sorted(e.name for e in os.scandir(fd) if e.is_file(follow_symlinks=False))
-                sizes = {n: os.stat(n, dir_fd=fd, follow_symlinks=False) for n in names}
-            for name in names:
+                for entry in sorted(os.scandir(fd), key=lambda e: e.name):
+                    try:
+                        parse_digest(f"{algorithm}:{entry.name}")
+                    except InvalidDigest:
+                        continue  # a temporary file or a stranger: never stat'ed, never read
+                    try:
+                        sizes[entry.name] = os.stat(entry.name, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # removed since the listing
+            for name, st in sizes.items():
                 digest = f"{algorithm}:{name}"
-                try:
-                    parse_digest(digest)
-                except InvalidDigest:
-                    continue
-                st = sizes[name]
                 if not stat.S_ISREG(st.st_mode):
                     continue
                 json_like = st.st_size <= MAX_MANIFEST_SIZE and self._starts_like_json(digest)
