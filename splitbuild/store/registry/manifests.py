@@ -30,9 +30,18 @@ class Manifests:
         self._etags: dict[str, tuple[str, str]] = {}
         """Tag to (digest, ETag) from its last HEAD or GET: the ``If-Match`` of a conditional write."""
 
+    def _what(self, ref: str) -> str:
+        """``repo:tag`` or ``repo@digest``, for messages."""
+        return f"{self.endpoint.name}@{ref}" if ":" in ref else f"{self.endpoint.name}:{ref}"
+
+    def _remember(self, ref: str, digest: str, response: httpx.Response) -> None:
+        """A tag's (digest, ETag) from the answer that read it, for :meth:`put`'s ``If-Match``."""
+        if ":" not in ref and (etag := response.headers.get("ETag")):
+            self._etags[ref] = (digest, etag)
+
     async def head(self, ref: str) -> Descriptor | None:
         """The descriptor ``ref`` points at (None when absent); a tag's ETag is remembered."""
-        what = f"{self.endpoint.name}:{ref}" if ":" not in ref else f"{self.endpoint.name}@{ref}"
+        what = self._what(ref)
         response = await self.endpoint.call(
             "HEAD",
             f"{self.endpoint.base}/manifests/{ref}",
@@ -51,8 +60,7 @@ class Manifests:
             return manifest.descriptor()
         if ref.startswith("sha") and ":" in ref and digest != ref:
             raise RegistryError(f"{what}: registry answered with digest {digest}")
-        if ":" not in ref and (etag := response.headers.get("ETag")):
-            self._etags[ref] = (digest, etag)
+        self._remember(ref, digest, response)
         return Descriptor.model_validate({"mediaType": media_type, "digest": digest, "size": int(length)})
 
     async def get(self, ref: str) -> Manifest:
@@ -65,7 +73,7 @@ class Manifests:
         """The manifest and the registry's answer (its headers: ETag, digest); None when absent
         and ``missing_ok``."""
         by_digest = ":" in ref
-        what = f"{self.endpoint.name}@{ref}" if by_digest else f"{self.endpoint.name}:{ref}"
+        what = self._what(ref)
         response = await self.endpoint.call(
             "GET",
             f"{self.endpoint.base}/manifests/{ref}",
@@ -85,8 +93,7 @@ class Manifests:
         manifest = Manifest.from_bytes(
             raw, media_type=response.headers.get("Content-Type"), digest=expected, source=what
         )
-        if not by_digest and (etag := response.headers.get("ETag")):
-            self._etags[ref] = (manifest.digest, etag)
+        self._remember(ref, manifest.digest, response)
         return manifest, response
 
     async def put(
@@ -119,7 +126,7 @@ class Manifests:
         """PUT the manifest with exactly these extra ``headers`` (conditional ones included, as the
         referrers tag update sends them); no ETag bookkeeping, no :class:`TagChanged`."""
         ref = tag or manifest.digest
-        what = f"{self.endpoint.name}:{tag}" if tag else f"{self.endpoint.name}@{manifest.digest}"
+        what = self._what(ref)
         response = await self.endpoint.call(
             "PUT",
             f"{self.endpoint.base}/manifests/{ref}",
@@ -142,7 +149,7 @@ class Manifests:
 
     async def delete(self, ref: str) -> None:
         """``DELETE /manifests/<ref>``. A 405 (deletion not offered) names the registry's own API."""
-        what = f"{self.endpoint.name}@{ref}" if ":" in ref else f"{self.endpoint.name}:{ref}"
+        what = self._what(ref)
         scopes = (self.endpoint.ref.scope("pull", "push", "delete"),)
         try:
             await self.endpoint.call(
