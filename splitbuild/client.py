@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, TypedDict, Unpack
 
-from splitbuild.reference import AnyReference, LayoutReference
+from splitbuild.reference import AnyReference, LayoutReference, Reference
 from splitbuild.store.base import Repository
 
 if TYPE_CHECKING:
@@ -105,6 +105,14 @@ class Client:
 
             return LayoutRepository(ref.path)
         return self.registry.repository(ref)
+
+    def will_write(self, refs: Iterable[AnyReference]) -> None:
+        """Say which repositories this run is going to write (merge targets, copy destinations):
+        their reads then ask a token service for push access too, so one token serves the whole
+        run. Nothing changes for OCI layouts or registries without tokens."""
+        names = [ref for ref in refs if isinstance(ref, Reference)]
+        if names:
+            self.registry.will_write(names)
 
     async def __aenter__(self) -> Self:
         return self

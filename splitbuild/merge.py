@@ -740,6 +740,8 @@ async def _copy_entry(transfer: Transfer, entry: Entry, finder: ReferrerFinder |
 
 async def merge(client: Client, options: MergeOptions, *, dry_run: bool = False) -> MergeResult:
     start = client.requests
+    if not dry_run:
+        client.will_write(options.targets)
     plan = await plan_merge(client, options)
     if dry_run:
         result = MergeResult(plan=plan, dry_run=True, requests=client.requests - start)

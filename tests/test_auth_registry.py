@@ -405,3 +405,86 @@ async def test_no_secret_in_debug_logs(
                 assert_no_secret(exc, exc.hint)
     assert any("token for" in r.getMessage() for r in caplog.records)
     assert_no_secret(caplog.text, *(r.getMessage() for r in caplog.records))
+
+
+# -- one token for a run that reads, then writes ---------------------------------------------------
+PULL_MERGED = ("repository:acme/merged:pull",)
+INDEX = {"Accept": "application/vnd.oci.image.index.v1+json"}
+
+
+async def _merge_as(
+    server: RegistryServer, account: tuple[str, str], tags: list[str], digests: list[str], *, dry_run: bool
+) -> None:
+    from splitbuild.client import Client as SplitbuildClient
+    from splitbuild.merge import merge, merge_options
+
+    keychain = StaticKeychain({server.host: Credential(*account)})
+    async with SplitbuildClient(keychain=keychain, env={}) as client:
+        options = merge_options([f"{server.host}/acme/merged:{t}" for t in tags], digests)
+        await merge(client, options, dry_run=dry_run)
+
+
+@pytest.mark.anyio
+async def test_a_merge_reads_and_writes_with_one_token(
+    token_registry: RegistryServer, token_log: TokenServer
+) -> None:
+    from splitbuild.client import Client as SplitbuildClient
+    from tests.images import make_image, push_all
+
+    keychain = StaticKeychain({token_registry.host: Credential(*ALICE)})
+    images = [make_image(p, seed="one-token") for p in ("linux/amd64", "linux/arm64")]
+    async with SplitbuildClient(keychain=keychain, env={}) as client:
+        digests = await push_all(client, f"{token_registry.host}/acme/merged", images)
+
+    token_log.reset()
+    await _merge_as(token_registry, ALICE, ["v1"], digests, dry_run=True)
+    assert [e.scopes for e in token_log.requests] == [("repository:acme/merged:pull",)]  # a dry run reads
+
+    token_log.reset()
+    await _merge_as(token_registry, ALICE, ["v1", "latest"], digests, dry_run=False)
+    # the sources' reads already carry the push scope the tag PUTs need: no second token fetch
+    assert [(e.account, e.scopes) for e in token_log.requests] == [
+        ("alice", ("repository:acme/merged:pull,push",))
+    ]
+
+    reader = make_client(token_registry, Credential(*READER))
+    async with reader.http:
+        for tag in ("v1", "latest"):
+            got = await reader.send("HEAD", f"/v2/acme/merged/manifests/{tag}", PULL_MERGED, headers=INDEX)
+            assert got.status_code == 200
+
+    # a pull-only account is granted pull (the token service grants what it may do): it reads
+    # the sources, then its first write is refused and no tag moves
+    token_log.reset()
+    with pytest.raises(AuthError, match=r"refused push access to repository acme/merged"):
+        await _merge_as(token_registry, READER, ["v2"], digests, dry_run=False)
+    # the read token, and one fresh token after the cached one was refused for the write
+    assert [(e.account, e.scopes) for e in token_log.requests] == [
+        ("reader", ("repository:acme/merged:pull,push",))
+    ] * 2
+    reader = make_client(token_registry, Credential(*READER))
+    async with reader.http:
+        got = await reader.send("HEAD", "/v2/acme/merged/manifests/v2", PULL_MERGED, headers=INDEX)
+    assert got.status_code == 404
+
+
+@pytest.mark.anyio
+async def test_copy_and_tag_ask_their_destination_for_push_from_the_start(
+    token_registry: RegistryServer, token_log: TokenServer
+) -> None:
+    from splitbuild.client import Client as SplitbuildClient
+    from splitbuild.ops import add_tags, copy
+    from tests.images import make_image, push_all
+
+    host = token_registry.host
+    keychain = StaticKeychain({host: Credential(*ALICE)})
+    async with SplitbuildClient(keychain=keychain, env={}) as client:
+        [digest] = await push_all(client, f"{host}/acme/copy-src", [make_image(seed="copy-scope")])
+    async with SplitbuildClient(keychain=keychain, env={}) as client:
+        token_log.reset()
+        await copy(client, f"{host}/acme/copy-src@{digest}", f"{host}/acme/copy-dst:v1")
+        await add_tags(client, f"{host}/acme/copy-dst:v1", ["v1.0"])
+    destination = [e.scopes for e in token_log.requests if any("acme/copy-dst" in s for s in e.scopes)]
+    assert destination, token_log.requests
+    # no token for the destination is ever pull alone: its reads carry the push its writes need
+    assert all("repository:acme/copy-dst:pull,push" in scopes for scopes in destination), destination

@@ -185,6 +185,25 @@ def _usage_error(exc: Exception) -> int:
 
 
 def main() -> None:
+    try:
+        _main()
+    finally:
+        _skip_exit_collection()
+
+
+def _skip_exit_collection() -> None:
+    """Shutting the interpreter down runs the cyclic garbage collector over every object the run
+    made (the modules of the stack included): 20-60 ms of each command, after its work is done.
+    Everything that must reach disk or the terminal is written and closed by then (files and
+    connections are closed by their ``with`` blocks, stdout and stderr are flushed at exit), so
+    the objects are frozen instead: freed by reference counting as usual, never walked by a
+    collection."""
+    import gc
+
+    gc.freeze()
+
+
+def _main() -> None:
     _skip_unused_imports()
     if not {"-h", "--help", "--version"} & set(sys.argv[1:]):
         from splitbuild._tls import prepare

@@ -174,6 +174,7 @@ async def copy(
     src_ref, dst_ref = as_reference(source), as_reference(destination)
     for text in platforms or ():
         Platform.parse(text)  # a mistyped platform is refused before any request
+    client.will_write([dst_ref])
     src_repo, dst_repo = client.repository(src_ref), client.repository(dst_ref)
     start = client.requests
     original = await src_repo.get_manifest(identifier(src_ref))

@@ -104,6 +104,7 @@ async def add_tags(client: Client, source: RefLike, tags: Sequence[str], *, jobs
                 f"{tag!r} is not a bare tag: use `splitbuild copy` to tag into another repository"
             )
         validate_tag(tag)
+    client.will_write([ref])
     repo = client.repository(ref)
     start = client.requests
     manifest = await repo.get_manifest(identifier(ref))

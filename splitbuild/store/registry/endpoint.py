@@ -32,8 +32,13 @@ class Endpoint:
         self.client = client
         self.ref = ref.repo()
         self.base = f"{client.base_url(ref)}/v2/{self.ref.repository}"
-        self.pull = (ref.scope("pull"),)
+        self._pull = (ref.scope("pull"),)
         self.push = (ref.scope("pull", "push"),)
+
+    @property
+    def pull(self) -> tuple[str, ...]:
+        """The scopes of a read: push too in a repository the run will write (one token for both)."""
+        return self.push if self.ref.name in self.client.written else self._pull
 
     @property
     def name(self) -> str:

@@ -316,6 +316,8 @@ class RegistryTransport:
         """Per registry: whether ``DELETE /manifests/<tag>`` works (learnt on first use)."""
         self.referrers_api: dict[str, bool] = {}
         """Per registry: whether it has the OCI referrers API (learnt from the first answer)."""
+        self.written: set[str] = set()
+        """Repositories (``registry/repository``) this run will write: see :meth:`will_write`."""
 
     async def _count(self, request: httpx.Request) -> None:
         self.requests += 1
@@ -330,6 +332,14 @@ class RegistryTransport:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def will_write(self, refs: Iterable[Reference]) -> None:
+        """Say which repositories this run is going to write. Their reads then ask for push access
+        too (``pull,push``), so one token serves the reads and the writes (as crane and regclient
+        ask for a write target's token), instead of a second token fetch between them. A token
+        service grants what the account may do (a pull-only account still reads), and the write is
+        refused as before."""
+        self.written.update(ref.repo().name for ref in refs)
 
     def base_url(self, ref: Reference) -> str:
         return self.origin(ref.registry)
