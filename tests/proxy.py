@@ -27,6 +27,8 @@ class LatencyProxy(LoopThreadServer):
         self.requests = 0
         self.connections = 0
         self.request_lines: list[str] = []
+        self.request_times: list[float] = []
+        """``time.monotonic()`` when each request line arrived (before the added delay)."""
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -34,6 +36,7 @@ class LatencyProxy(LoopThreadServer):
             self.requests = 0
             self.connections = 0
             self.request_lines = []
+            self.request_times = []
 
     async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         with self._lock:
@@ -43,11 +46,15 @@ class LatencyProxy(LoopThreadServer):
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(
-            self._pipe(client_reader, up_writer, count=True),
-            self._pipe(up_reader, client_writer, count=False),
-            return_exceptions=True,
-        )
+        try:
+            await asyncio.gather(
+                self._pipe(client_reader, up_writer, count=True),
+                self._pipe(up_reader, client_writer, count=False),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:  # stopped with the client's connection still open (keep-alive)
+            client_writer.close()
+            up_writer.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool) -> None:
         queue: deque[tuple[float, bytes]] = deque()
@@ -83,6 +90,7 @@ class LatencyProxy(LoopThreadServer):
                     with self._lock:
                         self.requests += len(lines)
                         self.request_lines += [x.decode().strip() for x in lines]
+                        self.request_times += [time.monotonic()] * len(lines)
                     tail = (
                         window[-200:]
                         if not lines

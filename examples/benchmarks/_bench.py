@@ -68,3 +68,16 @@ def with_pythonpath(env: dict[str, str], root: str) -> dict[str, str]:
     out = dict(env)
     out["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return out
+
+
+def round_trips(times: Sequence[float], rtt: float) -> int:
+    """How many round trips a client's requests took: arrival times (at a proxy adding ``rtt``)
+    grouped into waves, a new wave starting where the gap is at least half a round trip (a request
+    that had to wait for an answer)."""
+    waves = 0
+    last: float | None = None
+    for t in sorted(times):
+        if last is None or t - last >= rtt / 2:
+            waves += 1
+        last = t
+    return waves

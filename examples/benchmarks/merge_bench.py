@@ -9,19 +9,29 @@ pushes 8 single-platform images by digest, then publishes an index of them under
 * ``buildah manifest`` (create, add x8, push x5),
 * ``docker manifest`` (create + push, once per tag).
 
+``--auth token`` puts the registry behind a token service (distribution's token auth, the scheme of
+GHCR, Docker Hub and GitLab's registry; tests/token_server.py) with its own 50 ms, and every tool
+logs in from the same docker config: what a CI merge job talks to. The default is an open registry.
+
 The tools take turns within each run (so a busy machine slows them alike). Prints the medians of
 wall time, CPU time (user + system of the processes), HTTP requests and TCP connections through
-the proxy, the ratios, and the ``-X importtime`` figures of one merge (the top-level imports).
+the proxy (the token service's included), the round trips (waves of requests, each waiting for an
+answer of the one before), the ratios, and the ``-X importtime`` figures of one merge (the
+top-level imports). Then the floor: the interpreter importing the mandated stack (httpx, anyio,
+pydantic, typer) and doing nothing, plus splitbuild's round trips at the set latency; no merge
+written with that stack and that protocol can be faster, whatever it does.
 
 Usage: python3 examples/benchmarks/merge_bench.py [--delay 0.025] [--runs 5] [--baseline PATH]
-       [--venv] [--json]
+       [--venv] [--auth none|token] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -34,13 +44,22 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anyio  # noqa: E402
-from _bench import ImportTimes, Timing, import_times, median, run_timed, with_pythonpath  # noqa: E402
+from _bench import (  # noqa: E402
+    ImportTimes,
+    Timing,
+    import_times,
+    median,
+    round_trips,
+    run_timed,
+    with_pythonpath,
+)
 
 from splitbuild.client import Client  # noqa: E402
 from splitbuild.reference import Reference  # noqa: E402
 from tests.images import make_image, push  # noqa: E402
 from tests.proxy import LatencyProxy  # noqa: E402
 from tests.registry_server import start_registry  # noqa: E402
+from tests.token_server import start_token_server  # noqa: E402
 
 PLATFORMS = [
     "linux/amd64",
@@ -57,8 +76,11 @@ TAGS = ["v1", "v1.2", "v1.2.3", "latest", "sha-abc"]
 Commands = Callable[[str, str, list[str]], list[list[str]]]
 
 
-async def seed(registry_host: str, repo: str) -> list[str]:
-    async with Client(env={}) as client:
+STACK = "import httpx, anyio, pydantic, typer"
+
+
+async def seed(registry_host: str, repo: str, docker_config: str) -> list[str]:
+    async with Client(env={"DOCKER_CONFIG": docker_config}) as client:
         target = client.repository(Reference.parse(f"{registry_host}/{repo}"))
         digests = []
         for platform in PLATFORMS:
@@ -116,6 +138,7 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.025, help="added latency each way, seconds")
     ap.add_argument("--runs", type=int, default=5, help="runs per tool (median reported)")
     ap.add_argument("--baseline", type=Path, help="another splitbuild checkout to run beside this one")
+    ap.add_argument("--auth", choices=["none", "token"], default="none", help="open registry or token auth")
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--venv",
@@ -134,6 +157,7 @@ def main() -> None:
             "STORAGE_DRIVER": "vfs",
             "BUILDAH_ISOLATION": "chroot",
             "CONTAINERS_STORAGE_CONF": str(work / "storage.conf"),
+            "REGISTRY_AUTH_FILE": str(work / "docker" / "config.json"),  # buildah reads docker's file
         }
     )
     (work / "home").mkdir()
@@ -161,10 +185,27 @@ def main() -> None:
         else:
             print(f"skipping {tool}: not installed", file=sys.stderr)
 
-    registry = start_registry(work / "registry")
+    tokens = token_proxy = None
+    extra_config = None
+    if args.auth == "token":
+        password = secrets.token_hex(16)  # a throwaway account of this run's token service
+        tokens = start_token_server(
+            work / "tokens", users={"bench": password}, grants={"bench": {"bench/*": ("pull", "push")}}
+        )
+        token_proxy = LatencyProxy(tokens.port, delay=args.delay).start()
+        extra_config = tokens.registry_config()
+        extra_config["auth"]["token"]["realm"] = f"http://{token_proxy.host}/token"
+    registry = start_registry(work / "registry", extra_config=extra_config)
     proxy = LatencyProxy(registry.port, delay=args.delay).start()
+    if tokens is not None:
+        login = {"auth": base64.b64encode(f"bench:{password}".encode()).decode()}
+        auths = {registry.host: login, proxy.host: login}
+        (work / "docker" / "config.json").write_text(json.dumps({"auths": auths}))
+    docker_config = str(work / "docker")
+    proxies = [p for p in (proxy, token_proxy) if p is not None]
     timings: dict[str, list[Timing]] = {t: [] for t in tools}
-    counts: dict[str, list[tuple[int, int]]] = {t: [] for t in tools}
+    counts: dict[str, list[tuple[int, int, int]]] = {t: [] for t in tools}
+    floor: list[float] = []
     imports: dict[str, ImportTimes] = {}
     try:
         for tool in checkouts:  # warm up: byte-compile, fill the page cache
@@ -174,21 +215,33 @@ def main() -> None:
         for run in range(args.runs):
             for tool, (commands, tool_env) in tools.items():
                 repo = f"bench/{tool.replace(' ', '-')}-{run}"
-                digests = anyio.run(seed, registry.host, repo)
-                proxy.reset()
+                digests = anyio.run(seed, registry.host, repo, docker_config)
+                for p in proxies:
+                    p.reset()
                 timings[tool].append(run_timed(commands(proxy.host, repo, digests), tool_env, cwd=str(work)))
-                counts[tool].append((proxy.requests, proxy.connections))
+                counts[tool].append(
+                    (
+                        sum(p.requests for p in proxies),
+                        sum(p.connections for p in proxies),
+                        round_trips([t for p in proxies for t in p.request_times], 2 * args.delay),
+                    )
+                )
+            stack = [*pythons["splitbuild"], "-c", STACK]
+            floor.append(run_timed([stack], tools["splitbuild"][1], cwd=str(work)).wall)
         for tool in checkouts:
             repo = f"bench/{tool.replace(' ', '-')}-importtime"
-            digests = anyio.run(seed, registry.host, repo)
+            digests = anyio.run(seed, registry.host, repo, docker_config)
             cmd = splitbuild_merge(pythons[tool], ["-X", "importtime"])(proxy.host, repo, digests)[0]
             proc = subprocess.run(
                 cmd, env=tools[tool][1], cwd=work, capture_output=True, text=True, check=True
             )
             imports[tool] = import_times(proc.stderr)
     finally:
-        proxy.stop()
+        for p in proxies:
+            p.stop()
         registry.stop()
+        if tokens is not None:
+            tokens.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     results = {
@@ -197,24 +250,50 @@ def main() -> None:
             "cpu": median([t.cpu for t in timings[tool]]),
             "requests": median([c[0] for c in counts[tool]]),
             "connections": median([c[1] for c in counts[tool]]),
+            "round_trips": median([c[2] for c in counts[tool]]),
         }
         for tool in tools
     }
+    base = results["splitbuild"]
+    stack_floor = median(floor)
+    network_floor = base["round_trips"] * 2 * args.delay
+    floors = {"stack": stack_floor, "network": network_floor, "total": stack_floor + network_floor}
     if args.json:
         found = {tool: vars(i) for tool, i in imports.items()}
-        print(json.dumps({"delay": args.delay, "runs": args.runs, "results": results, "imports": found}))
+        print(
+            json.dumps(
+                {
+                    "delay": args.delay,
+                    "runs": args.runs,
+                    "auth": args.auth,
+                    "results": results,
+                    "floor": floors,
+                    "imports": found,
+                }
+            )
+        )
         return
-    base = results["splitbuild"]
     print(
-        f"merge of {len(PLATFORMS)} platforms under {len(TAGS)} tags, "
-        f"{args.delay * 2000:.0f} ms RTT, median of {args.runs} (tools in turn)"
+        f"merge of {len(PLATFORMS)} platforms under {len(TAGS)} tags, {args.delay * 2000:.0f} ms RTT, "
+        f"{'token auth' if args.auth == 'token' else 'open registry'}, median of {args.runs} (tools in turn)"
     )
-    print(f"{'tool':<21}{'wall s':>8}{'cpu s':>8}{'requests':>10}{'conns':>7}{'x wall':>8}{'x reqs':>8}")
+    print(
+        f"{'tool':<21}{'wall s':>8}{'cpu s':>8}{'requests':>10}{'conns':>7}{'trips':>7}"
+        f"{'x wall':>8}{'x reqs':>8}"
+    )
     for tool, r in results.items():
         print(
             f"{tool:<21}{r['wall']:>8.2f}{r['cpu']:>8.2f}{r['requests']:>10.0f}{r['connections']:>7.0f}"
-            f"{r['wall'] / base['wall']:>8.1f}{r['requests'] / base['requests']:>8.1f}"
+            f"{r['round_trips']:>7.0f}{r['wall'] / base['wall']:>8.1f}"
+            f"{r['requests'] / base['requests']:>8.1f}"
         )
+    line = (
+        f"floor: interpreter + `{STACK}` {stack_floor:.2f} s + {base['round_trips']:.0f} round trips "
+        f"{network_floor:.2f} s = {floors['total']:.2f} s"
+    )
+    if "buildah" in results:
+        line += f" ({results['buildah']['wall'] / floors['total']:.1f}x faster than buildah at best)"
+    print(line)
     for tool, i in imports.items():
         top = ", ".join(f"{name} {ms:.0f}" for name, ms in i.top)
         print(f"{tool} -X importtime: {i.total_ms:.0f} ms, {i.modules} modules; top (ms): {top}")

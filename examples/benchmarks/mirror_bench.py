@@ -5,12 +5,17 @@ hundreds of images), in one run:
 
 * ``splitbuild copy`` with its blob location cache (the default),
 * ``splitbuild copy`` with the cache off (``SPLITBUILD_BLOB_CACHE=0``),
-* ``skopeo copy`` (its blob-info cache in a temporary directory of its own).
+* ``skopeo copy`` (its blob-info cache in a temporary directory of its own),
+* ``splitbuild copy`` with nothing to transfer (into the repository it already copied to: the
+  source ``GET`` and the tag ``HEAD``), the floor a mount-only copy is measured against;
+
+and first copies, each into a new registry that holds none of the blobs, with the cache on (and
+empty) and off: the cache must not slow down a copy it cannot help.
 
 Two real registries (Debian's docker-registry) on loopback: the source holds one image of
 ``--layers`` layers of ``--mib`` MiB; each tool first copies it into one repository of the
 destination (warm-up: the blobs now live there), then into ``--runs`` new repositories, each timed
-(whole process). Prints the median per tool and the ratios.
+(whole process). Prints the median per tool and the ratios the issue set as targets.
 
 Usage: python3 examples/benchmarks/mirror_bench.py [--mib 100] [--layers 3] [--runs 5] [--json]
 """
@@ -84,6 +89,25 @@ def main() -> None:
                 timed([*argv, f"{scheme}{destination.host}/bench/t{n}-copy-{i}:v1"], env)
                 for i in range(args.runs)
             ]
+        again = [*splitbuild, f"{destination.host}/bench/warm-0:v1"]
+        times["splitbuild (nothing to transfer)"] = [
+            timed(again, tools["splitbuild (cache)"][1]) for _ in range(args.runs)
+        ]
+        first: dict[str, list[float]] = {"first copy, cache on": [], "first copy, cache off": []}
+        for i in range(args.runs):
+            for name, flag in (("first copy, cache on", "1"), ("first copy, cache off", "0")):
+                fresh = start_registry(work / f"fresh-{flag}-{i}")
+                try:
+                    cache = {
+                        "SPLITBUILD_BLOB_CACHE": flag,
+                        "SPLITBUILD_CACHE_DIR": str(work / f"c-{flag}-{i}"),
+                    }
+                    first[name].append(
+                        timed([*splitbuild, f"{fresh.host}/bench/first:v1"], {**base, **cache})
+                    )
+                finally:
+                    fresh.stop()
+        times.update(first)
     finally:
         source_registry.stop()
         destination.stop()
@@ -96,7 +120,18 @@ def main() -> None:
         return
     print(f"copy of a {args.layers} x {args.mib} MiB image into a new repository (median of {args.runs}):")
     for name, median in medians.items():
-        print(f"  {name:<22} {median:7.2f} s  ({median / fastest:4.1f}x splitbuild with cache)")
+        if not name.startswith("first"):
+            print(f"  {name:<34} {median:7.2f} s  ({median / fastest:4.1f}x splitbuild with cache)")
+    on, off = medians["first copy, cache on"], medians["first copy, cache off"]
+    print(
+        f"first copy into a registry without the blobs: cache on {on:.2f} s, off {off:.2f} s "
+        f"({on / off:.2f}x)"
+    )
+    floor = medians["splitbuild (nothing to transfer)"]
+    print(
+        f"targets: cache within 2x of skopeo: {fastest / medians['skopeo copy']:.1f}x; within 1.5x of "
+        f"nothing to transfer: {fastest / floor:.2f}x; first copies no slower: {on / off:.2f}x"
+    )
 
 
 if __name__ == "__main__":
