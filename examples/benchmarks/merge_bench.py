@@ -12,6 +12,10 @@ pushes 8 single-platform images by digest, then publishes an index of them under
 ``--auth token`` puts the registry behind a token service (distribution's token auth, the scheme of
 GHCR, Docker Hub and GitLab's registry; tests/token_server.py) with its own 50 ms, and every tool
 logs in from the same docker config: what a CI merge job talks to. The default is an open registry.
+``--sources buildx`` pushes each platform as buildx does with provenance on (an index of the image
+and its attestation, the platform in the index), as the generated GitHub and Forgejo legs push;
+only splitbuild runs then (``buildah manifest add`` and ``docker manifest create`` take single
+images). The default is plain single-platform images, as buildah and the GitLab legs push.
 
 The tools take turns within each run (so a busy machine slows them alike). Prints the medians of
 wall time, CPU time (user + system of the processes), HTTP requests and TCP connections through
@@ -22,7 +26,7 @@ pydantic, typer) and doing nothing, plus splitbuild's round trips at the set lat
 written with that stack and that protocol can be faster, whatever it does.
 
 Usage: python3 examples/benchmarks/merge_bench.py [--delay 0.025] [--runs 5] [--baseline PATH]
-       [--venv] [--auth none|token] [--json]
+       [--venv] [--auth none|token] [--sources plain|buildx] [--json]
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from _bench import (  # noqa: E402
 
 from splitbuild.client import Client  # noqa: E402
 from splitbuild.reference import Reference  # noqa: E402
-from tests.images import make_image, push  # noqa: E402
+from tests.images import make_buildx_index, make_image, push  # noqa: E402
 from tests.proxy import LatencyProxy  # noqa: E402
 from tests.registry_server import start_registry  # noqa: E402
 from tests.token_server import start_token_server  # noqa: E402
@@ -79,12 +83,14 @@ Commands = Callable[[str, str, list[str]], list[list[str]]]
 STACK = "import httpx, anyio, pydantic, typer"
 
 
-async def seed(registry_host: str, repo: str, docker_config: str) -> list[str]:
+async def seed(registry_host: str, repo: str, docker_config: str, buildx: bool = False) -> list[str]:
     async with Client(env={"DOCKER_CONFIG": docker_config}) as client:
         target = client.repository(Reference.parse(f"{registry_host}/{repo}"))
         digests = []
         for platform in PLATFORMS:
             image = make_image(platform, seed=repo, layers=2, layer_size=4096)
+            if buildx:
+                image = make_buildx_index(image, platform, seed=repo)
             await push(target, image)
             digests.append(image.digest)
         return digests
@@ -139,6 +145,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="runs per tool (median reported)")
     ap.add_argument("--baseline", type=Path, help="another splitbuild checkout to run beside this one")
     ap.add_argument("--auth", choices=["none", "token"], default="none", help="open registry or token auth")
+    ap.add_argument("--sources", choices=["plain", "buildx"], default="plain", help="what the legs pushed")
     ap.add_argument("--json", action="store_true")
     ap.add_argument(
         "--venv",
@@ -180,7 +187,9 @@ def main() -> None:
             tool_env = with_pythonpath(env, str(checkout))
         tools[tool] = (splitbuild_merge(pythons[tool]), tool_env)
     for tool, build in {"buildah": run_buildah, "docker manifest": run_docker}.items():
-        if shutil.which(tool.split()[0]):
+        if args.sources == "buildx":
+            print(f"skipping {tool}: it takes single images, not buildx's indexes", file=sys.stderr)
+        elif shutil.which(tool.split()[0]):
             tools[tool] = (build, env)
         else:
             print(f"skipping {tool}: not installed", file=sys.stderr)
@@ -215,7 +224,7 @@ def main() -> None:
         for run in range(args.runs):
             for tool, (commands, tool_env) in tools.items():
                 repo = f"bench/{tool.replace(' ', '-')}-{run}"
-                digests = anyio.run(seed, registry.host, repo, docker_config)
+                digests = anyio.run(seed, registry.host, repo, docker_config, args.sources == "buildx")
                 for p in proxies:
                     p.reset()
                 timings[tool].append(run_timed(commands(proxy.host, repo, digests), tool_env, cwd=str(work)))
@@ -230,7 +239,7 @@ def main() -> None:
             floor.append(run_timed([stack], tools["splitbuild"][1], cwd=str(work)).wall)
         for tool in checkouts:
             repo = f"bench/{tool.replace(' ', '-')}-importtime"
-            digests = anyio.run(seed, registry.host, repo, docker_config)
+            digests = anyio.run(seed, registry.host, repo, docker_config, args.sources == "buildx")
             cmd = splitbuild_merge(pythons[tool], ["-X", "importtime"])(proxy.host, repo, digests)[0]
             proc = subprocess.run(
                 cmd, env=tools[tool][1], cwd=work, capture_output=True, text=True, check=True
@@ -266,6 +275,7 @@ def main() -> None:
                     "delay": args.delay,
                     "runs": args.runs,
                     "auth": args.auth,
+                    "sources": args.sources,
                     "results": results,
                     "floor": floors,
                     "imports": found,
@@ -275,7 +285,8 @@ def main() -> None:
         return
     print(
         f"merge of {len(PLATFORMS)} platforms under {len(TAGS)} tags, {args.delay * 2000:.0f} ms RTT, "
-        f"{'token auth' if args.auth == 'token' else 'open registry'}, median of {args.runs} (tools in turn)"
+        f"{'token auth' if args.auth == 'token' else 'open registry'}, {args.sources} sources, "
+        f"median of {args.runs} (tools in turn)"
     )
     print(
         f"{'tool':<21}{'wall s':>8}{'cpu s':>8}{'requests':>10}{'conns':>7}{'trips':>7}"
