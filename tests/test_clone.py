@@ -26,11 +26,14 @@ CONFORMANCE_TESTS = [
 
 # Run pytest with an audit hook: an open, listdir or scandir of a path under FORBIDDEN (the
 # original repository's parent: the repository itself and everything beside it) that is not
-# under the clone or the Python installation is written to the REPORT file.
+# under the clone, the run's own scratch directory (the clone's parent: temp files, pytest's
+# basetemp, the report) or the Python installation is written to the REPORT file. The scratch
+# directory matters when the repository itself lives in the temp directory (a clone in /tmp).
 GUARD = """
 import os, sys
-clone, forbidden, report = sys.argv[1:4]
-allowed = [clone] + sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+clone, scratch, forbidden, report = sys.argv[1:5]
+installed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+allowed = [clone, scratch] + sorted(installed)
 seen = []
 def inside(path, root):
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
@@ -48,7 +51,7 @@ def hook(event, args):
         seen.append(path)
 sys.addaudithook(hook)
 import pytest
-status = pytest.main(sys.argv[4:])
+status = pytest.main(sys.argv[5:])
 with open(report, "w") as handle:
     handle.write("\\n".join(sorted(set(seen))))
 sys.exit(status)
@@ -77,12 +80,16 @@ def test_conformance_tests_pass_in_a_clone_with_nothing_beside_it(tmp_path: Path
     }
     env["PYTHONPATH"] = str(clone)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)  # the tests' temp files stay in this run's scratch directory
     done = subprocess.run(
         [
             sys.executable,
             "-c",
             GUARD,
             str(clone.resolve()),
+            str(tmp_path.resolve()),
             str(REPO.parent.resolve()),
             str(report),
             "-q",
