@@ -885,13 +885,6 @@ class Config(_Table):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
-        if self.image.optional_platforms and self.scan is not None and self.ci.provider == "gitlab":
-            # The scan jobs run after the build jobs there; the digest of an optional leg whose scan
-            # failed would still reach the merge, so the combination is refused rather than unsafe.
-            raise ValueError(
-                "image.optional-platforms with [scan] is not supported with provider 'gitlab' yet: "
-                "an optional leg's scan findings would not keep it out of the index"
-            )
         tables = [("[runners]", self.runners)]
         tables += [(f"[ci.{p}.runners]", t) for p, t in self._provider_tables().items() if t is not None]
         for table, runners in tables:

@@ -60,13 +60,6 @@ def test_optional_platforms_are_normalized_and_split_from_the_required() -> None
     assert parse_config(BASE).image.required_platforms == ["linux/amd64", "linux/arm64"]
 
 
-def test_optional_platforms_with_scan_are_refused_on_gitlab() -> None:
-    text = BASE + 'optional-platforms = ["linux/arm64"]\n[scan]\n'
-    with pytest.raises(ConfigError, match="optional-platforms with \\[scan\\] is not supported"):
-        parse_config(text, provider="gitlab")
-    assert parse_config(text).image.optional_platforms == ["linux/arm64"]  # GitHub: in the build job
-
-
 def test_full_config() -> None:
     config = parse_config(
         BASE

@@ -561,3 +561,44 @@ def test_smoke_tests_pass_and_a_scan_finding_stops_the_merge(
     assert reports["gl-container-scanning-report-linux-amd64.json"]["vulnerabilities"] == []
     assert TEST_PASSWORD not in out
     _no_leftovers(storage)
+
+
+def test_an_optional_leg_whose_scan_finds_something_is_left_out(
+    auth_registry: RegistryServer, rootfs: Path, storage: dict[str, str], tmp_path: Path
+) -> None:
+    """arm64 is optional and its image holds what the stand-in trivy's database knows as HIGH: its
+    scan job fails (``allow_failure``) and says so in its dotenv report, so the merge drops arm64's
+    digest (already pushed by digest, untagged) and publishes amd64 alone, reporting arm64 as left
+    out, exit 0."""
+    repository = "acme/hello-gitlab-optional-scan"
+    image = f"{auth_registry.host}/{repository}"
+    vulnerable = '\nRUN if [ "$(uname -m)" = aarch64 ]; then touch /etc/hello/vulnerable; fi\n'
+    project = _project(
+        tmp_path / "project",
+        rootfs,
+        image,
+        auth_registry,
+        list(MACHINE),
+        optional=["linux/arm64"],
+        extra_config='[scan]\nseverity = "high"\n',
+        extra_dockerfile=vulnerable,
+    )
+    result = _run(project, storage, {}, extra_path=STAND_INS)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    passed = ("splitbuild:build:linux/amd64", "splitbuild:build:linux/arm64", "splitbuild:scan:linux/amd64")
+    for job in passed:
+        assert f"PASS  {job}" in out, out[-4000:]
+    assert "WARN  splitbuild:scan:linux/arm64" in out, out[-4000:]
+    assert "PASS  splitbuild:merge" in out, out[-4000:]
+    assert "linux/arm64: 1 finding(s) at or above high (trivy)" in out
+    merged = json.loads((project / "splitbuild-merge.json").read_text())
+    assert merged["leftOut"] == ["linux/arm64"]
+    sha = _git(project, "rev-parse", "HEAD")
+    assert _tags(auth_registry, repository) == {"main", f"sha-{sha[:7]}"}
+    index = _index(auth_registry, repository, "main")
+    assert [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]] == [
+        "linux/amd64"
+    ]
+    assert TEST_PASSWORD not in out
+    _no_leftovers(storage)

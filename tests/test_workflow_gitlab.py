@@ -908,6 +908,54 @@ def test_optional_legs_may_fail_and_the_merge_goes_on_without_their_digest(tmp_p
     assert run.tool("splitbuild") == []
 
 
+def test_an_optional_leg_whose_scan_did_not_pass_is_left_out(tmp_path: Path) -> None:
+    """With ``[scan]`` an optional leg's scan job may fail; it hands its verdict to the merge job in
+    a dotenv report, and the merge drops that leg's digest unless the verdict is ``passed``.
+    Required legs' scans stay as they were: their failure stops the merge (``needs``)."""
+    from splitbuild.workflow.gitlab import scan_job_name
+
+    config = parse_config(VARIANTS["optional"] + '[scan]\nseverity = "high"\n', "o.toml", provider="gitlab")
+    the_plan = plan(config)
+    pipeline = parsed(config)
+    command = gitlab_merge_command(config, the_plan)
+    scans = {leg.platform: pipeline[scan_job_name(config, leg)] for leg in the_plan.legs}
+    assert {p: job.get("allow_failure") for p, job in scans.items()} == {
+        "linux/amd64": None,
+        "linux/arm64": None,
+        "linux/riscv64": True,
+    }
+    assert scans["linux/riscv64"]["artifacts"]["reports"] == {
+        "container_scanning": "gl-container-scanning-report-linux-riscv64.json",
+        "dotenv": "splitbuild-scan-linux-riscv64.env",
+    }
+    assert "dotenv" not in scans["linux/amd64"]["artifacts"]["reports"]
+    verdict = command.digest_env["linux/riscv64"] + "_SCAN"
+    assert f"printf '{verdict}=%s\\n' \"$verdict\" > splitbuild-scan-linux-riscv64.env" in "\n".join(
+        scans["linux/riscv64"]["script"]
+    )
+    merge = pipeline[merge_job_name(config)]
+    assert {n["job"]: n["artifacts"] for n in merge["needs"] if ":scan:" in n["job"]} == {
+        scan_job_name(config, leg): leg.platform == "linux/riscv64" for leg in the_plan.legs
+    }
+    digests = {"linux/amd64": _digest(1), "linux/arm64": _digest(2), "linux/riscv64": _digest(4)}
+    dotenv = {command.digest_env[p]: d for p, d in digests.items()}
+    base = {**CI_ENV, **PUSH_MAIN, **dotenv, "STUB_INDEX_DIGEST": _digest(3)}
+    cases: dict[str, dict[str, str]] = {
+        "passed": {verdict: "passed"},
+        "failed": {verdict: "failed"},
+        "unscanned": {},
+    }
+    for case, verdicts in cases.items():
+        work = tmp_path / case
+        work.mkdir()
+        left_out = "[]" if case == "passed" else '["linux/riscv64"]'
+        run = run_job(merge, work, {**base, **verdicts, "STUB_LEFT_OUT": left_out})
+        assert run.returncode == 0, run.stderr
+        (call,) = run.tool("splitbuild")
+        kept = digests if case == "passed" else {p: d for p, d in digests.items() if p != "linux/riscv64"}
+        assert call["args"] == ["merge", "--json", *merge_argv(config, kept, the_plan)[2:]], case
+
+
 def test_previews_push_merge_and_stop_for_merge_requests_of_this_project(tmp_path: Path) -> None:
     """With previews, a merge request from this project pushes, merges ``mr-<iid>`` in a review-app
     environment and has the stop job that deletes it; a fork's merge request does neither."""

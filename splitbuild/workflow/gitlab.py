@@ -28,9 +28,11 @@ from splitbuild.workflow.gitlab_checks import (
     TRIVY_IMAGE,
     archive_file,
     check_scan_support,
+    scan_dotenv,
     scan_report,
     scan_script,
     scan_variables,
+    scan_verdict_variable,
 )
 from splitbuild.workflow.gitlab_model import (
     Artifacts,
@@ -49,6 +51,7 @@ from splitbuild.workflow.gitlab_scripts import (
     MERGE_DOTENV,
     build_script,
     digest_dotenv,
+    digest_variable,
     merge_script,
     preview_stop_script,
 )
@@ -159,9 +162,13 @@ def _build_artifacts(config: Config, leg: Leg) -> Artifacts:
     )
 
 
-def _scan_job(config: Config, leg: Leg) -> Job:
+def _scan_job(config: Config, leg: Leg, command: MergeCommand) -> Job:
+    """The leg's scan job; an optional leg's may fail, handing its verdict to the merge job."""
     scan = config.scan
     assert scan is not None
+    optional = leg.platform in config.image.optional_platforms
+    verdict = scan_verdict_variable(digest_variable(leg, command)) if optional else None
+    reports = Reports(container_scanning=scan_report(leg), dotenv=scan_dotenv(leg) if optional else None)
     return Job(
         stage=config.ci.gitlab.build_stage,
         image=Image(name=f"{TRIVY_IMAGE}:{scan.scanner_version}", entrypoint=[""]),
@@ -169,14 +176,25 @@ def _scan_job(config: Config, leg: Leg) -> Job:
         needs=[Need(job=build_job_name(config, leg), artifacts=True)],
         rules=publish_rules(config.ci, merge_requests=True),
         interruptible=False,
+        allow_failure=True if optional else None,
         timeout=_timeout(config.ci.merge_timeout_minutes),
         retry=_RETRY,
         variables=scan_variables(config, leg),
-        script=_items(scan_script(config, leg)),
-        artifacts=Artifacts(
-            reports=Reports(container_scanning=scan_report(leg)), expire_in=ARTIFACTS_EXPIRE_IN, when="always"
-        ),
+        script=_items(scan_script(config, leg, verdict)),
+        artifacts=Artifacts(reports=reports, expire_in=ARTIFACTS_EXPIRE_IN, when="always"),
     )
+
+
+def _publish_needs(config: Config, plan: Plan) -> list[Need]:
+    """What the merge and preview jobs wait for: every build job (its digest) and every scan job
+    (an optional leg's for its verdict)."""
+    needs = [Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs]
+    if config.scan is not None:
+        optional = config.image.optional_platforms
+        needs += [
+            Need(job=scan_job_name(config, leg), artifacts=leg.platform in optional) for leg in plan.legs
+        ]
+    return needs
 
 
 def _resource_group(config: Config) -> str:
@@ -193,8 +211,7 @@ def _merge_job(config: Config, plan: Plan, command: MergeCommand) -> Job | None:
         stage=config.ci.gitlab.merge_stage,
         image=config.ci.gitlab_python_image,
         tags=list(config.ci.merge_runner_labels),
-        needs=[Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs]
-        + [Need(job=scan_job_name(config, leg), artifacts=False) for leg in plan.legs if config.scan],
+        needs=_publish_needs(config, plan),
         rules=rules,
         interruptible=False,
         timeout=_timeout(config.ci.merge_timeout_minutes),
@@ -234,8 +251,7 @@ def _preview_jobs(config: Config, plan: Plan) -> dict[str, Job]:
             stage=gitlab.merge_stage,
             image=config.ci.gitlab_python_image,
             tags=list(config.ci.merge_runner_labels),
-            needs=[Need(job=build_job_name(config, leg), artifacts=True) for leg in plan.legs]
-            + [Need(job=scan_job_name(config, leg), artifacts=False) for leg in plan.legs if config.scan],
+            needs=_publish_needs(config, plan),
             rules=preview_rules(config.ci, "preview"),
             interruptible=False,
             timeout=_timeout(config.ci.merge_timeout_minutes),
@@ -293,7 +309,7 @@ def build_pipeline(config: Config, plan: Plan) -> Pipeline:
     command = gitlab_merge_command(config, plan)
     jobs = {build_job_name(config, leg): _build_job(config, leg, command) for leg in plan.legs}
     if config.scan is not None:
-        jobs |= {scan_job_name(config, leg): _scan_job(config, leg) for leg in plan.legs}
+        jobs |= {scan_job_name(config, leg): _scan_job(config, leg, command) for leg in plan.legs}
     merge = _merge_job(config, plan, command)
     if merge is not None:
         jobs[merge_job_name(config)] = merge

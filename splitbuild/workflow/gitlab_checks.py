@@ -15,6 +15,11 @@ allow-list, writing GitLab's container-scanning report (``artifacts:reports:cont
 trivy's ``gitlab.tpl`` template) and printing the number of findings. A finding at or above the
 threshold fails the scan job; the merge job ``needs:`` every scan job, so nothing is merged. Only
 trivy writes that report: ``[scan] scanner = "grype"`` is refused for GitLab.
+
+An optional leg's scan job may fail (``allow_failure``): it writes its verdict into a ``dotenv``
+report (``<digest variable>_SCAN=passed`` or ``failed``) and the merge job drops that leg's digest
+unless the verdict says passed (:func:`scan_gate`), so an image whose scan found something, or
+that was never scanned, is left out like a leg whose build failed.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ __all__ = [
     "buildah_check_items",
     "buildx_check_items",
     "check_scan_support",
+    "scan_dotenv",
+    "scan_gate",
     "scan_report",
     "scan_script",
     "scan_variables",
+    "scan_verdict_variable",
     "test_words",
 ]
 
@@ -60,6 +68,25 @@ def archive_file(leg: Leg) -> str:
 def scan_report(leg: Leg) -> str:
     """The scan job's container-scanning report."""
     return f"gl-container-scanning-report-{leg.pair}.json"
+
+
+def scan_dotenv(leg: Leg) -> str:
+    """The dotenv report in which an optional leg's scan job hands its verdict to the merge job."""
+    return f"splitbuild-scan-{leg.pair}.env"
+
+
+def scan_verdict_variable(digest_variable: str) -> str:
+    """The dotenv variable of a scan's verdict, named after the digest variable it gates."""
+    return f"{digest_variable}_SCAN"
+
+
+def scan_gate(digest_variables: Sequence[str]) -> str:
+    """Merge-job lines that drop each of ``digest_variables`` (optional legs' digests) unless its
+    scan job reported ``passed``: a digest whose scan failed or never ran is left out."""
+    return "".join(
+        f'if [ "${{{scan_verdict_variable(name)}:-}}" != passed ]; then unset {name}; fi\n'
+        for name in digest_variables
+    )
 
 
 def test_words(config: Config, leg: Leg) -> tuple[dict[str, str], list[str]]:
@@ -133,9 +160,10 @@ def scan_variables(config: Config, leg: Leg) -> dict[str, str]:
     return variables
 
 
-def scan_script(config: Config, leg: Leg) -> list[str]:
+def scan_script(config: Config, leg: Leg, verdict: str | None = None) -> list[str]:
     """``trivy image --input`` of the leg's archive into the report, the findings printed; the job
-    fails at the threshold."""
+    fails at the threshold. ``verdict``: the variable that carries the outcome to the merge job
+    (optional legs), written to :func:`scan_dotenv` either way."""
     scan = config.scan
     assert scan is not None
     report = scan_report(leg)
@@ -149,10 +177,15 @@ def scan_script(config: Config, leg: Leg) -> list[str]:
         options.append('--ignorefile "$SPLITBUILD_ALLOW_LIST"')
     options.append(f'--format template --template "@/contrib/gitlab.tpl" --output {report}')
     command = "trivy image" + "".join(f" \\\n  {option}" for option in options)
+    outcome = ""
+    if verdict is not None:
+        outcome = (
+            'if [ "$status" = 0 ]; then verdict=passed; else verdict=failed; fi\n'
+            f"printf '{verdict}=%s\\n' \"$verdict\" > {scan_dotenv(leg)}\n"
+        )
     return [
         "status=0\n" + command + " || status=$?\n",
         f"findings=$( (grep -o '\"identifiers\"' {report} 2>/dev/null || true) | wc -l | tr -d ' ')\n"
         'echo "splitbuild: $SPLITBUILD_PLATFORM: ${findings:-0} finding(s) at or above '
-        '$SPLITBUILD_SEVERITY (trivy)"\n'
-        'exit "$status"\n',
+        '$SPLITBUILD_SEVERITY (trivy)"\n' + outcome + 'exit "$status"\n',
     ]

@@ -22,7 +22,7 @@ from splitbuild.auth.environment import registry_env_prefix
 from splitbuild.config import DOCKER_HUB, Config, LoginConfig
 from splitbuild.planner import Leg
 from splitbuild.workflow.attestations import image_output_options, provenance_setting
-from splitbuild.workflow.gitlab_checks import buildah_check_items, buildx_check_items
+from splitbuild.workflow.gitlab_checks import buildah_check_items, buildx_check_items, scan_gate
 from splitbuild.workflow.gitlab_rules import PUSH_VARIABLE
 from splitbuild.workflow.merge_step import MergeCommand
 from splitbuild.workflow.previews import cleanup_script
@@ -413,7 +413,8 @@ def preview_stop_script(config: Config) -> JobScript:
 
 def merge_script(config: Config, command: MergeCommand) -> JobScript:
     """The merge job: install splitbuild, check every digest arrived, hand the registry
-    credentials to splitbuild (``SPLITBUILD_AUTH_<REGISTRY>_*``), merge, and publish the index
+    credentials to splitbuild (``SPLITBUILD_AUTH_<REGISTRY>_*``), drop the digests of optional legs
+    whose scan did not pass (with ``[scan]``), merge, and publish the index
     digest as ``SPLITBUILD_DIGEST`` in a dotenv report (with optional platforms, the ones left out
     as ``SPLITBUILD_LEFT_OUT``)."""
     variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install, **command.env}
@@ -424,5 +425,7 @@ def merge_script(config: Config, command: MergeCommand) -> JobScript:
     script = [_MERGE_INSTALL]
     if credentials:
         script.append("".join(f"{line}\n" for line in credentials))
+    if config.scan is not None and command.optional:  # an optional leg's image must have passed its scan
+        script.append(scan_gate([command.digest_env[platform] for platform in command.optional]))
     script += [merge, f"cat {MERGE_JSON}\n", _MERGE_DIGEST_LEFT_OUT if command.optional else _MERGE_DIGEST]
     return JobScript(variables, script)
