@@ -52,7 +52,9 @@ class LatencyProxy(LoopThreadServer):
                 self._pipe(up_reader, client_writer, count=False),
                 return_exceptions=True,
             )
-        except asyncio.CancelledError:  # stopped with the client's connection still open (keep-alive)
+        except asyncio.CancelledError:
+            # Stopped with the client's connection still open (keep-alive). Not re-raised: at the
+            # loop's shutdown asyncio's stream callback would log each one as an error.
             client_writer.close()
             up_writer.close()
 

@@ -413,14 +413,20 @@ INDEX = {"Accept": "application/vnd.oci.image.index.v1+json"}
 
 
 async def _merge_as(
-    server: RegistryServer, account: tuple[str, str], tags: list[str], digests: list[str], *, dry_run: bool
+    server: RegistryServer,
+    account: tuple[str, str],
+    tags: list[str],
+    digests: list[str],
+    *,
+    dry_run: bool,
+    repository: str = "acme/merged",
 ) -> None:
     from splitbuild.client import Client as SplitbuildClient
     from splitbuild.merge import merge, merge_options
 
     keychain = StaticKeychain({server.host: Credential(*account)})
     async with SplitbuildClient(keychain=keychain, env={}) as client:
-        options = merge_options([f"{server.host}/acme/merged:{t}" for t in tags], digests)
+        options = merge_options([f"{server.host}/{repository}:{t}" for t in tags], digests)
         await merge(client, options, dry_run=dry_run)
 
 
@@ -488,3 +494,46 @@ async def test_copy_and_tag_ask_their_destination_for_push_from_the_start(
     assert destination, token_log.requests
     # no token for the destination is ever pull alone: its reads carry the push its writes need
     assert all("repository:acme/copy-dst:pull,push" in scopes for scopes in destination), destination
+
+
+@pytest.mark.anyio
+async def test_a_token_service_refusing_the_push_scope_still_serves_the_reads(
+    token_registry: RegistryServer, tokens: TokenServer
+) -> None:
+    """Some token services refuse a token asking for more than the account may do (instead of
+    granting what it may). A pull-only account's copy that turns out to write nothing then still
+    succeeds (its reads fall back to pull alone); its merge is refused (exit 6), nothing written."""
+    from splitbuild.client import Client as SplitbuildClient
+    from splitbuild.ops import copy
+    from tests.images import make_image, push_all
+
+    host = token_registry.host
+    as_alice = StaticKeychain({host: Credential(*ALICE)})
+    async with SplitbuildClient(keychain=as_alice, env={}) as client:
+        digests = await push_all(
+            client,
+            f"{host}/acme/strict",
+            [make_image(p, seed="strict") for p in ("linux/amd64", "linux/arm64")],
+        )
+        await copy(client, f"{host}/acme/strict@{digests[0]}", f"{host}/acme/strict:v1")
+    as_reader = StaticKeychain({host: Credential(*READER)})
+    tokens.strict = True
+    tokens.reset()
+    try:
+        async with SplitbuildClient(keychain=as_reader, env={}) as client:
+            result = await copy(client, f"{host}/acme/strict@{digests[0]}", f"{host}/acme/strict:v1")
+        assert result.to_dict()["digest"] == digests[0]
+        asked = [(e.account, e.scopes) for e in tokens.requests]
+        assert asked[0] == ("reader", ("repository:acme/strict:pull,push",))  # refused: 403
+        assert ("reader", ("repository:acme/strict:pull",)) in asked[1:]
+        assert all(scopes != ("repository:acme/strict:pull,push",) for _, scopes in asked[1:])
+        with pytest.raises(AuthError):
+            await _merge_as(token_registry, READER, ["v2"], digests, dry_run=False, repository="acme/strict")
+    finally:
+        tokens.strict = False
+    reader = make_client(token_registry, Credential(*READER))
+    async with reader.http:
+        got = await reader.send(
+            "HEAD", "/v2/acme/strict/manifests/v2", ("repository:acme/strict:pull",), headers=INDEX
+        )
+    assert got.status_code == 404

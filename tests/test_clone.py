@@ -93,6 +93,8 @@ def test_conformance_tests_pass_in_a_clone_with_nothing_beside_it(tmp_path: Path
             str(REPO.parent.resolve()),
             str(report),
             "-q",
+            "-n",
+            "0",  # one process: xdist's workers are new interpreters, without the audit hook
             "-p",
             "no:cacheprovider",
             f"--basetemp={tmp_path / 'pytest-tmp'}",

@@ -77,6 +77,9 @@ class TokenServer:
     service: str = SERVICE
     requests: list[TokenRequestLog] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
+    strict: bool = False
+    """Refuse (403) a token asking for actions the account may not have, instead of granting the
+    ones it may: what some token services did (notaryproject/notary#594)."""
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -213,6 +216,9 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             return server.users.get(user) == password and user in server.users, user
 
         def _grant(self, account: str | None, scopes: list[str], refresh: str | None) -> None:
+            if server.strict and any(_overreaches(server, account, scope) for scope in scopes):
+                self._reply(403, {"errors": [{"code": "DENIED", "message": "requested access not allowed"}]})
+                return
             token = server.issue(account, scopes)
             body: dict[str, Any] = {
                 "token": token,
@@ -275,6 +281,13 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             self._grant(account, scopes, refresh)
 
     return Handler
+
+
+def _overreaches(server: TokenServer, account: str | None, scope: str) -> bool:
+    kind, _, rest = scope.partition(":")
+    name, _, actions = rest.rpartition(":")
+    wanted = actions.split(",")
+    return len(server.allowed(account, kind, name, wanted)) < len(wanted)
 
 
 def start_token_server(root: Path, **kwargs: Any) -> TokenServer:

@@ -13,7 +13,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from splitbuild.errors import InvalidManifest, RegistryError, SplitbuildError
+from splitbuild.errors import AuthError, InvalidManifest, RegistryError, SplitbuildError
 from splitbuild.reference import Reference
 from splitbuild.store.registry.transport import (
     ERROR_BODY_LIMIT,
@@ -113,10 +113,29 @@ class Endpoint:
         size: int = 0,
     ) -> httpx.Response:
         """One request to this repository's registry, not retried (:meth:`RegistryTransport.send`:
-        ``stream`` leaves the body to the caller, ``size`` is the blob bytes it moves)."""
+        ``stream`` leaves the body to the caller, ``size`` is the blob bytes it moves).
+
+        A read that asked for push too (a repository the run will write) and was refused is sent
+        again asking for pull alone, and this repository's reads ask for pull alone from then on:
+        some token services refuse a token with more than the account may do instead of granting
+        what it may (so a run that turns out to write nothing still succeeds; a write is refused)."""
+        request = self.client.build(method, url, headers=headers, content=content)
+        try:
+            return await self.client.send(
+                request, registry=self.ref.registry, scopes=scopes, what=what, stream=stream, size=size
+            )
+        except AuthError:
+            widened = (
+                method in ("GET", "HEAD")
+                and tuple(scopes) == self.push
+                and self.ref.name in self.client.written
+            )
+            if not widened:
+                raise
+        self.client.written.discard(self.ref.name)
         request = self.client.build(method, url, headers=headers, content=content)
         return await self.client.send(
-            request, registry=self.ref.registry, scopes=scopes, what=what, stream=stream, size=size
+            request, registry=self.ref.registry, scopes=self._pull, what=what, stream=stream, size=size
         )
 
     def check_listing(self, what: str, pages: int, entries: int) -> None:
