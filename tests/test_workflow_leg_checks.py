@@ -53,6 +53,15 @@ severity = "critical"
 [ci.gitlab]
 builder = "buildah"
 """,
+    "optional-scan": """
+[image]
+names = ["registry.gitlab.com/acme/app"]
+platforms = ["linux/amd64", "linux/arm64"]
+optional-platforms = ["linux/arm64"]
+[scan]
+[ci.gitlab]
+builder = "buildah"
+""",
     "test-only": GITLAB_BASE + '[test]\ncommand = "true"\n',
 }
 
