@@ -602,3 +602,34 @@ def test_an_optional_leg_whose_scan_finds_something_is_left_out(
     ]
     assert TEST_PASSWORD not in out
     _no_leftovers(storage)
+
+
+def test_an_optional_leg_whose_build_fails_is_left_out_with_scans_on(
+    auth_registry: RegistryServer, rootfs: Path, storage: dict[str, str], tmp_path: Path
+) -> None:
+    """With ``[scan]``, an optional leg whose build fails has nothing to scan: its scan job fails
+    too (``allow_failure``), and the merge publishes amd64 alone."""
+    repository = "acme/hello-gitlab-optional-build-scan"
+    image = f"{auth_registry.host}/{repository}"
+    project = _project(
+        tmp_path / "project",
+        rootfs,
+        image,
+        auth_registry,
+        list(MACHINE),
+        optional=["linux/arm64"],
+        extra_config='[scan]\nseverity = "high"\n',
+        extra_dockerfile='RUN [ "$(uname -m)" != aarch64 ]\n',
+    )
+    result = _run(project, storage, {}, extra_path=STAND_INS)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    assert "WARN  splitbuild:build:linux/arm64" in out, out[-4000:]
+    assert "PASS  splitbuild:merge" in out, out[-4000:]
+    merged = json.loads((project / "splitbuild-merge.json").read_text())
+    assert merged["leftOut"] == ["linux/arm64"]
+    index = _index(auth_registry, repository, "main")
+    assert [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"]] == [
+        "linux/amd64"
+    ]
+    _no_leftovers(storage)

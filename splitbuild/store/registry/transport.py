@@ -338,7 +338,8 @@ class RegistryTransport:
         too (``pull,push``), so one token serves the reads and the writes (as crane and regclient
         ask for a write target's token), instead of a second token fetch between them. A token
         service grants what the account may do (a pull-only account still reads), and the write is
-        refused as before."""
+        refused as before; one that refuses the whole request gets the read again for pull alone
+        (:meth:`~splitbuild.store.registry.endpoint.Endpoint.send`)."""
         self.written.update(ref.repo().name for ref in refs)
 
     def base_url(self, ref: Reference) -> str:
