@@ -10,7 +10,7 @@ escaping is a bug. The tree::
     │   ├── InvalidDigest (ValueError)
     │   ├── InvalidManifest
     │   └── ConfigError
-    ├── NotFound                          exit 4   manifest, blob, tag or file that does not exist
+    ├── NotFound                          exit 4   manifest, blob or tag that does not exist
     ├── RegistryError                     exit 5   the registry or the network failed (after retries)
     │   └── AuthError                     exit 6   credentials refused, scope denied
     ├── VerificationError                 exit 7   digest mismatch, platform set mismatch

@@ -141,8 +141,11 @@ print(json.dumps({"digest": os.environ["STUB_INDEX_DIGEST"], "tags": [], "leftOu
 _PYTHON = """\
 import json, os, sys
 if sys.argv[1:3] == ["-m", "pip"]:
+    args = sys.argv[3:]
+    # the requirements files a call reads (the job removes them when it ends)
+    files = [open(args[i + 1]).read() for i, arg in enumerate(args[:-1]) if arg == "-r"]
     with open(os.environ["STUB_LOG"], "a") as log:
-        log.write(json.dumps({"tool": "pip", "args": sys.argv[3:]}) + "\\n")
+        log.write(json.dumps({"tool": "pip", "args": args, "files": files}) + "\\n")
     sys.exit(0)
 os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 """

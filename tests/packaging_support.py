@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 WHEELHOUSE = REPO / "build" / "wheelhouse"
+LOCKED_WHEELS = REPO / "tests" / "actions" / ".cache" / "wheels"
+"""The merge job's hash-locked closure, as wheels (``tests/actions/prepare.py`` downloads them)."""
 
 
 def wheelhouse() -> Path:
@@ -52,3 +55,35 @@ def copy_tree(dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
     return dest
+
+
+def locked_wheels() -> Path:
+    """:data:`LOCKED_WHEELS`, which ``.ci/install`` fills."""
+    assert any(LOCKED_WHEELS.glob("pydantic_core-*.whl")), "no wheels: run python3 tests/actions/prepare.py"
+    return LOCKED_WHEELS
+
+
+def build_wheel(out: Path) -> Path:
+    """This checkout's splitbuild as a wheel in ``out`` (what ``[ci] install = "splitbuild==X"``
+    finds), built offline from a copy of the tree: setuptools writes ``build/`` and the egg-info
+    beside the sources, and other test workers may be building at the same time."""
+    tree = copy_tree(out / "tree")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(tree),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    shutil.rmtree(tree)
+    return out

@@ -36,6 +36,7 @@ from splitbuild.workflow.github import render_workflow
 from splitbuild.workflow.pins import all_pins
 from tests.action_parser import NODE_MODULES, require_toolkit
 from tests.constants import TEST_PASSWORD, TEST_USER
+from tests.packaging_support import build_wheel, locked_wheels
 from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer
 
@@ -44,7 +45,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 REPO = Path(__file__).resolve().parent.parent
 ACTIONS = REPO / "tests" / "actions"
-WHEELS = ACTIONS / ".cache" / "wheels"
 HELLO = REPO / "examples" / "hello"
 STAND_INS = {
     "actions/checkout": "checkout",
@@ -220,7 +220,7 @@ def run_act(
         "--env",
         "PIP_NO_INDEX=1",
         "--env",
-        f"PIP_FIND_LINKS={WHEELS} {extra_links}",
+        f"PIP_FIND_LINKS={locked_wheels()} {extra_links}",
         "--env",
         f"SPLITBUILD_TEST_NODE_MODULES={NODE_MODULES}",
         "--env",
@@ -319,26 +319,8 @@ def _payload(ref: str, pull_request: bool = False, head_repo: str = "", action: 
 def splitbuild_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This checkout's splitbuild as a wheel (what ``[ci] install = "splitbuild==X"`` finds)."""
     require_toolkit()
-    assert any(WHEELS.glob("pydantic_core-*.whl")), "no wheelhouse: run python3 tests/actions/prepare.py"
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return out
+    locked_wheels()
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @dataclass

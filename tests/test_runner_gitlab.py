@@ -1,7 +1,8 @@
 """The generated GitLab pipeline run by a real CI runner: ``gitlab-ci-local`` (npm, 4.73.0) with
 ``--force-shell-executor``, the ``.gitlab-ci.yml`` exactly as ``splitbuild generate`` writes it,
 real buildah (linux/amd64 natively, linux/arm64 under qemu-user-static), the real merge job
-(``splitbuild merge`` from this checkout) and the test registry with htpasswd auth.
+(its own venv, the hash-locked closure and a wheel of this checkout, installed offline as the job
+installs them; then ``splitbuild merge``) and the test registry with htpasswd auth.
 
 Nothing is stubbed. gitlab-ci-local runs shell jobs on this machine, so the events are set the
 way it allows: ``CI_PIPELINE_SOURCE`` (and for tags ``CI_COMMIT_TAG``) as ``--variable``; it sets
@@ -30,9 +31,11 @@ from typing import Any
 
 import pytest
 
+from splitbuild import __version__
 from splitbuild.tags import Inputs, compute_metadata, parse_rule_lines
 from splitbuild.tags.schema import Context
 from tests.constants import TEST_PASSWORD, TEST_USER
+from tests.packaging_support import build_wheel, locked_wheels
 from tests.qemu import ensure_emulation
 from tests.registry_server import RegistryServer
 
@@ -135,16 +138,29 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest / "rootfs" if (dest / "rootfs").is_dir() else dest
 
 
+@pytest.fixture(scope="module")
+def splitbuild_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's splitbuild as a wheel, which the merge jobs install (``splitbuild==X``)."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
 @pytest.fixture
-def storage(tmp_path: Path) -> dict[str, str]:
-    """A buildah store of its own (vfs), so these runs share nothing with other tests."""
+def storage(tmp_path: Path, splitbuild_wheel: Path) -> dict[str, str]:
+    """A buildah store of its own (vfs), so these runs share nothing with other tests; and pip
+    offline for the merge jobs' installs: the hash-locked closure and the splitbuild wheel."""
     conf = tmp_path / "storage.conf"
     conf.write_text(
         f'[storage]\ndriver = "vfs"\ngraphroot = "{tmp_path / "graph"}"\nrunroot = "{tmp_path / "runroot"}"\n'
     )
     runtime = tmp_path / "xdg-runtime"
     runtime.mkdir()
-    return {"CONTAINERS_STORAGE_CONF": str(conf), "XDG_RUNTIME_DIR": str(runtime)}
+    return {
+        "CONTAINERS_STORAGE_CONF": str(conf),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": f"{locked_wheels()} {splitbuild_wheel}",
+    }
 
 
 def _project(
@@ -211,11 +227,11 @@ def _run(
     env = {
         **os.environ,
         **storage,
-        "PYTHONPATH": str(REPO),
         "PATH": path,
         "GCL_IGNORE_PREDEFINED_VARS": "GITLAB_CI,CI_PROJECT_ID",
     }
     env.pop("REGISTRY_AUTH_FILE", None)
+    env.pop("PYTHONPATH", None)  # the merge jobs run the splitbuild they install
     return subprocess.run(
         argv, cwd=project, env=env, capture_output=True, text=True, timeout=300, check=False
     )
@@ -305,6 +321,13 @@ def test_push_merge_request_tag_and_web_pipelines(
 
     result = _run(project, storage, {})
     _passed(result, *builds, "splitbuild:merge")
+    # the merge ran the splitbuild it installed: the wheel, after the locked closure and pip check
+    merge_log = [line for line in result.stdout.splitlines() if line.startswith("splitbuild:merge ")]
+    installed = [line for line in merge_log if "Successfully installed" in line]
+    assert len(installed) == 2, merge_log
+    assert "pydantic-core-" in installed[0]
+    assert installed[1].split("Successfully installed")[1].split() == [f"splitbuild-{__version__}"]
+    assert any("No broken requirements found." in line for line in merge_log), merge_log
     push_env = {"CI_COMMIT_SHA": sha, "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}
     expected = _expected_tags(image, {**push_env, "CI_DEFAULT_BRANCH": "main"})
     assert expected == {"main", f"sha-{sha[:7]}"}

@@ -31,6 +31,7 @@ from splitbuild.workflow.gitlab import (
     sign_job_name,
 )
 from splitbuild.workflow.gitlab_scripts import DEFAULT_BINFMT_IMAGE, logins
+from splitbuild.workflow.install_lock import requirements_text
 from splitbuild.workflow.merge_step import merge_argv
 from tests.gitlab_support import Run, evaluate, job_variables, run_job
 
@@ -635,6 +636,37 @@ def local_image(run: Run) -> str:
     return str(build["args"][build["args"].index("--tag") + 1])
 
 
+def _assert_locked_install(run: Run, config: Config) -> None:
+    """The job installed as the GitHub merge job does: into a venv of its own (removed when the job
+    ended), the hash-locked closure, then ``[ci] install`` without dependencies, then ``pip check``."""
+    calls = run.tool("pip")
+    assert len(calls) == 3, calls
+    python = calls[0]["args"][1]
+    venv = Path(python).parent.parent
+    common = ["--python", python, "--disable-pip-version-check", "--no-input"]
+    assert python == f"{venv}/bin/python"
+    assert venv.name.startswith("splitbuild-venv.")
+    assert [call["args"][: len(common)] for call in calls] == [common] * 3
+    lock, install, check = (call["args"][len(common) :] for call in calls)
+    assert lock == [
+        "install",
+        "--no-compile",
+        "--require-hashes",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-r",
+        f"{venv}/lock.txt",
+    ]
+    assert install == ["install", "--no-compile", "--no-deps", "-r", f"{venv}/install.txt"]
+    assert check == ["check"]
+    assert [call["files"] for call in calls] == [
+        [requirements_text() + "\n"],
+        [config.ci.install + "\n"],
+        [],
+    ]
+    assert not venv.exists(), "the job's venv outlived it"
+
+
 def _run_build(
     config: Config, pipeline: dict[str, Any], leg: Leg, env: dict[str, str], tmp_path: Path, digest: str
 ) -> Run:
@@ -827,15 +859,7 @@ def test_digests_travel_from_build_jobs_to_the_merge_command(
     index_digest = "sha256:" + "f0" * 32
     run = run_job(merge, workdir, {**CI_ENV, **env, **dotenv, "STUB_INDEX_DIGEST": index_digest})
     assert run.returncode == 0, run.stderr
-    assert [c["args"] for c in run.tool("pip")] == [
-        [
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--root-user-action=ignore",
-            config.ci.install,
-        ]
-    ]
+    _assert_locked_install(run, config)
     (call,) = run.tool("splitbuild")
     expected = merge_argv(config, digests, the_plan)
     insecure = [w for host in config.ci.gitlab.insecure_registries for w in ("--insecure-registry", host)]

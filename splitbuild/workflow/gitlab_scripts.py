@@ -24,6 +24,7 @@ from splitbuild.planner import Leg
 from splitbuild.workflow.attestations import image_output_options, provenance_setting
 from splitbuild.workflow.gitlab_checks import buildah_check_items, buildx_check_items, scan_gate
 from splitbuild.workflow.gitlab_rules import PUSH_VARIABLE
+from splitbuild.workflow.install_lock import requirements_text
 from splitbuild.workflow.merge_step import MergeCommand
 from splitbuild.workflow.previews import cleanup_script
 
@@ -70,10 +71,28 @@ until docker info >/dev/null 2>&1; do
   sleep 1
 done
 """
-_MERGE_INSTALL = (
-    "python -m pip install --disable-pip-version-check --no-input --root-user-action=ignore "
-    '"$SPLITBUILD_INSTALL"\n'
-)
+# The merge (and preview) jobs install as the GitHub merge job does (:mod:`.install_lock`): into a
+# fresh venv of their own (any executor: a shell runner's Python is never touched, and the venv is
+# removed when the job ends), the hash-locked dependencies first, then [ci] install without
+# dependencies (a requirements file, so it may carry --hash), then pip check; the image's pip
+# installs into the venv (--python, pip 22.3 or newer), nothing byte-compiled up front.
+_MERGE_INSTALL = """\
+SPLITBUILD_VENV=$(mktemp -d "${TMPDIR:-/tmp}/splitbuild-venv.XXXXXXXX")
+trap 'rm -rf "$SPLITBUILD_VENV"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+python -m venv --without-pip "$SPLITBUILD_VENV"
+printf '%s\\n' "$SPLITBUILD_LOCK" > "$SPLITBUILD_VENV/lock.txt"
+printf '%s\\n' "$SPLITBUILD_INSTALL" > "$SPLITBUILD_VENV/install.txt"
+splitbuild_pip() {
+  python -m pip --python "$SPLITBUILD_VENV/bin/python" --disable-pip-version-check --no-input "$@"
+}
+splitbuild_pip install --no-compile --require-hashes --no-deps --only-binary=:all: \\
+  -r "$SPLITBUILD_VENV/lock.txt"
+splitbuild_pip install --no-compile --no-deps -r "$SPLITBUILD_VENV/install.txt"
+splitbuild_pip check
+export PATH="$SPLITBUILD_VENV/bin:$PATH"
+"""
 _MERGE_DIGEST = (
     'python -c \'import json, sys; print("SPLITBUILD_DIGEST=" + json.load(sys.stdin)["digest"])\''
     f" < {MERGE_JSON} > {MERGE_DOTENV}\n"
@@ -397,10 +416,15 @@ def _credentials(config: Config, variables: dict[str, str]) -> list[str]:
     return credentials
 
 
+def _install_variables(config: Config) -> dict[str, str]:
+    """What :data:`_MERGE_INSTALL` installs: the hash-locked closure and ``[ci] install``."""
+    return {_PREFIX + "INSTALL": config.ci.install, _PREFIX + "LOCK": requirements_text()}
+
+
 def preview_stop_script(config: Config) -> JobScript:
     """The preview's stop job (``[ci] previews``): install splitbuild, hand over the credentials,
     and delete ``mr-<iid>`` in every image repository (:data:`~.previews.CLEANUP_SCRIPT`)."""
-    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install}
+    variables = {"GIT_STRATEGY": "none", **_install_variables(config)}
     for index, name in enumerate(config.image.names, start=1):
         variables[f"{_PREFIX}IMAGE_{index}"] = name
     credentials = _credentials(config, variables)
@@ -417,7 +441,7 @@ def merge_script(config: Config, command: MergeCommand) -> JobScript:
     whose scan did not pass (with ``[scan]``), merge, and publish the index
     digest as ``SPLITBUILD_DIGEST`` in a dotenv report (with optional platforms, the ones left out
     as ``SPLITBUILD_LEFT_OUT``)."""
-    variables = {"GIT_STRATEGY": "none", _PREFIX + "INSTALL": config.ci.install, **command.env}
+    variables = {"GIT_STRATEGY": "none", **_install_variables(config), **command.env}
     credentials = _credentials(config, variables)
     hosts = config.ci.gitlab.insecure_registries
     insecure = [word for host in hosts for word in ("--insecure-registry", host)]
