@@ -12,6 +12,7 @@ as in build-push-action. Every error names the file, the key and what is allowed
 
 from __future__ import annotations
 
+import posixpath
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -105,9 +106,16 @@ def _actions_name(value: str, what: str) -> str:
 
 
 def _relative_path(value: str, what: str) -> str:
+    """``value`` if it names a path inside the repository: relative, and not leading out of the
+    top with ``..`` once normalised (``docker/../Dockerfile`` is fine, ``../Dockerfile`` is not)."""
     _one_line(value, what)
     if not value or value.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", value):
         raise ValueError(f"{what} {value!r} must be a relative path inside the repository")
+    normalised = posixpath.normpath(value.replace("\\", "/"))
+    if normalised == ".." or normalised.startswith("../"):
+        raise ValueError(
+            f"{what} {value!r} must be a relative path inside the repository (it leads out with '..')"
+        )
     return value
 
 
@@ -1078,3 +1086,16 @@ def find_config(start: Path, name: str = DEFAULT_CONFIG_NAME) -> Path | None:
         if (directory / ".git").exists() or directory.parent == directory:
             return None
         directory = directory.parent
+
+
+def repository_top(config_path: str | Path) -> Path:
+    """The top of the repository the config file ``config_path`` belongs to, found as
+    :func:`find_config` finds it (as git does): the nearest directory at or above the file's holding
+    ``.git``; the file's own directory when there is none. Absolute, symbolic links resolved."""
+    start = Path(config_path).absolute().parent.resolve()
+    directory = start
+    while not (directory / ".git").exists():
+        if directory.parent == directory:
+            return start
+        directory = directory.parent
+    return directory

@@ -61,6 +61,14 @@ InsecureOpt = Annotated[
     typer.Option("--insecure-registry", metavar="HOST", help="Allow plain HTTP to this registry host."),
 ]
 CaFileOpt = Annotated[Path | None, typer.Option("--ca-file", metavar="FILE", help="Extra CA bundle for TLS.")]
+NoCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Neither use nor update the blob location cache (as SPLITBUILD_BLOB_CACHE=0): "
+        "mount no blob from what it remembers.",
+    ),
+]
 JobsOpt = Annotated[
     int, typer.Option("--jobs", "-j", metavar="N", min=1, help="Operations in flight at once.")
 ]
@@ -92,12 +100,14 @@ PARAMETER_OPTIONS = {
     "allow_shrink": "--allow-shrink",
     "build_args": "--build-arg",
     "builder": "--builder",
+    "annotation_levels": "--annotation-levels",
     "ca_file": "--ca-file",
     "Context.from_file": "--context FILE",
     "digests_dir": "--digests-dir",
     "exclude": "--exclude",
     "force": "--force",
     "image": "--image",
+    "images": "--images",
     "include": "--include",
     "insecure": "--insecure-registry HOST",
     "jobs": "--jobs",
@@ -275,20 +285,27 @@ def split_commas(values: str | list[str] | None) -> list[str]:
     return [item.strip() for text in texts for item in text.split(",") if item.strip()]
 
 
-def make_client(insecure_registry: list[str] | None, ca_file: Path | None) -> Client:
-    """The library client for the registry options (``--insecure-registry``, ``--ca-file``)."""
+def make_client(
+    insecure_registry: list[str] | None, ca_file: Path | None, *, blob_cache: bool = True
+) -> Client:
+    """The library client for the registry options (``--insecure-registry``, ``--ca-file``;
+    ``blob_cache`` off with ``--no-cache``)."""
     from splitbuild.client import Client
 
-    return Client(insecure=insecure_registry or [], ca_file=ca_file, blob_cache=True)
+    return Client(insecure=insecure_registry or [], ca_file=ca_file, blob_cache=blob_cache)
 
 
 def run_with_client(
-    fn: Callable[[Client], Awaitable[T]], insecure_registry: list[str] | None, ca_file: Path | None
+    fn: Callable[[Client], Awaitable[T]],
+    insecure_registry: list[str] | None,
+    ca_file: Path | None,
+    *,
+    blob_cache: bool = True,
 ) -> T:
     """``run_async`` of ``fn(client)`` on a client for the registry options, closed afterwards."""
 
     async def with_client() -> T:
-        async with make_client(insecure_registry, ca_file) as client:
+        async with make_client(insecure_registry, ca_file, blob_cache=blob_cache) as client:
             return await fn(client)
 
     return run_async(with_client)

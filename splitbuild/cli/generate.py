@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,12 +56,12 @@ def init_command(
     """Write a commented starter splitbuild.toml (Dockerfile, image name and, for a GitLab.com
     remote, the GitLab provider detected)."""
     with handle_errors():
-        from splitbuild.errors import UsageError
+        from splitbuild.errors import Refused
         from splitbuild.platforms import normalize_platform
         from splitbuild.workflow import starter
 
         if path.exists() and not force:
-            raise UsageError(f"{path} already exists", hint="use --force to overwrite it")
+            raise Refused(f"{path} already exists; not overwriting it", hint="use --force to overwrite it")
         root = path.resolve().parent
         wanted = [normalize_platform(p) for p in platforms.split(",") if p.strip()]
         detected = None if image else starter.image_from_remote(starter.git_remote_url(root) or "")
@@ -151,22 +154,35 @@ def generate_command(
         provider = loaded.ci.provider
         ci_flag = ci is not None and ci != declared_provider(config)
         path = output if output is not None else Path(DEFAULT_OUTPUTS[provider])
-        files = generated_files(
-            loaded,
-            plan(loaded),
-            config_path=config,
-            output_path=path,
-            actionlint_config=actionlint_config,
-            ci_flag=ci_flag,
-        )
-        stale = _write_or_diff(files, check=check)
+        # The default outputs belong at the top of the config's repository, wherever the command
+        # runs from; an explicit --output is relative to here.
+        here = Path.cwd()
+        top = here if output is not None else _repository_top(config)
+
+        def shown(generated: Path) -> str:
+            return _shown(generated, top, here)
+
+        config_path = _relative_to(config, top)
+        lint_path = actionlint_config
+        if lint_path is not None and not lint_path.is_absolute():
+            lint_path = _relative_to(lint_path, top)
+        with _working_directory(top):
+            files = generated_files(
+                loaded,
+                plan(loaded),
+                config_path=config_path,
+                output_path=path,
+                actionlint_config=lint_path,
+                ci_flag=ci_flag,
+            )
+            stale = _write_or_diff(files, check=check, shown=shown)
         if not check:
             _print_settings(loaded)
         if stale:
             from splitbuild.errors import OutOfDate
 
             raise OutOfDate(
-                f"{', '.join(_posix(p) for p in stale)} out of date with {_posix(config)}",
+                f"{', '.join(stale)} out of date with {_posix(config)}",
                 hint="run: " + regenerate_command(_posix(config), _posix(path), provider, ci_flag=ci_flag),
             )
 
@@ -184,7 +200,15 @@ def _print_settings(loaded: Config) -> None:
     }[provider]
     environment = loaded.ci.environment
     if environment is not None and provider == "github":
-        where = f"the deployment environment {environment!r} (create it), or the {where}"
+        if loaded.ci.previews:
+            # The preview jobs run in no deployment environment (pull request refs do not pass its
+            # protection rules), so they see repository secrets and variables only.
+            where = (
+                f"the {where} (repository secrets and variables, not environment ones: the preview "
+                f"jobs of [ci] previews run outside the deployment environment {environment!r})"
+            )
+        else:
+            where = f"the deployment environment {environment!r} (create it), or the {where}"
     if not settings:
         sys.stderr.write("the workflow needs no secrets or variables beyond what the runner provides\n")
         return
@@ -195,31 +219,74 @@ def _print_settings(loaded: Config) -> None:
         sys.stderr.write(f"  {label:<16} {setting.name:<24} {setting.why}\n")
 
 
-def _write_or_diff(files: list[GeneratedFile], *, check: bool) -> list[Path]:
-    """Write each file that changed, or with ``check`` print a diff; the stale paths."""
+def _repository_top(config: Path) -> Path:
+    from splitbuild.config import repository_top
+
+    return repository_top(config)
+
+
+def _same_directory(one: Path, other: Path) -> bool:
+    return one.resolve() == other.resolve()
+
+
+@contextmanager
+def _working_directory(directory: Path) -> Iterator[None]:
+    """Run the block in ``directory``; the current directory is restored afterwards."""
+    here = Path.cwd()
+    if _same_directory(directory, here):
+        yield
+        return
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _relative_to(path: Path, top: Path) -> Path:
+    """``path`` (absolute or relative to the current directory) relative to ``top`` instead,
+    unchanged when ``top`` is the current directory: what the generated files name, so that they
+    read the same whichever directory ``generate`` ran from."""
+    if _same_directory(top, Path.cwd()):
+        return path
+    return Path(os.path.relpath(path.absolute().parent.resolve(), top.resolve())) / path.name
+
+
+def _shown(path: Path, top: Path, here: Path) -> str:
+    """``path`` (relative to ``top``) as the user, in ``here``, names it."""
+    if path.is_absolute() or _same_directory(top, here):
+        return _posix(path)
+    return Path(os.path.relpath(top.resolve() / path, here.resolve())).as_posix()
+
+
+def _write_or_diff(
+    files: list[GeneratedFile], *, check: bool, shown: Callable[[Path], str] = _posix
+) -> list[str]:
+    """Write each file that changed, or with ``check`` print a diff; the stale paths, as
+    ``shown`` names them (as do the diff and the messages)."""
     import difflib
 
     from splitbuild.workflow.files import existing_text
 
-    stale: list[Path] = []
+    stale: list[str] = []
     for file in files:
         path, content = file.path, file.text
         current = existing_text(path)
         if current == content:
             continue
         if check:
-            stale.append(path)
+            stale.append(shown(path))
             diff = difflib.unified_diff(
                 (current or "").splitlines(keepends=True),
                 content.splitlines(keepends=True),
-                fromfile=f"{_posix(path)} (on disk)",
-                tofile=f"{_posix(path)} (generated)",
+                fromfile=f"{shown(path)} (on disk)",
+                tofile=f"{shown(path)} (generated)",
             )
             sys.stdout.writelines(diff)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content, "utf-8")
-            sys.stderr.write(f"wrote {_posix(path)}\n")
+            sys.stderr.write(f"wrote {shown(path)}\n")
     return stale
 
 

@@ -14,6 +14,7 @@ from splitbuild.cli._common import (
     InsecureOpt,
     JobsOpt,
     JsonOpt,
+    NoCacheOpt,
     ReferrersOpt,
     fail,
     handle_errors,
@@ -158,6 +159,7 @@ def copy_command(
     json_output: JsonOpt = False,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Copy an image or a whole index byte for byte (digests preserved); skips what is there."""
     from splitbuild.cli.maintain_output import copy_progress, copy_report
@@ -179,7 +181,8 @@ def copy_command(
                 on_bytes=on_bytes,
             )
 
-    print_result(run_with_client(go, insecure_registry, ca_file), json_output, copy_report)
+    result = run_with_client(go, insecure_registry, ca_file, blob_cache=not no_cache)
+    print_result(result, json_output, copy_report)
 
 
 def tag_command(

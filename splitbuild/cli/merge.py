@@ -15,6 +15,7 @@ from splitbuild.cli._common import (
     DeleteDisplacedOpt,
     InsecureOpt,
     JsonOpt,
+    NoCacheOpt,
     handle_errors,
     make_client,
     print_json,
@@ -127,6 +128,7 @@ def merge_command(
     ] = False,
     insecure_registry: InsecureOpt = None,
     ca_file: CaFileOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Assemble the multi-arch index from per-platform digests and push it under every tag."""
     with handle_errors():
@@ -145,6 +147,7 @@ def merge_command(
                 _Policy(allow_shrink, allow_rollback, delete_displaced, referrers),
                 insecure_registry,
                 ca_file,
+                not no_cache,
             )
         )
         data = result.to_dict()
@@ -191,6 +194,7 @@ async def _merge(
     policy: _Policy,
     insecure_registry: list[str] | None,
     ca_file: Path | None,
+    blob_cache: bool,
 ) -> MergeResult:
     from splitbuild.errors import UsageError
     from splitbuild.merge import merge_options
@@ -224,7 +228,7 @@ async def _merge(
         allow_rollback=policy.allow_rollback,
         referrers=policy.referrers,
     )
-    async with make_client(insecure_registry, ca_file) as client:
+    async with make_client(insecure_registry, ca_file, blob_cache=blob_cache) as client:
         return await publish(client, options, delete_displaced=policy.delete_displaced, dry_run=dry_run)
 
 

@@ -78,15 +78,20 @@ def tags_command(
         import os
 
         from splitbuild.tags import Context, Inputs, compute_metadata, parse_rule_lines
+        from splitbuild.tags.images import parse_image_lines
+        from splitbuild.tags.validate import check_annotation_levels, check_image_names
 
+        image_lines = parse_rule_lines(images or [], name="--images")
+        check_image_names(parse_image_lines(image_lines))
+        levels = None if annotation_levels is None else check_annotation_levels(annotation_levels)
         context = Context.from_file(context_file) if context_file else Context.from_environment(os.environ)
         inputs = Inputs(
-            images=parse_rule_lines(images or [], name="--images"),
+            images=image_lines,
             tags=parse_rule_lines(tags or [], name="--tags"),
             flavor=parse_rule_lines(flavor or [], name="--flavor"),
             labels=parse_rule_lines(labels or [], name="--labels"),
             annotations=parse_rule_lines(annotations or [], name="--annotations"),
-            annotation_levels=annotation_levels.split(",") if annotation_levels else None,
+            annotation_levels=levels or None,
         )
         metadata = compute_metadata(inputs, context)
         if save_context is not None:

@@ -14,16 +14,28 @@ before ``splitbuild merge`` pushes anything.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 
-from splitbuild.errors import ConfigError
+from splitbuild.errors import ConfigError, shorten
+from splitbuild.platforms import normalize_platform
 from splitbuild.tags.evaluate import split_regex_literal
 from splitbuild.tags.flavor import Flavor
+from splitbuild.tags.images import Image
 from splitbuild.tags.jsregex import JsRegexError, compile_js_regex
 from splitbuild.tags.rules import RULE_KEYS, RuleType, TagRule
 from splitbuild.tags.template import TemplateError, compile_template
 
-__all__ = ["GLOBAL_NAMES", "PEP440_NAMES", "SCHEDULE_NAMES", "SEMVER_NAMES", "check_configuration"]
+__all__ = [
+    "ANNOTATION_LEVELS",
+    "GLOBAL_NAMES",
+    "PEP440_NAMES",
+    "SCHEDULE_NAMES",
+    "SEMVER_NAMES",
+    "check_annotation_levels",
+    "check_configuration",
+    "check_image_names",
+]
 
 _DATE_HELPERS = ("date", "commit_date")
 # What each template's scope holds (splitbuild.tags.expressions and splitbuild.tags.evaluate build
@@ -130,3 +142,47 @@ def check_configuration(
                 _check_template(entry, what, GLOBAL_NAMES)
             except TemplateError as exc:
                 raise ConfigError(f"{what} {entry!r}: {exc}") from None
+
+
+ANNOTATION_LEVELS = ("manifest", "index", "manifest-descriptor", "index-descriptor")
+"""The annotation levels buildx (and so docker/metadata-action's output) knows."""
+_PLATFORM_LEVELS = ("manifest", "manifest-descriptor")
+"""The levels that may name one platform, ``manifest[linux/arm64]``."""
+_LEVEL = r"(?P<level>[a-z-]+)(?:\[(?P<platform>[^\[\]]*)\])?"
+
+
+def check_image_names(images: Sequence[Image]) -> None:
+    """Refuse an ``--images`` name with a tag or digest: the tags are what the command computes,
+    so ``ghcr.io/acme/app:latest`` would print ``ghcr.io/acme/app:latest:pr-7``."""
+    for image in images:
+        last = image.name.rsplit("/", 1)[-1]  # a ':' before the last '/' is a registry port
+        if "@" in image.name or ":" in last:
+            raise ConfigError(
+                f"`images` {shorten(image.name)!r}: an image name has no tag or digest; "
+                "give the name alone (the tags come from the rules)"
+            )
+
+
+def check_annotation_levels(text: str) -> list[str]:
+    """The ``--annotation-levels`` list, each a level buildx knows (``manifest`` and
+    ``manifest-descriptor`` optionally with a platform: ``manifest[linux/arm64]``)."""
+    levels = [item.strip() for item in text.split(",")]
+    for level in levels:
+        match = re.fullmatch(_LEVEL, level)
+        name, platform = (match.group("level"), match.group("platform")) if match else (level, None)
+        if name not in ANNOTATION_LEVELS:
+            raise ConfigError(
+                f"`annotation_levels`: unknown level {shorten(level)!r} "
+                f"(expected {', '.join(ANNOTATION_LEVELS)}, comma-separated)"
+            )
+        if platform is not None:
+            if name not in _PLATFORM_LEVELS:
+                raise ConfigError(
+                    f"`annotation_levels`: level {shorten(level)!r}: only manifest and "
+                    "manifest-descriptor name a platform"
+                )
+            try:
+                normalize_platform(platform)
+            except ConfigError as exc:
+                raise ConfigError(f"`annotation_levels`: level {shorten(level)!r}: {exc.message}") from None
+    return levels

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splitbuild.config import Config
-from splitbuild.errors import UsageError
+from splitbuild.errors import Refused
 from splitbuild.planner import Plan
 
 __all__ = ["GeneratedFile", "existing_text", "generated_files"]
@@ -56,7 +56,7 @@ def generated_files(
 
         current = existing_text(output_path)
         if current is not None and not current.startswith(GENERATED_MARK):
-            raise UsageError(
+            raise Refused(
                 f"{output_text} exists and was not written by splitbuild; not overwriting it",
                 hint="write the split build to its own file (`output_path` .gitlab/splitbuild.yml) "
                 "and include it: include: [{local: .gitlab/splitbuild.yml}]",
